@@ -1,0 +1,398 @@
+"""Adapter over the Azure SDKs: read truth into model values, write one Change at a time.
+
+I/O only, no decisions: discover.py decides what to read and apply.py in which order to write.
+Every SDK call goes through ``errors.call`` so callers only ever see importer errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from importer.azure.clients import Clients
+from importer.azure.errors import arm_call, call, translate
+from importer.model import (
+    Account,
+    AccountRef,
+    ActualApi,
+    ActualBackend,
+    ApimRef,
+    ApimService,
+    ApiSpec,
+    BackendSpec,
+    Deployment,
+    NotFound,
+    PolicySpec,
+    ProductLinkSpec,
+    RoleAssignmentSpec,
+    Scope,
+)
+
+logger = logging.getLogger(__name__)
+
+ROLE_DEFINITION_PREFIX = "/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
+
+
+def _with_etag(pipeline_response: Any, deserialized: Any, headers: Any) -> tuple[Any, str | None]:
+    """``cls=`` hook: keep the entity and its ETag header (APIM returns it on GET)."""
+    etag = headers.get("ETag") if headers else None
+    return deserialized, etag
+
+
+def _s(value: Any) -> str:
+    """Enum or str → str (the SDK returns either, depending on the value)."""
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value))
+
+
+def _trailing_guid(role_definition_id: str) -> str:
+    return role_definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+# ---------------------------------------------------------------------------------------------
+# SDK object → model value
+
+
+def account_from_sdk(obj: Any, deployments: Iterable[Any] = ()) -> Account:
+    ref = AccountRef.parse(obj.id)
+    props = obj.properties
+    endpoints = tuple(sorted((props.endpoints or {}).items())) if props else ()
+    return Account(
+        ref=ref,
+        kind=_s(obj.kind),
+        endpoint=(props.endpoint or "") if props else "",
+        location=obj.location or "",
+        tags=tuple(sorted((obj.tags or {}).items())),
+        endpoints=endpoints,
+        deployments=tuple(sorted((deployment_from_sdk(d) for d in deployments), key=lambda d: d.name)),
+    )
+
+
+def deployment_from_sdk(obj: Any) -> Deployment:
+    props = obj.properties
+    model = props.model if props else None
+    return Deployment(
+        name=obj.name,
+        model_name=(model.name or "") if model else "",
+        model_format=(model.format or "") if model else "",
+        model_version=(model.version or "") if model else "",
+        sku=(obj.sku.name or "") if obj.sku else "",
+        provisioning_state=_s(props.provisioning_state) if props else "",
+    )
+
+
+def api_from_sdk(obj: Any, operations: Iterable[Any]) -> ApiSpec:
+    keys = obj.subscription_key_parameter_names
+    return ApiSpec(
+        api_id=obj.name,
+        display_name=obj.display_name or "",
+        description=obj.description or "",
+        path=obj.path or "",
+        service_url=obj.service_url or None,
+        protocols=tuple(sorted(_s(p) for p in (obj.protocols or ()))),
+        subscription_required=bool(obj.subscription_required),
+        key_header=(keys.header or "") if keys else "",
+        key_query=(keys.query or "") if keys else "",
+        operations=tuple(sorted((_s(o.method).upper(), o.url_template or "") for o in operations)),
+    )
+
+
+def backend_from_sdk(obj: Any) -> BackendSpec:
+    return BackendSpec(
+        backend_id=obj.name,
+        url=obj.url or "",
+        description=obj.description or "",
+        title=obj.title or "",
+        protocol=_s(obj.protocol),
+        circuit_breaker=bool(obj.circuit_breaker and obj.circuit_breaker.rules),
+    )
+
+
+def role_from_sdk(obj: Any) -> RoleAssignmentSpec:
+    return RoleAssignmentSpec(
+        name=obj.name,
+        scope=obj.scope or "",
+        role_definition_guid=_trailing_guid(obj.role_definition_id or ""),
+        principal_id=(obj.principal_id or "").lower(),
+        description=obj.description or "",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class AzureArm:
+    """Reads and writes through the real SDK clients (or the stand-in, via Clients)."""
+
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
+
+    # -- Cognitive Services ----------------------------------------------------------------------
+
+    def get_account(self, ref: AccountRef, *, with_deployments: bool = True) -> Account:
+        cs = self.clients.cognitive(ref.subscription)
+        obj = call(f"read account {ref}", lambda: cs.accounts.get(ref.resource_group, ref.name))
+        deps: list[Any] = []
+        if with_deployments:
+            deps = call(f"list deployments of {ref}",
+                        lambda: list(cs.deployments.list(ref.resource_group, ref.name)))
+        return account_from_sdk(obj, deps)
+
+    def list_deployments(self, ref: AccountRef) -> tuple[Deployment, ...]:
+        cs = self.clients.cognitive(ref.subscription)
+        deps = call(f"list deployments of {ref}",
+                    lambda: list(cs.deployments.list(ref.resource_group, ref.name)))
+        return tuple(sorted((deployment_from_sdk(d) for d in deps), key=lambda d: d.name))
+
+    def list_accounts(self, scope: Scope) -> list[Account]:
+        """Accounts in a scope, without deployments (one paged read per scope)."""
+        cs = self.clients.cognitive(scope.subscription)
+        with arm_call(f"list accounts in {scope.id}"):
+            if scope.resource_group:
+                items = list(cs.accounts.list_by_resource_group(scope.resource_group))
+            else:
+                items = list(cs.accounts.list())
+        out = []
+        for obj in items:
+            if _s(obj.kind) in ("OpenAI", "AIServices"):
+                out.append(account_from_sdk(obj))
+        return out
+
+    # -- API Management service ------------------------------------------------------------------
+
+    def get_apim(self, ref: ApimRef, *, check_cache: bool = False) -> ApimService:
+        client = self.clients.apim(ref.subscription)
+        obj = call(f"read APIM {ref.name}",
+                   lambda: client.api_management_service.get(ref.resource_group, ref.name))
+        identity = obj.identity
+        principal = None
+        if identity is not None and "SystemAssigned" in _s(identity.type) and identity.principal_id:
+            principal = identity.principal_id.lower()
+        has_cache = False
+        if check_cache:
+            caches = call(f"list caches of APIM {ref.name}",
+                          lambda: list(client.cache.list_by_service(ref.resource_group, ref.name)))
+            has_cache = bool(caches)
+        return ApimService(ref=ref, principal_id=principal, gateway_url=obj.gateway_url or "",
+                           has_external_cache=has_cache)
+
+    def enable_apim_identity(self, ref: ApimRef) -> None:
+        from azure.mgmt.apimanagement.models import (
+            ApiManagementServiceIdentity,
+            ApiManagementServiceUpdateParameters,
+        )
+
+        client = self.clients.apim(ref.subscription)
+        params = ApiManagementServiceUpdateParameters(
+            identity=ApiManagementServiceIdentity(type="SystemAssigned"))
+        with arm_call(f"turn on the system identity of APIM {ref.name}"):
+            client.api_management_service.begin_update(ref.resource_group, ref.name, params).result()
+
+    # -- APIs --------------------------------------------------------------------------------------
+
+    def get_api(self, apim: ApimRef, api_id: str) -> ActualApi | None:
+        from importer.render import owned_account
+
+        client = self.clients.apim(apim.subscription)
+        try:
+            obj, etag = call(f"read API {api_id}", lambda: client.api.get(
+                apim.resource_group, apim.name, api_id, cls=_with_etag))
+        except NotFound:
+            return None
+        ops = call(f"list operations of API {api_id}", lambda: list(
+            client.api_operation.list_by_api(apim.resource_group, apim.name, api_id)))
+        spec = api_from_sdk(obj, ops)
+        return ActualApi(spec=spec, etag=etag, owned=owned_account(spec.description) is not None)
+
+    def list_apis(self, apim: ApimRef) -> list[ApiSpec]:
+        """Every API (without operations): for path clashes and orphan search."""
+        client = self.clients.apim(apim.subscription)
+        items = call(f"list APIs of {apim.name}", lambda: list(
+            client.api.list_by_service(apim.resource_group, apim.name)))
+        return [api_from_sdk(o, ()) for o in items]
+
+    def put_api(self, apim: ApimRef, spec: ApiSpec, etag: str | None) -> None:
+        from azure.mgmt.apimanagement.models import (
+            ApiCreateOrUpdateParameter,
+            SubscriptionKeyParameterNamesContract,
+        )
+
+        client = self.clients.apim(apim.subscription)
+        params = ApiCreateOrUpdateParameter(
+            display_name=spec.display_name,
+            description=spec.description,
+            path=spec.path,
+            service_url=spec.service_url,
+            protocols=list(spec.protocols),
+            subscription_required=spec.subscription_required,
+            subscription_key_parameter_names=SubscriptionKeyParameterNamesContract(
+                header=spec.key_header, query=spec.key_query),
+            api_type="http",
+            format=spec.import_format,
+            value=spec.import_value,
+        )
+        with arm_call(f"write API {spec.api_id}"):
+            client.api.begin_create_or_update(apim.resource_group, apim.name, spec.api_id, params,
+                                              if_match=etag).result()
+
+    def delete_api(self, apim: ApimRef, api_id: str, etag: str | None) -> None:
+        client = self.clients.apim(apim.subscription)
+        try:
+            with arm_call(f"delete API {api_id}"):
+                client.api.begin_delete(apim.resource_group, apim.name, api_id, if_match=etag or "*",
+                                        delete_revisions=True).result()
+        except NotFound:
+            pass  # delete_ succeeds if already gone
+
+    # -- policy ------------------------------------------------------------------------------------
+
+    def get_policy(self, apim: ApimRef, api_id: str) -> tuple[PolicySpec | None, str | None]:
+        client = self.clients.apim(apim.subscription)
+        try:
+            obj, etag = call(f"read policy of API {api_id}", lambda: client.api_policy.get(
+                apim.resource_group, apim.name, api_id, "policy", format="xml", cls=_with_etag))
+        except NotFound:
+            return None, None
+        return PolicySpec(api_id=api_id, xml=obj.value or ""), etag
+
+    def put_policy(self, apim: ApimRef, spec: PolicySpec, etag: str | None) -> None:
+        from azure.mgmt.apimanagement.models import PolicyContract
+
+        client = self.clients.apim(apim.subscription)
+        with arm_call(f"write policy of API {spec.api_id}"):
+            client.api_policy.create_or_update(apim.resource_group, apim.name, spec.api_id, "policy",
+                                               PolicyContract(value=spec.xml, format="xml"),
+                                               if_match=etag)
+
+    # -- backends ----------------------------------------------------------------------------------
+
+    def get_backend(self, apim: ApimRef, backend_id: str) -> ActualBackend | None:
+        from importer.render import owned_account
+
+        client = self.clients.apim(apim.subscription)
+        try:
+            obj, etag = call(f"read backend {backend_id}", lambda: client.backend.get(
+                apim.resource_group, apim.name, backend_id, cls=_with_etag))
+        except NotFound:
+            return None
+        spec = backend_from_sdk(obj)
+        return ActualBackend(spec=spec, etag=etag, owned=owned_account(spec.description) is not None)
+
+    def list_backends(self, apim: ApimRef) -> list[BackendSpec]:
+        client = self.clients.apim(apim.subscription)
+        items = call(f"list backends of {apim.name}", lambda: list(
+            client.backend.list_by_service(apim.resource_group, apim.name)))
+        return [backend_from_sdk(o) for o in items]
+
+    def put_backend(self, apim: ApimRef, spec: BackendSpec, etag: str | None) -> None:
+        from azure.mgmt.apimanagement.models import (
+            BackendCircuitBreaker,
+            BackendContract,
+            CircuitBreakerFailureCondition,
+            CircuitBreakerRule,
+            FailureStatusCodeRange,
+        )
+
+        breaker = None
+        if spec.circuit_breaker:
+            # Trip for a minute after 3 throttles or server errors in a minute; honour Retry-After.
+            breaker = BackendCircuitBreaker(rules=[CircuitBreakerRule(
+                name="ai-importer-breaker",
+                failure_condition=CircuitBreakerFailureCondition(
+                    count=3, interval="PT1M",
+                    status_code_ranges=[FailureStatusCodeRange(min=429, max=429),
+                                        FailureStatusCodeRange(min=500, max=599)]),
+                trip_duration="PT1M", accept_retry_after=True)])
+        params = BackendContract(url=spec.url, protocol=spec.protocol, description=spec.description,
+                                 title=spec.title or None, circuit_breaker=breaker)
+        client = self.clients.apim(apim.subscription)
+        with arm_call(f"write backend {spec.backend_id}"):
+            client.backend.create_or_update(apim.resource_group, apim.name, spec.backend_id, params,
+                                            if_match=etag)
+
+    def delete_backend(self, apim: ApimRef, backend_id: str, etag: str | None) -> None:
+        client = self.clients.apim(apim.subscription)
+        try:
+            with arm_call(f"delete backend {backend_id}"):
+                client.backend.delete(apim.resource_group, apim.name, backend_id, if_match=etag or "*")
+        except NotFound:
+            pass
+
+    # -- products ----------------------------------------------------------------------------------
+
+    def list_product_links(self, apim: ApimRef, api_id: str) -> tuple[ProductLinkSpec, ...]:
+        client = self.clients.apim(apim.subscription)
+        try:
+            items = call(f"list products of API {api_id}", lambda: list(
+                client.api_product.list_by_apis(apim.resource_group, apim.name, api_id)))
+        except NotFound:
+            return ()
+        return tuple(sorted(ProductLinkSpec(product_id=p.name, api_id=api_id) for p in items
+                            if p.name))
+
+    def product_exists(self, apim: ApimRef, product_id: str) -> bool:
+        client = self.clients.apim(apim.subscription)
+        try:
+            call(f"read product {product_id}",
+                 lambda: client.product.get(apim.resource_group, apim.name, product_id))
+        except NotFound:
+            return False
+        return True
+
+    def link_product(self, apim: ApimRef, link: ProductLinkSpec) -> None:
+        client = self.clients.apim(apim.subscription)
+        with arm_call(f"link API {link.api_id} to product {link.product_id}"):
+            client.product_api.create_or_update(apim.resource_group, apim.name, link.product_id,
+                                                link.api_id)
+
+    def unlink_product(self, apim: ApimRef, link: ProductLinkSpec) -> None:
+        client = self.clients.apim(apim.subscription)
+        try:
+            with arm_call(f"unlink API {link.api_id} from product {link.product_id}"):
+                client.product_api.delete(apim.resource_group, apim.name, link.product_id, link.api_id)
+        except NotFound:
+            pass
+
+    # -- role assignments ----------------------------------------------------------------------
+
+    def list_role_assignments(self, scope: str, subscription: str,
+                              principal_id: str) -> tuple[RoleAssignmentSpec, ...]:
+        """Assignments of ``principal_id`` that apply exactly at ``scope`` (not inherited)."""
+        auth = self.clients.authorization(subscription)
+        items = call(f"list role assignments on {scope}", lambda: list(auth.role_assignments.list_for_scope(
+            scope, filter=f"principalId eq '{principal_id}'")))
+        return tuple(sorted((role_from_sdk(o) for o in items
+                             if (o.scope or "").lower() == scope.lower()), key=lambda r: r.name))
+
+    def create_role_assignment(self, spec: RoleAssignmentSpec, subscription: str) -> None:
+        from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
+
+        auth = self.clients.authorization(subscription)
+        params = RoleAssignmentCreateParameters(
+            role_definition_id=ROLE_DEFINITION_PREFIX.format(sub=subscription,
+                                                             guid=spec.role_definition_guid),
+            principal_id=spec.principal_id,
+            principal_type="ServicePrincipal",
+            description=spec.description,
+        )
+        from azure.core.exceptions import HttpResponseError
+
+        what = f"assign role {spec.role_definition_guid} on {spec.scope}"
+        try:
+            auth.role_assignments.create(spec.scope, spec.name, params)
+        except HttpResponseError as exc:
+            if exc.status_code == 409 and getattr(exc.error, "code", "") == "RoleAssignmentExists":
+                # The same (scope, role, principal) exists under another name: already satisfied.
+                logger.info("%s: already assigned under another name", what)
+                return
+            raise translate(exc, what) from exc
+
+    def delete_role_assignment(self, spec: RoleAssignmentSpec, subscription: str) -> None:
+        auth = self.clients.authorization(subscription)
+        try:
+            with arm_call(f"delete role assignment {spec.name}"):
+                auth.role_assignments.delete(spec.scope, spec.name)
+        except NotFound:
+            pass

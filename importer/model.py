@@ -1,0 +1,455 @@
+"""Model: frozen value types shared by every stage.
+
+Pure. No I/O. Resource ids are parsed and validated segment by segment here, once; everything
+downstream holds typed refs, never raw strings from events, tags or callers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+# ---------------------------------------------------------------------------------------------
+# Errors (STYLE §5): transient → retry later; conflict → read again and re-plan; permanent → report.
+
+
+class ImporterError(Exception):
+    """Base of every error the importer raises on purpose."""
+
+    kind = "permanent"
+
+
+class PermanentError(ImporterError):
+    kind = "permanent"
+
+
+class TransientError(ImporterError):
+    kind = "transient"
+
+
+class ConflictError(ImporterError):
+    kind = "conflict"
+
+
+class InvalidInput(PermanentError):
+    """Bad input from a caller, an event, a tag or a setting. Nothing was written."""
+
+
+class NotFound(PermanentError):
+    """A resource the caller named does not exist."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Resource ids
+
+_GUIDISH = re.compile(r"^[0-9A-Za-z-]{1,64}$")
+_RG = re.compile(r"^[-\w._()]{1,90}$")
+# Cognitive Services account names: 2–64, alphanumerics and hyphens, starting alphanumeric.
+_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{1,63}$")
+# APIM service names: 1–50, letters, digits, hyphens; starts with a letter.
+_APIM = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,49}$")
+# Deployment names: letters, digits, '-', '_', '.'; 2–64. Anything else is not routable safely.
+DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _segments(resource_id: str) -> list[str]:
+    if not isinstance(resource_id, str) or not resource_id.startswith("/") or len(resource_id) > 1024:
+        raise InvalidInput(f"not a resource id: {resource_id!r}")
+    parts = resource_id.strip("/").split("/")
+    if any(p == "" for p in parts):
+        raise InvalidInput(f"empty segment in resource id: {resource_id!r}")
+    return parts
+
+
+def _expect(parts: list[str], index: int, literal: str, rid: str) -> None:
+    if len(parts) <= index or parts[index].lower() != literal.lower():
+        raise InvalidInput(f"expected '{literal}' as segment {index + 1} of {rid!r}")
+
+
+def _check(pattern: re.Pattern[str], value: str, what: str, rid: str) -> str:
+    if not pattern.match(value):
+        raise InvalidInput(f"invalid {what} {value!r} in {rid!r}")
+    return value
+
+
+@dataclass(frozen=True, order=True)
+class AccountRef:
+    """A Cognitive Services account. Compared case-insensitively through ``key``."""
+
+    subscription: str
+    resource_group: str
+    name: str
+
+    @classmethod
+    def parse(cls, resource_id: str) -> AccountRef:
+        """Parse an account id, or a child id (deployment…) of an account, to the account."""
+        p = _segments(resource_id)
+        _expect(p, 0, "subscriptions", resource_id)
+        _expect(p, 2, "resourceGroups", resource_id)
+        _expect(p, 4, "providers", resource_id)
+        _expect(p, 5, "Microsoft.CognitiveServices", resource_id)
+        _expect(p, 6, "accounts", resource_id)
+        if len(p) < 8:
+            raise InvalidInput(f"no account name in {resource_id!r}")
+        if len(p) not in (8, 10):
+            raise InvalidInput(f"not an account or account child id: {resource_id!r}")
+        if len(p) == 10:
+            _expect(p, 8, "deployments", resource_id)
+            _check(DEPLOYMENT_NAME, p[9], "deployment name", resource_id)
+        return cls(
+            _check(_GUIDISH, p[1], "subscription id", resource_id),
+            _check(_RG, p[3], "resource group", resource_id),
+            _check(_ACCOUNT, p[7], "account name", resource_id),
+        )
+
+    @property
+    def id(self) -> str:
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+                f"/providers/Microsoft.CognitiveServices/accounts/{self.name}")
+
+    @property
+    def key(self) -> str:
+        return self.id.lower()
+
+    def __str__(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class ApimRef:
+    subscription: str
+    resource_group: str
+    name: str
+
+    @classmethod
+    def parse(cls, resource_id: str) -> ApimRef:
+        p = _segments(resource_id)
+        _expect(p, 0, "subscriptions", resource_id)
+        _expect(p, 2, "resourceGroups", resource_id)
+        _expect(p, 4, "providers", resource_id)
+        _expect(p, 5, "Microsoft.ApiManagement", resource_id)
+        _expect(p, 6, "service", resource_id)
+        if len(p) != 8:
+            raise InvalidInput(f"not an API Management service id: {resource_id!r}")
+        return cls(
+            _check(_GUIDISH, p[1], "subscription id", resource_id),
+            _check(_RG, p[3], "resource group", resource_id),
+            _check(_APIM, p[7], "service name", resource_id),
+        )
+
+    @property
+    def id(self) -> str:
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+                f"/providers/Microsoft.ApiManagement/service/{self.name}")
+
+    def __str__(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A watched scope: a subscription, or a resource group in one."""
+
+    subscription: str
+    resource_group: str | None = None
+
+    @classmethod
+    def parse(cls, scope_id: str) -> Scope:
+        p = _segments(scope_id)
+        _expect(p, 0, "subscriptions", scope_id)
+        sub = _check(_GUIDISH, p[1], "subscription id", scope_id)
+        if len(p) == 2:
+            return cls(sub)
+        _expect(p, 2, "resourceGroups", scope_id)
+        if len(p) != 4:
+            raise InvalidInput(f"a scope is a subscription or resource group id: {scope_id!r}")
+        return cls(sub, _check(_RG, p[3], "resource group", scope_id))
+
+    def contains(self, ref: AccountRef) -> bool:
+        if self.subscription.lower() != ref.subscription.lower():
+            return False
+        return self.resource_group is None or self.resource_group.lower() == ref.resource_group.lower()
+
+    @property
+    def id(self) -> str:
+        base = f"/subscriptions/{self.subscription}"
+        return base if self.resource_group is None else f"{base}/resourceGroups/{self.resource_group}"
+
+
+def in_scopes(ref: AccountRef, scopes: tuple[Scope, ...]) -> bool:
+    return any(s.contains(ref) for s in scopes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Truth read from Azure (discover → these)
+
+
+class Mode(str, Enum):
+    AZURE_OPENAI = "azure-openai"
+    AZURE_AI = "azure-ai"
+    AZURE_OPENAI_V1 = "azure-openai-v1"
+
+    @property
+    def suffix(self) -> str:
+        return {"azure-openai": "openai", "azure-ai": "models", "azure-openai-v1": "openai/v1"}[self.value]
+
+    @property
+    def deployment_in_path(self) -> bool:
+        return self is Mode.AZURE_OPENAI
+
+
+# Which account kinds can serve which mode. An OpenAI account has no /models inference route.
+MODES_BY_KIND: dict[str, tuple[Mode, ...]] = {
+    "OpenAI": (Mode.AZURE_OPENAI, Mode.AZURE_OPENAI_V1),
+    "AIServices": (Mode.AZURE_OPENAI, Mode.AZURE_AI, Mode.AZURE_OPENAI_V1),
+}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    model_name: str = ""
+    model_format: str = ""
+    model_version: str = ""
+    sku: str = ""
+    provisioning_state: str = "Succeeded"
+
+    @property
+    def routable(self) -> bool:
+        return self.provisioning_state == "Succeeded" and bool(DEPLOYMENT_NAME.match(self.name))
+
+
+@dataclass(frozen=True)
+class Account:
+    ref: AccountRef
+    kind: str
+    endpoint: str  # properties.endpoint, ends with '/'
+    location: str = ""
+    tags: tuple[tuple[str, str], ...] = ()
+    endpoints: tuple[tuple[str, str], ...] = ()
+    deployments: tuple[Deployment, ...] = ()
+
+    @property
+    def tag_map(self) -> dict[str, str]:
+        return dict(self.tags)
+
+
+@dataclass(frozen=True)
+class ApimService:
+    ref: ApimRef
+    principal_id: str | None  # system-assigned identity; None when off
+    gateway_url: str = ""
+    has_external_cache: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Options: settings defaults, overridden per account by tags (config.py)
+
+
+@dataclass(frozen=True)
+class TokenLimit:
+    tokens_per_minute: int | None = None
+    quota: int | None = None
+    quota_period: str | None = None  # Hourly|Daily|Weekly|Monthly|Yearly
+    estimate_prompt_tokens: bool = True
+    counter_key: str = "@(context.Subscription.Id)"  # fixed expression, never from data
+    remaining_tokens_header: str | None = "x-ratelimit-remaining-tokens"
+    consumed_tokens_header: str | None = "x-tokens-consumed"
+    retry_after_header: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenMetrics:
+    namespace: str = "ai-gateway"
+    dimensions: tuple[str, ...] = ("API ID", "Subscription ID", "Operation ID")
+
+
+@dataclass(frozen=True)
+class SemanticCache:
+    embeddings_deployment: str
+    score_threshold: float = 0.05
+    duration_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class ContentSafety:
+    endpoint: str
+    shield_prompt: bool = True
+    categories: tuple[tuple[str, int], ...] = (("Hate", 4), ("Sexual", 4), ("SelfHarm", 4), ("Violence", 4))
+
+
+@dataclass(frozen=True)
+class Options:
+    enabled: bool = True
+    mode: Mode = Mode.AZURE_OPENAI
+    base_path: str = "{account}"  # resolved by config.resolve_base_path
+    products: tuple[str, ...] = ()
+    token_limit: TokenLimit | None = None
+    token_metrics: TokenMetrics | None = None
+    semantic_cache: SemanticCache | None = None
+    content_safety: ContentSafety | None = None
+    circuit_breaker: bool = False
+    policy_fragment: str | None = None
+    enable_apim_identity: bool = False
+    adopt: bool = False
+    display_name: str | None = None
+    description: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Desired and actual APIM / ARM objects. Both sides use the same types so plan.diff is a
+# field-by-field comparison.
+
+OWNER_MARK = "managed-by=apim-ai-importer"
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    api_id: str
+    display_name: str
+    description: str  # ends with the ownership mark line
+    path: str
+    service_url: str | None = None
+    protocols: tuple[str, ...] = ("https",)
+    subscription_required: bool = True
+    key_header: str = "api-key"
+    key_query: str = "api-key"
+    # The OpenAPI document (JSON text) imported inline, or a link when import_format endswith -link.
+    import_format: str = "openapi+json"
+    import_value: str = ""
+    # (METHOD, urlTemplate) of every operation the document yields, sorted.
+    operations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    backend_id: str
+    url: str
+    description: str  # carries the ownership mark
+    title: str = ""
+    protocol: str = "http"
+    circuit_breaker: bool = False
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    api_id: str
+    xml: str  # well-formed XML, 'xml' format; compared after canonicalisation
+
+
+@dataclass(frozen=True)
+class ProductLinkSpec:
+    product_id: str
+    api_id: str
+
+
+@dataclass(frozen=True)
+class RoleAssignmentSpec:
+    name: str  # uuid5(scope|role|principal)
+    scope: str  # account id
+    role_definition_guid: str
+    principal_id: str
+    description: str = OWNER_MARK
+
+
+@dataclass(frozen=True)
+class Desired:
+    account: AccountRef
+    api: ApiSpec
+    backends: tuple[BackendSpec, ...]
+    policy: PolicySpec
+    product_links: tuple[ProductLinkSpec, ...]
+    role_assignments: tuple[RoleAssignmentSpec, ...]
+
+
+@dataclass(frozen=True)
+class ActualApi:
+    spec: ApiSpec  # operations filled from the operation list
+    etag: str | None = None
+    owned: bool = False
+
+
+@dataclass(frozen=True)
+class ActualBackend:
+    spec: BackendSpec
+    etag: str | None = None
+    owned: bool = False
+
+
+@dataclass(frozen=True)
+class Actual:
+    """What exists now for one account's APIM objects (None = absent)."""
+
+    api: ActualApi | None = None
+    path_clash: str | None = None  # id of a foreign API already serving the desired path
+    backends: tuple[ActualBackend, ...] = ()
+    policy: PolicySpec | None = None
+    policy_etag: str | None = None
+    product_links: tuple[ProductLinkSpec, ...] = ()
+    role_assignments: tuple[RoleAssignmentSpec, ...] = ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan
+
+
+class Action(str, Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    CONFLICT = "conflict"  # a foreign object blocks us: reported, never written
+
+
+# Dependency order of kinds for apply; delete runs in reverse.
+KIND_ORDER = ("role_assignment", "backend", "api", "policy", "product_link")
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Action
+    kind: str
+    id: str
+    reason: str = ""
+    diff: tuple[str, ...] = ()  # human lines (field: old → new, or unified policy diff)
+    desired: Any = field(default=None, compare=False, repr=False)
+    etag: str | None = field(default=None, compare=False, repr=False)
+
+    def order(self) -> tuple[int, int, str]:
+        rank = KIND_ORDER.index(self.kind)
+        if self.action is Action.DELETE:
+            return (1, len(KIND_ORDER) - rank, self.id)
+        return (0, rank, self.id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action.value, "kind": self.kind, "id": self.id,
+                "reason": self.reason, "diff": list(self.diff)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    account: AccountRef
+    changes: tuple[Change, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.writes
+
+    @property
+    def writes(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action is not Action.CONFLICT)
+
+    @property
+    def conflicts(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action is Action.CONFLICT)
+
+    def summary(self) -> dict[str, int]:
+        out = {a.value: 0 for a in Action}
+        for c in self.changes:
+            out[c.action.value] += 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"account": self.account.id, "changes": [c.to_json() for c in self.changes],
+                "summary": self.summary()}

@@ -1,0 +1,245 @@
+"""Reconcile one account: lock → read truth → render desired → plan → apply → record.
+
+Level-triggered: the caller only says which account to look at. Every trigger (event, queue,
+timer, HTTP, CLI) ends here. Errors never escape as exceptions: the RunResult carries the error
+and its kind, and each trigger decides (retry, poison, HTTP status, exit code).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from importer import discover
+from importer.apply import ApplyError, apply
+from importer.azure.arm import AzureArm
+from importer.config import resolve_options
+from importer.model import (
+    Account,
+    AccountRef,
+    ApimRef,
+    ApimService,
+    ConflictError,
+    ImporterError,
+    InvalidInput,
+    NotFound,
+    Plan,
+    Scope,
+    in_scopes,
+)
+from importer.plan import diff, offboard
+from importer.render import render
+from importer.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MAX_REPLANS = 3
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    account: str
+    trigger: str
+    outcome: str = "noop"  # noop|applied|planned|failed|skipped|offboarded|conflict
+    plan: Plan | None = None
+    writes: int = 0
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    error_kind: str | None = None  # permanent|transient|conflict|busy
+    started_at: str = ""
+    finished_at: str = ""
+    duration_ms: int = 0
+    request_id: str = ""
+    notes: list[str] = field(default_factory=list)
+    probe: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runId": self.run_id, "account": self.account, "trigger": self.trigger,
+            "outcome": self.outcome, "writes": self.writes,
+            "changes": [c.to_json() for c in self.plan.changes] if self.plan else [],
+            "summary": self.plan.summary() if self.plan else {},
+            "applied": self.applied, "error": self.error, "errorKind": self.error_kind,
+            "startedAt": self.started_at, "finishedAt": self.finished_at,
+            "durationMs": self.duration_ms, "notes": self.notes, "probe": self.probe,
+        }
+
+
+class Reconciler:
+    """Holds what every run shares: settings, the ARM adapter, the APIM target, state ports."""
+
+    def __init__(self, settings: Settings, arm: AzureArm, apim: ApimRef, *,
+                 locks: Any = None, history: Any = None, apim_ttl_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.arm = arm
+        self.apim = apim
+        self.locks = locks
+        self.history = history
+        self.scopes = tuple(Scope.parse(s) for s in settings.scopes)
+        self._apim_ttl_s = apim_ttl_s
+        self._clock = clock
+        self._apim_cache: dict[bool, tuple[float, ApimService]] = {}
+        self._apim_lock = threading.Lock()
+
+    # -- shared reads ------------------------------------------------------------------------------
+
+    def apim_service(self, *, check_cache: bool = False) -> ApimService:
+        """APIM's identity and cache, read once per TTL (the fleet pass shares one read)."""
+        with self._apim_lock:
+            hit = self._apim_cache.get(check_cache)
+            if hit and self._clock() - hit[0] < self._apim_ttl_s:
+                return hit[1]
+        svc = self.arm.get_apim(self.apim, check_cache=check_cache)
+        with self._apim_lock:
+            self._apim_cache[check_cache] = (self._clock(), svc)
+        return svc
+
+    def forget_apim(self) -> None:
+        with self._apim_lock:
+            self._apim_cache.clear()
+
+    def check_scope(self, ref: AccountRef) -> None:
+        if self.scopes and not in_scopes(ref, self.scopes):
+            raise InvalidInput(f"account {ref} is outside the watched scopes (IMPORTER_SCOPES)")
+
+    # -- one run -----------------------------------------------------------------------------------
+
+    def reconcile(self, ref: AccountRef, *, dry_run: bool = False,
+                  overrides: Mapping[str, object] | None = None, trigger: str = "cli",
+                  request_id: str = "", lock_wait: bool = True,
+                  account: Account | None = None) -> RunResult:
+        run = RunResult(run_id=uuid.uuid4().hex[:12], account=ref.id, trigger=trigger,
+                        started_at=_now(), request_id=request_id)
+        start = time.perf_counter()
+        try:
+            self.check_scope(ref)
+            with self._lock(ref, lock_wait):
+                self._run(run, ref, dry_run, overrides, account)
+        except ImporterError as exc:
+            run.outcome = "failed"
+            run.error = str(exc)
+            run.error_kind = getattr(exc, "kind", "permanent")
+            if isinstance(exc, ApplyError):
+                run.writes = exc.result.writes
+                run.applied = [c.to_json() for c in exc.result.applied]
+            logger.warning("run %s account %s: %s error: %s", run.run_id, ref, run.error_kind, exc)
+        except Exception as exc:  # a bug: record it rather than lose the run
+            from importer.state.ports import LockBusy
+
+            if isinstance(exc, LockBusy):
+                run.outcome, run.error, run.error_kind = "skipped", str(exc), "busy"
+            else:
+                logger.exception("run %s account %s: unexpected error", run.run_id, ref)
+                run.outcome, run.error, run.error_kind = "failed", f"{type(exc).__name__}: {exc}", \
+                    "permanent"
+        run.duration_ms = int((time.perf_counter() - start) * 1000)
+        run.finished_at = _now()
+        logger.info("run %s account %s trigger %s: %s, %d changes, %d writes, %d ms", run.run_id, ref,
+                    trigger, run.outcome, len(run.plan.changes) if run.plan else 0, run.writes,
+                    run.duration_ms)
+        self._record(run)
+        return run
+
+    def _lock(self, ref: AccountRef, wait: bool) -> AbstractContextManager[Any]:
+        if self.locks is None:
+            return nullcontext()
+        lock: AbstractContextManager[Any] = self.locks.hold(ref.key, wait=wait)
+        return lock
+
+    def _run(self, run: RunResult, ref: AccountRef, dry_run: bool,
+             overrides: Mapping[str, object] | None, account: Account | None) -> None:
+        for attempt in range(MAX_REPLANS):
+            try:
+                self._once(run, ref, dry_run, overrides, account)
+                return
+            except ApplyError as exc:
+                if not isinstance(exc.cause, ConflictError) or attempt == MAX_REPLANS - 1:
+                    raise
+                # An ETag moved under us: read again and re-plan; keep the writes already made.
+                run.writes += exc.result.writes
+                run.applied += [c.to_json() for c in exc.result.applied]
+                run.notes.append(f"re-planned after a concurrent change: {exc.cause}")
+                account = None
+
+    def _once(self, run: RunResult, ref: AccountRef, dry_run: bool,
+              overrides: Mapping[str, object] | None, account: Account | None) -> None:
+        try:
+            acct = account if account is not None and account.deployments else \
+                self.arm.get_account(ref)
+        except NotFound:
+            acct = None
+        if acct is not None:
+            options = resolve_options(self.settings, acct.tag_map, overrides)
+        if acct is None or not options.enabled:
+            why = "account not found" if acct is None else "opted out by tag"
+            run.notes.append(why)
+            svc = self.apim_service()
+            actual = discover.read_owned(self.arm, self.apim, ref, svc.principal_id)
+            plan = offboard(ref, actual)
+            self._finish(run, plan, dry_run, offboarding=True)
+            return
+        for d in acct.deployments:
+            if not d.routable:
+                run.notes.append(f"deployment {d.name} not routed: provisioningState="
+                                 f"{d.provisioning_state or 'unknown'}")
+        svc = self.apim_service(check_cache=options.semantic_cache is not None)
+        if svc.principal_id is None and options.enable_apim_identity and not dry_run:
+            self.arm.enable_apim_identity(self.apim)
+            run.writes += 1
+            run.notes.append("turned on APIM's system-assigned identity")
+            self.forget_apim()
+            svc = self.apim_service(check_cache=options.semantic_cache is not None)
+        desired = render(acct, svc, options)
+        actual = discover.read_actual(self.arm, self.apim, desired)
+        plan = diff(desired, actual, adopt=options.adopt)
+        self._finish(run, plan, dry_run, offboarding=False)
+
+    def _finish(self, run: RunResult, plan: Plan, dry_run: bool, *, offboarding: bool) -> None:
+        run.plan = plan
+        if dry_run:
+            run.outcome = "planned" if not plan.empty else ("conflict" if plan.conflicts else "noop")
+            return
+        result = apply(self.arm, self.apim, plan, run_id=run.run_id)
+        run.writes += result.writes
+        run.applied += [c.to_json() for c in result.applied]
+        if plan.conflicts:
+            run.outcome = "conflict"
+            run.error = "; ".join(c.reason for c in plan.conflicts)
+            run.error_kind = "permanent"
+        elif result.writes or run.writes:
+            run.outcome = "offboarded" if offboarding else "applied"
+        else:
+            run.outcome = "noop"
+
+    def _record(self, run: RunResult) -> None:
+        if self.history is None:
+            return
+        from importer.state.ports import RunRecord
+
+        try:
+            self.history.record(RunRecord(
+                run_id=run.run_id, account=run.account, trigger=run.trigger,
+                started_at=run.started_at, finished_at=run.finished_at, duration_ms=run.duration_ms,
+                outcome=run.outcome, summary=run.plan.summary() if run.plan else {},
+                writes=run.writes, error=run.error, error_kind=run.error_kind,
+                changes=[c.to_json() for c in run.plan.changes] if run.plan else [],
+                probe=run.probe, request_id=run.request_id))
+        except Exception:  # history is best effort: never turn a good run into a failure
+            logger.exception("run %s: could not record the run history", run.run_id)

@@ -1,0 +1,127 @@
+"""Settings: the one place that reads the environment.
+
+Every setting the code reads is declared once in ``SETTINGS`` (name, default, meaning); the Bicep
+app settings, local.settings.example.json and the README's reference are checked against this table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    doc: str
+    example: str = ""
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("IMPORTER_APIM_ID", "", "Resource id of the target API Management instance.",
+            "/subscriptions/<sub>/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/contoso-apim"),
+    Setting("IMPORTER_SCOPES", "", "Comma-separated subscription and/or resource-group ids to watch.",
+            "/subscriptions/<sub>,/subscriptions/<sub2>/resourceGroups/rg-ai"),
+    Setting("IMPORTER_ARM_ENDPOINT", "", "ARM base URL override; set it to the local stand-in "
+            "(http://127.0.0.1:PORT). Empty means the public cloud with DefaultAzureCredential.",
+            "http://127.0.0.1:8780"),
+    Setting("IMPORTER_MODE", "azure-openai", "Default client-compatibility mode: azure-openai, azure-ai "
+            "or azure-openai-v1.", "azure-openai"),
+    Setting("IMPORTER_BASE_PATH", "{account}", "Default API base path; `{account}` is replaced by the "
+            "account name.", "ai/{account}"),
+    Setting("IMPORTER_PRODUCTS", "", "Comma-separated ids of existing APIM products to link the API to.",
+            "ai-consumers"),
+    Setting("IMPORTER_OPT_IN", "false", "When true, only accounts tagged apim-importer=enabled are "
+            "imported; when false, every account in scope unless tagged apim-importer=disabled.", "false"),
+    Setting("IMPORTER_TOKENS_PER_MINUTE", "", "Default token limit per subscription key (empty = no "
+            "token-limit policy).", "10000"),
+    Setting("IMPORTER_TOKEN_QUOTA", "", "Default token quota as N/Period (Hourly, Daily, Weekly, "
+            "Monthly, Yearly); empty = none.", "1000000/Monthly"),
+    Setting("IMPORTER_TOKEN_METRICS", "false", "Emit token metrics (llm-emit-token-metric).", "true"),
+    Setting("IMPORTER_METRICS_NAMESPACE", "ai-gateway", "Metric namespace for token metrics.", "ai-gateway"),
+    Setting("IMPORTER_SEMANTIC_CACHE_DEPLOYMENT", "", "Embeddings deployment (on the same account) "
+            "used for semantic caching; empty = no caching.", "text-embedding-3-small"),
+    Setting("IMPORTER_CONTENT_SAFETY_ENDPOINT", "", "Endpoint of an Azure AI Content Safety resource; "
+            "empty = no content-safety policy.", "https://contoso-safety.cognitiveservices.azure.com/"),
+    Setting("IMPORTER_CIRCUIT_BREAKER", "false", "Add a circuit breaker to each backend.", "true"),
+    Setting("IMPORTER_POLICY_FRAGMENT", "", "Id of a policy fragment (owned by you) included in every "
+            "imported API's inbound policy.", "org-ai-policy"),
+    Setting("IMPORTER_ENABLE_APIM_IDENTITY", "false", "Turn on APIM's system-assigned identity when it "
+            "is off (otherwise that is an error).", "false"),
+    Setting("IMPORTER_ADOPT", "false", "Take over foreign objects that clash by id or path.", "false"),
+    Setting("IMPORTER_TIMER_SCHEDULE", "0 */30 * * * *", "NCRONTAB schedule of the drift reconcile.",
+            "0 */30 * * * *"),
+    Setting("IMPORTER_EVENT_TOPIC_ENDPOINT", "", "Optional Event Grid custom topic for outcome events.",
+            "https://importer-events.westeurope-1.eventgrid.azure.net/api/events"),
+    Setting("IMPORTER_PROBE", "routing", "Probe after an apply that changed the API or policy: off, "
+            "routing (no tokens) or call (one tiny request per deployment).", "routing"),
+    Setting("AzureWebJobsStorage", "", "Storage for the queue, lease locks and run history "
+            "(connection string, or use AzureWebJobsStorage__accountName for identity-based access).",
+            "UseDevelopmentStorage=true"),
+    Setting("AzureWebJobsStorage__accountName", "", "Storage account name for identity-based access.",
+            "stimporter"),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class SettingsError(ValueError):
+    """A setting holds a value the importer cannot use."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name}={raw!r}: expected true or false")
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed view over the environment. Parse, don't validate twice: build once per process."""
+
+    raw: Mapping[str, str]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        source = os.environ if env is None else env
+        return cls({s.name: source.get(s.name, s.default) for s in SETTINGS})
+
+    def get(self, name: str) -> str:
+        if name not in _BY_NAME:
+            raise KeyError(f"undeclared setting {name}")
+        return self.raw.get(name, _BY_NAME[name].default)
+
+    def flag(self, name: str) -> bool:
+        return _bool(name, self.get(name))
+
+    def items(self, name: str) -> tuple[str, ...]:
+        return _csv(self.get(name))
+
+    @property
+    def arm_endpoint(self) -> str:
+        return self.get("IMPORTER_ARM_ENDPOINT").rstrip("/")
+
+    @property
+    def apim_id(self) -> str:
+        return self.get("IMPORTER_APIM_ID")
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return self.items("IMPORTER_SCOPES")
+
+    @property
+    def storage_connection(self) -> str:
+        return self.get("AzureWebJobsStorage")
+
+    @property
+    def storage_account_name(self) -> str:
+        return self.get("AzureWebJobsStorage__accountName")
