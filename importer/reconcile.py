@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -181,13 +181,14 @@ class Reconciler:
     def _once(self, run: RunResult, ref: AccountRef, dry_run: bool,
               overrides: Mapping[str, object] | None, account: Account | None) -> None:
         try:
-            acct = account if account is not None and account.deployments else \
-                self.arm.get_account(ref)
+            if account is not None:  # listed by the fleet pass: only its deployments are new reads
+                acct: Account | None = replace(account, deployments=self.arm.list_deployments(ref))
+            else:
+                acct = self.arm.get_account(ref)
         except NotFound:
             acct = None
-        if acct is not None:
-            options = resolve_options(self.settings, acct.tag_map, overrides)
-        if acct is None or not options.enabled:
+        options = resolve_options(self.settings, acct.tag_map, overrides) if acct is not None else None
+        if acct is None or options is None or not options.enabled:
             why = "account not found" if acct is None else "opted out by tag"
             run.notes.append(why)
             svc = self.apim_service()

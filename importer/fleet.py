@@ -1,0 +1,91 @@
+"""Fleet: the whole estate — enumerate accounts in the watched scopes and owned APIM objects.
+
+Produces the set of accounts to look at (watched accounts plus the owners of orphaned objects);
+the timer spreads them through the queue, the CLI runs them on a bounded thread pool. Every
+account still goes through the one reconcile path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+from importer.model import Account, AccountRef, InvalidInput, in_scopes
+from importer.reconcile import Reconciler, RunResult
+from importer.render import owned_account
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Estate:
+    accounts: dict[str, Account] = field(default_factory=dict)  # key: lowercase account id
+    orphans: dict[str, AccountRef] = field(default_factory=dict)  # owners of objects, account gone
+    ignored: list[str] = field(default_factory=list)  # owned objects left alone, with the reason
+
+    def targets(self) -> list[tuple[AccountRef, Account | None]]:
+        """Every account to reconcile, sorted: listed accounts (with their listing) then orphans."""
+        out: list[tuple[AccountRef, Account | None]] = [(a.ref, a) for a in self.accounts.values()]
+        out += [(ref, None) for ref in self.orphans.values()]
+        return sorted(out, key=lambda t: t[0].key)
+
+
+def enumerate_estate(rec: Reconciler) -> Estate:
+    """One paged listing per scope, plus the APIM's APIs and backends to find orphans."""
+    if not rec.scopes:
+        raise InvalidInput("no watched scopes: set IMPORTER_SCOPES to subscription and/or "
+                           "resource-group ids")
+    estate = Estate()
+    for scope in rec.scopes:
+        for acct in rec.arm.list_accounts(scope):
+            if in_scopes(acct.ref, rec.scopes):
+                estate.accounts[acct.ref.key] = acct
+    owners: set[str] = set()
+    owners.update(filter(None, (owned_account(a.description) for a in rec.arm.list_apis(rec.apim))))
+    owners.update(filter(None, (owned_account(b.description) for b in rec.arm.list_backends(rec.apim))))
+    for owner in sorted(owners):
+        try:
+            ref = AccountRef.parse(owner)
+        except InvalidInput:
+            estate.ignored.append(f"ownership mark names an invalid account id {owner!r}")
+            continue
+        if ref.key in estate.accounts:
+            continue
+        if not in_scopes(ref, rec.scopes):
+            estate.ignored.append(f"objects owned for {ref} (outside the watched scopes) left alone")
+            continue
+        estate.orphans[ref.key] = ref
+    return estate
+
+
+def run_pass(rec: Reconciler, estate: Estate, *, concurrency: int = 8, dry_run: bool = False,
+             trigger: str = "cli",
+             on_done: Callable[[RunResult], None] | None = None) -> list[RunResult]:
+    """Reconcile every target on a bounded pool. Results sorted by account."""
+    results: list[RunResult] = []
+    targets = estate.targets()
+
+    def one(target: tuple[AccountRef, Account | None]) -> RunResult:
+        ref, listed = target
+        return rec.reconcile(ref, dry_run=dry_run, trigger=trigger, account=listed)
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        futures = [pool.submit(one, t) for t in targets]
+        for fut in as_completed(futures):
+            run = fut.result()
+            results.append(run)
+            if on_done is not None:
+                on_done(run)
+    return sorted(results, key=lambda r: r.account.lower())
+
+
+def summarise(results: Iterable[RunResult]) -> dict[str, int]:
+    """Counts per outcome, plus accounts and writes."""
+    out: dict[str, int] = {"accounts": 0, "writes": 0}
+    for run in results:
+        out["accounts"] += 1
+        out["writes"] += run.writes
+        out[run.outcome] = out.get(run.outcome, 0) + 1
+    return out

@@ -1,0 +1,228 @@
+"""Service: what each Functions trigger does, as plain functions over plain values.
+
+function_app.py stays thin (parse the binding, call one of these, set the output); everything
+here is testable without the Functions host. Built once per process from the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from importer.events import decide_cloudevent, decide_eventgrid
+from importer.model import AccountRef, ImporterError, InvalidInput, Scope
+from importer.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+QUEUE_NAME = "reconcile-requests"
+MAX_BODY_BYTES = 16 * 1024
+HTTP_BUDGET_S = 25.0
+
+
+class Transient(Exception):
+    """Raised by the queue worker so the host retries the message (then poisons it)."""
+
+
+@dataclass
+class Service:
+    settings: Settings
+    reconciler: Any
+    state: Any
+
+    @property
+    def scopes(self) -> tuple[Scope, ...]:
+        return tuple(self.reconciler.scopes)
+
+
+_lock = threading.Lock()
+_service: Service | None = None
+
+
+def get_service() -> Service:
+    """The process-wide service (built lazily: heavy SDKs load on first use, not on import)."""
+    global _service
+    with _lock:
+        if _service is None:
+            from importer.azure.arm import AzureArm
+            from importer.azure.clients import Clients
+            from importer.model import ApimRef
+            from importer.reconcile import Reconciler
+            from importer.state.factory import build_state
+
+            settings = Settings.from_env()
+            if not settings.apim_id:
+                raise InvalidInput("IMPORTER_APIM_ID is not set")
+            state = build_state(settings)
+            rec = Reconciler(settings, AzureArm(Clients(settings)), ApimRef.parse(settings.apim_id),
+                             locks=state.locks, history=state.history)
+            _service = Service(settings, rec, state)
+        return _service
+
+
+def reset_service() -> None:
+    """Forget the cached service (tests change the environment between cases)."""
+    global _service
+    with _lock:
+        _service = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _request(account: AccountRef, trigger: str, reason: str, offboard: bool = False) -> Any:
+    from importer.state.ports import ReconcileRequest
+
+    return ReconcileRequest(account=account.id, trigger=trigger, reason=reason[:500],
+                            request_id=uuid.uuid4().hex, enqueued_at=_now(), offboard=offboard)
+
+
+# -- Event Grid -------------------------------------------------------------------------------------
+
+
+def on_event(event: Mapping[str, Any], *, cloud: bool, scopes: tuple[Scope, ...]) -> str | None:
+    """Event → one queue message (JSON text) for its account, or None (logged, dropped)."""
+    decision = decide_cloudevent(event, scopes) if cloud else decide_eventgrid(event, scopes)
+    if decision.account is None:
+        logger.info("event %s dropped: %s", decision.event_id or "-", decision.reason)
+        return None
+    logger.info("event %s: reconcile %s (%s)", decision.event_id or "-", decision.account,
+                decision.reason)
+    text: str = _request(decision.account, "event", decision.reason).to_json()
+    return text
+
+
+# -- queue worker -----------------------------------------------------------------------------------
+
+
+def on_queue_message(svc: Service, body: str, *, dequeue_count: int = 1,
+                     max_dequeue: int = 5) -> dict[str, Any]:
+    """Reconcile the account a message names. Transient failures raise ``Transient`` (the host
+    retries, then poisons); permanent ones are recorded and swallowed."""
+    from importer.state.ports import ReconcileRequest
+
+    try:
+        req = ReconcileRequest.from_json(body)
+        ref = AccountRef.parse(req.account)
+    except (ValueError, ImporterError) as exc:
+        logger.warning("queue message rejected (not retried): %s", exc)
+        return {"outcome": "rejected", "error": str(exc)}
+    run = svc.reconciler.reconcile(ref, trigger=req.trigger, request_id=req.request_id)
+    if run.error_kind in ("transient", "busy", "conflict"):
+        logger.warning("run %s account %s: %s failure, try %d of %d: %s", run.run_id, ref,
+                       run.error_kind, dequeue_count, max_dequeue, run.error)
+        raise Transient(f"{run.error_kind}: {run.error}")
+    result: dict[str, Any] = run.to_json()
+    return result
+
+
+# -- timer ------------------------------------------------------------------------------------------
+
+
+def on_timer(svc: Service) -> list[str]:
+    """Enumerate the estate; one queue message per account (watched or orphaned owner)."""
+    from importer.fleet import enumerate_estate
+
+    estate = enumerate_estate(svc.reconciler)
+    for note in estate.ignored:
+        logger.info("timer: %s", note)
+    messages = []
+    for ref, listed in estate.targets():
+        reason = "drift check" if listed is not None else "owned objects whose account is gone"
+        messages.append(_request(ref, "timer", reason, offboard=listed is None).to_json())
+    logger.info("timer: %d accounts, %d orphaned owners enqueued", len(estate.accounts),
+                len(estate.orphans))
+    return messages
+
+
+# -- HTTP -------------------------------------------------------------------------------------------
+
+_IMPORT_FIELDS = {"account": str, "dryRun": bool, "wait": bool, "mode": str, "basePath": str,
+                  "products": list, "tokensPerMinute": int, "tokenQuota": str, "tokenMetrics": bool,
+                  "semanticCacheDeployment": str, "contentSafetyEndpoint": str,
+                  "circuitBreaker": bool, "policyFragment": str, "adopt": bool,
+                  "enableApimIdentity": bool, "displayName": str}
+
+
+def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {"error": {"status": status, "message": message}}
+
+
+def parse_import_body(body: bytes) -> tuple[AccountRef, bool, bool, dict[str, object]]:
+    """Schema-check a POST /api/imports body. Raises InvalidInput with a message for the caller."""
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidInput(f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput("body must be a JSON object")
+    unknown = sorted(set(data) - set(_IMPORT_FIELDS))
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}; allowed: "
+                           f"{', '.join(sorted(_IMPORT_FIELDS))}")
+    for key, typ in _IMPORT_FIELDS.items():
+        if key in data:
+            value = data[key]
+            if typ is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InvalidInput(f"field '{key}' must be an integer")
+            if not isinstance(value, typ):
+                raise InvalidInput(f"field '{key}' must be a {typ.__name__}")
+            if typ is list and not all(isinstance(v, str) for v in value):
+                raise InvalidInput(f"field '{key}' must be a list of strings")
+    if "account" not in data:
+        raise InvalidInput("field 'account' (the account's resource id) is required")
+    ref = AccountRef.parse(data["account"])
+    overrides = {k: v for k, v in data.items() if k not in ("account", "dryRun", "wait")}
+    if "products" in overrides:
+        overrides["products"] = ",".join(overrides["products"])  # type: ignore[arg-type]
+    return ref, bool(data.get("dryRun", False)), bool(data.get("wait", True)), overrides
+
+
+def http_import(svc: Service, body: bytes) -> tuple[int, dict[str, Any]]:
+    try:
+        ref, dry_run, wait, overrides = parse_import_body(body)
+        svc.reconciler.check_scope(ref)
+    except InvalidInput as exc:
+        return _error(400, str(exc))
+    run = svc.reconciler.reconcile(ref, dry_run=dry_run, overrides=overrides, trigger="http",
+                                   lock_wait=wait)
+    payload: dict[str, Any] = run.to_json()
+    if run.error_kind == "busy":
+        return 409, {**payload, "error": {"status": 409, "message": "another run holds this "
+                                          "account's lock; retry later or send \"wait\": true"}}
+    if run.error and "not found" in run.error and run.plan is None:
+        return 404, payload
+    if run.error_kind == "transient":
+        return 503, payload
+    if run.error and run.outcome == "failed":
+        return (400 if run.error_kind == "permanent" else 500), payload
+    return 200, payload
+
+
+def http_runs(svc: Service, account: str | None, limit: int = 50) -> tuple[int, dict[str, Any]]:
+    if account:
+        try:
+            account = AccountRef.parse(account).id
+        except InvalidInput as exc:
+            return _error(400, str(exc))
+    runs = svc.state.history.list(account=account, limit=max(1, min(limit, 200)))
+    return 200, {"runs": [r.to_json() if hasattr(r, "to_json") else r.__dict__ for r in runs]}
+
+
+def http_run(svc: Service, run_id: str) -> tuple[int, dict[str, Any]]:
+    if not run_id.isalnum() or len(run_id) > 64:
+        return _error(400, "run id must be alphanumeric")
+    try:
+        run = svc.state.history.get(run_id)
+    except KeyError:
+        return _error(404, f"no run {run_id}")
+    return 200, run.to_json() if hasattr(run, "to_json") else run.__dict__
