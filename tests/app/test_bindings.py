@@ -1,0 +1,70 @@
+"""What the Functions host will index from function_app.py, pinned so a typo cannot reach Azure."""
+
+from __future__ import annotations
+
+import json
+
+import function_app
+from tests.app import host
+from tests.app.host import bindings
+
+EXPECTED = {
+    "on_resource_event": [
+        {"direction": "OUT", "type": "queue", "name": "msg", "queueName": "reconcile-requests",
+         "connection": "AzureWebJobsStorage"},
+        {"direction": "IN", "type": "eventGridTrigger", "name": "event"},
+    ],
+    "reconcile_worker": [
+        {"direction": "IN", "type": "queueTrigger", "name": "message", "queueName": "reconcile-requests",
+         "connection": "AzureWebJobsStorage"},
+    ],
+    "drift_timer": [
+        {"direction": "OUT", "type": "queue", "name": "msgs", "queueName": "reconcile-requests",
+         "connection": "AzureWebJobsStorage"},
+        {"direction": "IN", "type": "timerTrigger", "name": "timer",
+         "schedule": "%IMPORTER_TIMER_SCHEDULE%", "runOnStartup": False},
+    ],
+}
+ROUTES = {
+    "http_imports": ("imports", ["POST"]),
+    "http_runs": ("runs", ["GET"]),
+    "http_run": ("runs/{run_id}", ["GET"]),
+    "http_health": ("health", ["GET"]),
+}
+
+
+def _indexed() -> dict[str, list[dict]]:
+    return {name: bindings(name) for name in host._functions()}
+
+
+def test_exactly_these_functions_are_indexed() -> None:
+    assert sorted(_indexed()) == sorted([*EXPECTED, *ROUTES])
+
+
+def test_trigger_and_queue_bindings() -> None:
+    indexed = _indexed()
+    for name, bindings in EXPECTED.items():
+        key = lambda b: b["name"]  # noqa: E731
+        assert sorted(indexed[name], key=key) == sorted(bindings, key=key), name
+
+
+def test_http_routes_use_function_keys() -> None:
+    indexed = _indexed()
+    for name, (route, methods) in ROUTES.items():
+        trigger = next(b for b in indexed[name] if b["type"] == "httpTrigger")
+        assert trigger["route"] == route
+        assert trigger["methods"] == methods
+        assert trigger["authLevel"] == "FUNCTION"
+
+
+def test_host_json_matches_the_worker_retry_plan() -> None:
+    from pathlib import Path
+
+    host = json.loads((Path(function_app.__file__).parent / "host.json").read_text())
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"] == {"id": "Microsoft.Azure.Functions.ExtensionBundle",
+                                       "version": "[4.*, 5.0.0)"}
+    queues = host["extensions"]["queues"]
+    # The producer (importer.state.storage) base64-encodes; the trigger must decode the same way.
+    assert queues["messageEncoding"] == "base64"
+    assert queues["maxDequeueCount"] == 5
