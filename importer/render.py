@@ -1,0 +1,428 @@
+"""Render: account + APIM service + options → the desired APIM objects (API, backends, policy, links,
+role assignment).
+
+Pure. No I/O. Identities are deterministic (derived from the account id), every object carries the
+ownership mark, and the policy is built with lxml: data only ever lands in literal attribute values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from lxml import etree
+
+from importer import config, openapi
+from importer.model import (
+    DEPLOYMENT_NAME,
+    MODES_BY_KIND,
+    OWNER_MARK,
+    Account,
+    AccountRef,
+    ApimService,
+    ApiSpec,
+    BackendSpec,
+    ContentSafety,
+    Deployment,
+    Desired,
+    InvalidInput,
+    Mode,
+    Options,
+    PolicySpec,
+    ProductLinkSpec,
+    RoleAssignmentSpec,
+    SemanticCache,
+    TokenLimit,
+    TokenMetrics,
+)
+
+# Built-in roles granted to APIM's system identity at the account's scope.
+ROLE_OPENAI_USER = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"  # Cognitive Services OpenAI User
+ROLE_COGNITIVE_SERVICES_USER = "a97b65f3-24c7-4388-baec-2e87135dc908"  # Cognitive Services User
+ROLE_BY_MODE: dict[Mode, str] = {
+    Mode.AZURE_OPENAI: ROLE_OPENAI_USER,
+    Mode.AZURE_OPENAI_V1: ROLE_OPENAI_USER,
+    Mode.AZURE_AI: ROLE_COGNITIVE_SERVICES_USER,
+}
+
+# Fixed namespace of role-assignment names: uuid5(namespace, "scope|role|principal"), all lowercase.
+ROLE_ASSIGNMENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:apim-ai-importer:role-assignment")
+
+BACKEND_ROLES = ("main", "embeddings", "safety")
+_ROLE_SUFFIX = {"main": "", "embeddings": "-embeddings", "safety": "-safety"}
+MAX_ID = 80
+COGNITIVE_RESOURCE = "https://cognitiveservices.azure.com"
+
+_MARK_LINE = re.compile(r"^\[" + re.escape(OWNER_MARK) + r" account=(/subscriptions/[^\s\]]+)\]$")
+
+# ---------------------------------------------------------------------------------------------
+# Identities and the ownership mark
+
+
+def _short_hash(ref: AccountRef) -> str:
+    return hashlib.sha256(ref.key.encode("utf-8")).hexdigest()[:8]
+
+
+def _stem(ref: AccountRef, suffix: str) -> str:
+    budget = MAX_ID - len("ai-") - len("-") - 8 - len(suffix)
+    name = re.sub(r"[^a-z0-9-]", "-", ref.name.lower())[:budget]
+    return f"ai-{name}-{_short_hash(ref)}{suffix}"
+
+
+def api_id(ref: AccountRef) -> str:
+    """``ai-{account name}-{8 hex of sha256(lowercase account id)}``: letters, digits, hyphens, ≤ 80."""
+    return _stem(ref, "")
+
+
+def backend_id(ref: AccountRef, role: str = "main") -> str:
+    """The API id, plus ``-embeddings`` / ``-safety`` for the cache's and content safety's backends."""
+    if role not in _ROLE_SUFFIX:
+        raise ValueError(f"unknown backend role {role!r}: expected one of {', '.join(BACKEND_ROLES)}")
+    return _stem(ref, _ROLE_SUFFIX[role])
+
+
+def role_assignment_name(scope: str, role_guid: str, principal_id: str) -> str:
+    return str(uuid.uuid5(ROLE_ASSIGNMENT_NAMESPACE,
+                          f"{scope.lower()}|{role_guid.lower()}|{principal_id.lower()}"))
+
+
+def owner_mark(ref: AccountRef) -> str:
+    return f"[{OWNER_MARK} account={ref.id}]"
+
+
+def owner_description(ref: AccountRef, text: str) -> str:
+    """``text`` followed by a final line carrying the ownership mark."""
+    body = text.rstrip()
+    return f"{body}\n{owner_mark(ref)}" if body else owner_mark(ref)
+
+
+def owned_account(description: str | None) -> str | None:
+    """The account id in the mark on the description's final line, or None without a mark."""
+    if not description:
+        return None
+    lines = [line.strip() for line in description.splitlines() if line.strip()]
+    if not lines:
+        return None
+    m = _MARK_LINE.fullmatch(lines[-1])
+    return m.group(1) if m else None
+
+
+def owned_by(description: str | None, ref: AccountRef) -> bool:
+    found = owned_account(description)
+    return found is not None and found.lower() == ref.key
+
+
+# ---------------------------------------------------------------------------------------------
+# Policy
+
+ALLOWED_VARIABLE = "ai-allowed-deployments"
+REQUESTED_VARIABLE = "ai-requested-deployment"
+COUNTER_KEY = "@(context.Subscription.Id)"
+VARY_BY = "@(context.Subscription.Id)"
+BUILTIN_DIMENSIONS = ("API ID", "Operation ID", "Product ID", "User ID", "Subscription ID", "Location",
+                      "Gateway ID", "Backend ID")
+MAX_DIMENSIONS = 5
+SAFETY_CATEGORIES = ("Hate", "Sexual", "SelfHarm", "Violence")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+# Fixed expressions, chosen by mode, never built from data. Each yields the deployment a request
+# names, lower-cased, or "" when it names none: the path's {deployment-id} (Azure OpenAI mode), else
+# the JSON body's top-level "model" on POST requests. v1 fine-tuning requests are skipped: their
+# "model" is a base model, not a deployment.
+_BODY_MODEL = ('JObject b = context.Request.Body?.As<JObject>(preserveContent: true); '
+               'd = b?["model"]?.ToString() ?? ""; ')
+_IS_JSON_POST = ('context.Request.Method == "POST" && '
+                 'context.Request.Headers.GetValueOrDefault("Content-Type", "").Contains("json")')
+REQUESTED_EXPRESSION: dict[Mode, str] = {
+    Mode.AZURE_OPENAI: (
+        '@{ string d = context.Request.MatchedParameters.ContainsKey("deployment-id") ? '
+        'context.Request.MatchedParameters["deployment-id"] : ""; '
+        f'if (d.Length == 0 && {_IS_JSON_POST}) {{ {_BODY_MODEL}}} '
+        'return d.ToLowerInvariant(); }'),
+    Mode.AZURE_AI: (
+        '@{ string d = ""; '
+        f'if ({_IS_JSON_POST}) {{ {_BODY_MODEL}}} '
+        'return d.ToLowerInvariant(); }'),
+    Mode.AZURE_OPENAI_V1: (
+        '@{ string d = ""; '
+        f'if ({_IS_JSON_POST} && !context.Request.Url.Path.Contains("/fine_tuning/")) {{ {_BODY_MODEL}}} '
+        'return d.ToLowerInvariant(); }'),
+}
+DENY_CONDITION = (
+    f'@{{ string d = context.Variables.GetValueOrDefault<string>("{REQUESTED_VARIABLE}", ""); '
+    f'string allowed = context.Variables.GetValueOrDefault<string>("{ALLOWED_VARIABLE}", "|"); '
+    'return d.Length > 0 && (d.Contains("|") || !allowed.Contains("|" + d + "|")); }')
+NOT_FOUND_BODY = ('{"error":{"code":"DeploymentNotFound","message":"The deployment named in the request '
+                  'is not served by this API: it does not exist on the account or has not finished '
+                  'provisioning."}}')
+
+
+def policy_family(mode: Mode) -> str:
+    """``azure-openai`` statements for the Azure OpenAI mode, ``llm`` for the others (docs/policy.md)."""
+    return "azure-openai" if mode is Mode.AZURE_OPENAI else "llm"
+
+
+def allow_list_value(deployments: Iterable[str]) -> str:
+    """``|a|b|``: sorted, lower-cased, de-duplicated; every name must be a valid deployment name."""
+    names = sorted({config.check_deployment_name(n, "deployment name").lower() for n in deployments})
+    return "|" + "".join(f"{n}|" for n in names)
+
+
+def _sub(parent: Any, tag: str, attrs: Iterable[tuple[str, str]] = (), text: str | None = None) -> Any:
+    el = etree.SubElement(parent, tag)
+    for name, value in attrs:
+        el.set(name, value)
+    if text is not None:
+        el.text = text
+    return el
+
+
+def _check_backend_ref(value: str, what: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,80}", value):
+        raise InvalidInput(f"{what} {value!r}: expected 1-80 letters, digits or hyphens")
+    return value
+
+
+def _check_token_limit(limit: TokenLimit) -> None:
+    if limit.counter_key != COUNTER_KEY:
+        raise InvalidInput(f"token limit counter key {limit.counter_key!r}: the counter key is fixed to "
+                           f"{COUNTER_KEY}")
+    for value, what in ((limit.tokens_per_minute, "tokens per minute"), (limit.quota, "token quota")):
+        if value is not None and (isinstance(value, bool) or not 0 < value <= config.MAX_INT):
+            raise InvalidInput(f"{what} {value!r}: expected a positive integer")
+    if limit.tokens_per_minute is None and limit.quota is None:
+        raise InvalidInput("token limit: set tokens per minute, a quota, or both")
+    if (limit.quota is None) != (limit.quota_period is None) or (
+            limit.quota_period is not None and limit.quota_period not in config.QUOTA_PERIODS):
+        raise InvalidInput(f"token quota period {limit.quota_period!r}: a quota needs a period, one of "
+                           + ", ".join(config.QUOTA_PERIODS))
+    for header in (limit.remaining_tokens_header, limit.consumed_tokens_header, limit.retry_after_header):
+        if header is not None and not _HEADER_NAME.fullmatch(header):
+            raise InvalidInput(f"token limit header name {header!r}: expected 1-64 letters, digits or '-'")
+
+
+def _check_metrics(metrics: TokenMetrics) -> None:
+    config.check_namespace(metrics.namespace, "token metrics namespace")
+    dims = metrics.dimensions
+    if len(dims) > MAX_DIMENSIONS or len(set(dims)) != len(dims) or any(
+            d not in BUILTIN_DIMENSIONS for d in dims):
+        raise InvalidInput(f"token metric dimensions {dims!r}: expected at most {MAX_DIMENSIONS} distinct "
+                           "names from " + ", ".join(BUILTIN_DIMENSIONS))
+
+
+def _check_cache(cache: SemanticCache) -> None:
+    t = cache.score_threshold
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0 < t <= 1:
+        raise InvalidInput(f"semantic cache score threshold {t!r}: expected a number in (0, 1]")
+    d = cache.duration_seconds
+    if isinstance(d, bool) or not isinstance(d, int) or not 0 < d <= 31_536_000:
+        raise InvalidInput(f"semantic cache duration {d!r}: expected whole seconds in 1..31536000")
+
+
+def _check_safety(safety: ContentSafety) -> None:
+    config.check_https_endpoint(safety.endpoint, "content safety endpoint")
+    names = [name for name, _ in safety.categories]
+    if not names or len(set(names)) != len(names):
+        raise InvalidInput(f"content safety categories {names!r}: expected distinct names")
+    for name, threshold in safety.categories:
+        if name not in SAFETY_CATEGORIES or isinstance(threshold, bool) or threshold not in (0, 2, 4, 6):
+            raise InvalidInput(f"content safety category {name!r} threshold {threshold!r}: expected a name "
+                               "from " + ", ".join(SAFETY_CATEGORIES) + " and a threshold of 0, 2, 4 or 6")
+
+
+def render_policy(mode: Mode, options: Options, *, backend: str, deployments: Iterable[str],
+                  embeddings_backend: str | None = None, safety_backend: str | None = None) -> str:
+    """The API-scope policy, ``xml`` format (well-formed; expressions XML-escaped)."""
+    mode = Mode(mode)
+    family = policy_family(mode)
+    root = etree.Element("policies")
+    inbound = _sub(root, "inbound")
+    _sub(inbound, "base")
+
+    # Allow-list: data in a literal attribute; the expressions are fixed text.
+    _sub(inbound, "set-variable", [("name", ALLOWED_VARIABLE), ("value", allow_list_value(deployments))])
+    _sub(inbound, "set-variable", [("name", REQUESTED_VARIABLE), ("value", REQUESTED_EXPRESSION[mode])])
+    when = _sub(_sub(inbound, "choose"), "when", [("condition", DENY_CONDITION)])
+    ret = _sub(when, "return-response")
+    _sub(ret, "set-status", [("code", "404"), ("reason", "Deployment Not Found")])
+    header = _sub(ret, "set-header", [("name", "Content-Type"), ("exists-action", "override")])
+    _sub(header, "value", text="application/json")
+    _sub(ret, "set-body", text=NOT_FOUND_BODY)
+
+    _sub(inbound, "authentication-managed-identity", [("resource", COGNITIVE_RESOURCE)])
+    _sub(inbound, "set-backend-service", [("backend-id", _check_backend_ref(backend, "backend id"))])
+
+    if options.content_safety is not None:
+        _check_safety(options.content_safety)
+        if safety_backend is None:
+            raise InvalidInput("content safety is on but no content safety backend was given")
+        cs = _sub(inbound, "llm-content-safety", [
+            ("backend-id", _check_backend_ref(safety_backend, "content safety backend id")),
+            ("shield-prompt", "true" if options.content_safety.shield_prompt else "false")])
+        cats = _sub(cs, "categories", [("output-type", "FourSeverityLevels")])
+        for name, threshold in options.content_safety.categories:
+            _sub(cats, "category", [("name", name), ("threshold", str(threshold))])
+
+    if options.token_limit is not None:
+        limit = options.token_limit
+        _check_token_limit(limit)
+        attrs = [("counter-key", COUNTER_KEY)]
+        if limit.tokens_per_minute is not None:
+            attrs.append(("tokens-per-minute", str(limit.tokens_per_minute)))
+        if limit.quota is not None and limit.quota_period is not None:
+            attrs += [("token-quota", str(limit.quota)), ("token-quota-period", limit.quota_period)]
+        attrs.append(("estimate-prompt-tokens", "true" if limit.estimate_prompt_tokens else "false"))
+        for attr, value in (("retry-after-header-name", limit.retry_after_header),
+                            ("remaining-tokens-header-name", limit.remaining_tokens_header),
+                            ("tokens-consumed-header-name", limit.consumed_tokens_header)):
+            if value is not None:
+                attrs.append((attr, value))
+        _sub(inbound, f"{family}-token-limit", attrs)
+
+    if options.token_metrics is not None:
+        _check_metrics(options.token_metrics)
+        metric = _sub(inbound, f"{family}-emit-token-metric",
+                      [("namespace", options.token_metrics.namespace)])
+        for dim in options.token_metrics.dimensions:
+            _sub(metric, "dimension", [("name", dim)])
+
+    if options.semantic_cache is not None:
+        _check_cache(options.semantic_cache)
+        if embeddings_backend is None:
+            raise InvalidInput("semantic caching is on but no embeddings backend was given")
+        lookup = _sub(inbound, f"{family}-semantic-cache-lookup", [
+            ("score-threshold", f"{options.semantic_cache.score_threshold:g}"),
+            ("embeddings-backend-id", _check_backend_ref(embeddings_backend, "embeddings backend id")),
+            ("embeddings-backend-auth", "system-assigned")])
+        _sub(lookup, "vary-by", text=VARY_BY)
+
+    if options.policy_fragment is not None:
+        _sub(inbound, "include-fragment",
+             [("fragment-id", config.check_fragment_id(options.policy_fragment, "policy fragment id"))])
+
+    _sub(_sub(root, "backend"), "base")
+    outbound = _sub(root, "outbound")
+    _sub(outbound, "base")
+    if options.semantic_cache is not None:
+        _sub(outbound, f"{family}-semantic-cache-store",
+             [("duration", str(options.semantic_cache.duration_seconds))])
+    _sub(_sub(root, "on-error"), "base")
+
+    etree.indent(root, space="    ")
+    return str(etree.tostring(root, encoding="unicode"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The desired objects
+
+
+def routable_deployments(account: Account) -> tuple[Deployment, ...]:
+    """Deployments the gateway routes to: provisioning Succeeded and a valid name."""
+    return tuple(sorted((d for d in account.deployments
+                         if d.routable and DEPLOYMENT_NAME.fullmatch(d.name)), key=lambda d: d.name))
+
+
+def _endpoint(account: Account) -> str:
+    endpoint = account.endpoint.strip()
+    if not endpoint.endswith("/"):
+        endpoint += "/"
+    config.check_https_endpoint(endpoint, f"endpoint of account {account.ref.name}")
+    return endpoint
+
+
+def _check_mode(account: Account, mode: Mode) -> None:
+    kinds = {k.lower(): v for k, v in MODES_BY_KIND.items()}
+    supported = kinds.get(account.kind.lower())
+    if supported is None:
+        raise InvalidInput(f"account {account.ref.name} is of kind {account.kind!r}: the importer serves "
+                           "kinds " + ", ".join(MODES_BY_KIND))
+    if mode not in supported:
+        raise InvalidInput(f"mode {mode.value!r} cannot be served by account {account.ref.name} of kind "
+                           f"{account.kind!r}: that kind supports " + ", ".join(m.value for m in supported)
+                           + " (set the tag apim-importer-mode or IMPORTER_MODE)")
+
+
+def render(account: Account, apim: ApimService, options: Options) -> Desired:
+    ref = account.ref
+    mode = Mode(options.mode)
+    config.check_options(options)
+    _check_mode(account, mode)
+    if apim.principal_id is None:
+        raise InvalidInput(
+            f"API Management service {apim.ref.name} has no system-assigned identity, which the gateway "
+            "needs to call the account: turn it on (portal: Security > Managed identities > System "
+            "assigned; or az apim update --set identity.type=SystemAssigned), or set "
+            "IMPORTER_ENABLE_APIM_IDENTITY=true to let the importer turn it on")
+    endpoint = _endpoint(account)
+    deployments = routable_deployments(account)
+
+    main_id = backend_id(ref)
+    backends = [BackendSpec(
+        backend_id=main_id, url=endpoint + mode.suffix,
+        description=owner_description(ref, f"Azure AI account {ref.name}, {mode.value} route."),
+        title=f"{ref.name} ({mode.value})", circuit_breaker=options.circuit_breaker)]
+
+    embeddings_id: str | None = None
+    if options.semantic_cache is not None:
+        if not apim.has_external_cache:
+            raise InvalidInput(
+                f"semantic caching needs an external Redis-compatible cache with the RediSearch module "
+                f"registered on API Management service {apim.ref.name} ({apim.ref.id}/caches); register "
+                "one (for example Azure Managed Redis with RediSearch), or turn caching off (tag "
+                "apim-importer-cache=off)")
+        wanted = options.semantic_cache.embeddings_deployment.lower()
+        match = [d for d in deployments if d.name.lower() == wanted]
+        if not match:
+            raise InvalidInput(
+                f"semantic caching names embeddings deployment "
+                f"{options.semantic_cache.embeddings_deployment!r}, which is not a deployment with "
+                f"provisioning state Succeeded on account {ref.name} (routable: "
+                + (", ".join(d.name for d in deployments) or "none") + ")")
+        embeddings_id = backend_id(ref, "embeddings")
+        backends.append(BackendSpec(
+            backend_id=embeddings_id, url=f"{endpoint}openai/deployments/{match[0].name}/embeddings",
+            description=owner_description(ref, f"Embeddings for semantic caching on account {ref.name}."),
+            title=f"{ref.name} embeddings ({match[0].name})", circuit_breaker=options.circuit_breaker))
+
+    safety_id: str | None = None
+    if options.content_safety is not None:
+        safety_id = backend_id(ref, "safety")
+        backends.append(BackendSpec(
+            backend_id=safety_id, url=options.content_safety.endpoint,
+            description=owner_description(ref, f"Azure AI Content Safety for account {ref.name}."),
+            title=f"{ref.name} content safety", circuit_breaker=options.circuit_breaker))
+
+    the_api_id = api_id(ref)
+    display = options.display_name or f"{ref.name} ({mode.value})"
+    description = options.description or (
+        f"Azure AI Foundry API for account {ref.name} ({mode.value} mode), imported by apim-ai-importer.")
+    api = ApiSpec(
+        api_id=the_api_id,
+        display_name=display,
+        description=owner_description(ref, description),
+        path=f"{config.resolve_base_path(options, ref)}/{mode.suffix}",
+        service_url=backends[0].url,
+        import_format="openapi+json",
+        import_value=openapi.document_text(mode),
+        operations=openapi.operations(openapi.document(mode)),
+    )
+    policy = PolicySpec(the_api_id, render_policy(
+        mode, options, backend=main_id, deployments=[d.name for d in deployments],
+        embeddings_backend=embeddings_id, safety_backend=safety_id))
+    role = ROLE_BY_MODE[mode]
+    assignment = RoleAssignmentSpec(
+        name=role_assignment_name(ref.id, role, apim.principal_id), scope=ref.id,
+        role_definition_guid=role, principal_id=apim.principal_id,
+        description=owner_description(ref, f"API Management {apim.ref.name} calls account {ref.name}."))
+    return Desired(
+        account=ref,
+        api=api,
+        backends=tuple(sorted(backends, key=lambda b: b.backend_id)),
+        policy=policy,
+        product_links=tuple(ProductLinkSpec(p, the_api_id) for p in sorted(set(options.products))),
+        role_assignments=(assignment,),
+    )
