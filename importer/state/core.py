@@ -1,0 +1,258 @@
+"""State core: the behaviour both twins share, written once over small storage primitives.
+
+Poison handling and redrive over a raw text queue, and lease hold / renew / release. A backend
+supplies only the primitives (``RawQueue``; acquire, renew, release callables), so the in-memory
+twin cannot drift from the Azure Storage one in anything but the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from importer.state.codec import decode_wire, encode_wire
+from importer.state.ports import (
+    InvalidRequest,
+    LockBusy,
+    LockLost,
+    MessageHandle,
+    PoisonMessage,
+    ReconcileRequest,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 32  # Azure Storage queues return at most 32 messages per call
+
+
+class StaleHandle(Exception):
+    """The pop receipt no longer matches: the message was received again by someone else."""
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    message_id: str
+    pop_receipt: str  # empty when peeked
+    text: str
+    dequeue_count: int
+    inserted_on: str | None
+
+
+class RawQueue(Protocol):
+    """One queue of wire texts. ``remove``/``hide`` raise StaleHandle on a receipt mismatch;
+    ``remove`` succeeds if the message is already gone."""
+
+    def put(self, text: str, delay_s: float = 0) -> None: ...
+
+    def get(self, max_messages: int, visibility_timeout_s: float) -> list[RawMessage]: ...
+
+    def peek(self, max_messages: int) -> list[RawMessage]: ...
+
+    def remove(self, message_id: str, pop_receipt: str) -> None: ...
+
+    def hide(self, message_id: str, pop_receipt: str, delay_s: float) -> None: ...
+
+    def count(self) -> int: ...
+
+
+class QueueCore:
+    """RequestQueue over a main and a poison RawQueue. See ports.RequestQueue for the contract."""
+
+    def __init__(self, main: RawQueue, poison: RawQueue, *, max_dequeue_count: int = 5) -> None:
+        if max_dequeue_count < 1:
+            raise ValueError("max_dequeue_count must be at least 1")
+        self._main = main
+        self._poison = poison
+        self.max_dequeue_count = max_dequeue_count
+
+    def send(self, request: ReconcileRequest, *, delay_s: float = 0) -> None:
+        self._main.put(encode_wire(request), delay_s)
+
+    def send_many(self, requests: Iterable[ReconcileRequest]) -> int:
+        sent = 0
+        for request in requests:
+            self.send(request)
+            sent += 1
+        return sent
+
+    def receive(self, max_messages: int = 1, *,
+                visibility_timeout_s: float = 300) -> list[tuple[MessageHandle, ReconcileRequest]]:
+        if not 1 <= max_messages <= MAX_BATCH:
+            raise ValueError(f"max_messages must be 1..{MAX_BATCH}")
+        out: list[tuple[MessageHandle, ReconcileRequest]] = []
+        for raw in self._main.get(max_messages, visibility_timeout_s):
+            if raw.dequeue_count > self.max_dequeue_count:
+                self._to_poison(raw, f"dequeued {raw.dequeue_count} times (max {self.max_dequeue_count})")
+                continue
+            try:
+                request = decode_wire(raw.text)
+            except InvalidRequest as exc:
+                self._to_poison(raw, str(exc))
+                continue
+            out.append((MessageHandle(raw.message_id, raw.pop_receipt, raw.dequeue_count), request))
+        return out
+
+    def _to_poison(self, raw: RawMessage, why: str) -> None:
+        logger.warning("moving queue message %s to poison: %s", raw.message_id, why)
+        self._poison.put(raw.text)  # the text as it was, as the Functions host does
+        try:
+            self._main.remove(raw.message_id, raw.pop_receipt)
+        except StaleHandle:
+            logger.warning("message %s was received again while moving it to poison", raw.message_id)
+
+    def delete(self, handle: MessageHandle) -> None:
+        try:
+            self._main.remove(handle.message_id, handle.pop_receipt)
+        except StaleHandle:
+            # Its visibility ran out and another consumer holds it now; that one will finish it.
+            logger.warning("message %s: receipt expired, left to its new consumer", handle.message_id)
+
+    def release(self, handle: MessageHandle, *, delay_s: float = 0) -> None:
+        try:
+            self._main.hide(handle.message_id, handle.pop_receipt, delay_s)
+        except StaleHandle:
+            logger.warning("message %s: receipt expired, not released", handle.message_id)
+
+    def count(self, *, poison: bool = False) -> int:
+        return (self._poison if poison else self._main).count()
+
+    def poison_messages(self, max_messages: int = MAX_BATCH) -> list[PoisonMessage]:
+        out: list[PoisonMessage] = []
+        for raw in self._poison.peek(min(max(max_messages, 1), MAX_BATCH)):
+            request: ReconcileRequest | None = None
+            error: str | None = None
+            try:
+                request = decode_wire(raw.text)
+            except InvalidRequest as exc:
+                error = str(exc)
+            out.append(PoisonMessage(raw.message_id, raw.text, request, error, raw.dequeue_count,
+                                     raw.inserted_on))
+        return out
+
+    def redrive(self, max_messages: int = 100) -> list[ReconcileRequest]:
+        sent: list[ReconcileRequest] = []
+        skipped: list[RawMessage] = []
+        seen = 0
+        while seen < max_messages:
+            batch = self._poison.get(min(MAX_BATCH, max_messages - seen), 60)
+            if not batch:
+                break
+            for raw in batch:
+                seen += 1
+                try:
+                    old = decode_wire(raw.text)
+                except InvalidRequest as exc:
+                    logger.warning("poison message %s left for a human: %s", raw.message_id, exc)
+                    skipped.append(raw)
+                    continue
+                new = ReconcileRequest.new(
+                    old.account, "redrive", f"redrive of {old.request_id} ({old.trigger}): {old.reason}",
+                    offboard=old.offboard)
+                self.send(new)  # send before delete: a crash in between duplicates, never loses
+                try:
+                    self._poison.remove(raw.message_id, raw.pop_receipt)
+                except StaleHandle:
+                    logger.warning("poison message %s redriven twice", raw.message_id)
+                sent.append(new)
+        for raw in skipped:  # make them visible again at once for poison_messages()
+            try:
+                self._poison.hide(raw.message_id, raw.pop_receipt, 0)
+            except StaleHandle:
+                pass
+        if sent:
+            logger.info("redrove %d poison messages", len(sent))
+        return sent
+
+
+# ---------------------------------------------------------------------------------------------
+# Leases
+
+
+class RenewingLease:
+    """A held lease plus the daemon thread that renews it every ``every_s`` until stopped."""
+
+    def __init__(self, key: str, lease_id: str, renew: Callable[[str], None], *, lease_s: float,
+                 every_s: float) -> None:
+        self._key = key
+        self.lease_id = lease_id
+        self._renew = renew
+        self._lease_s = lease_s
+        self._every_s = every_s
+        self._renewals = 0
+        self._lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-renewer:{key[-40:]}", daemon=True)
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    @property
+    def renewals(self) -> int:
+        return self._renewals
+
+    @property
+    def lost(self) -> bool:
+        return self._lost.is_set()
+
+    def ensure(self) -> None:
+        if self._lost.is_set():
+            raise LockLost(f"lease on {self._key} lost: another worker may hold it; retry later")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        last_ok = time.monotonic()
+        while not self._stop.wait(self._every_s):
+            try:
+                self._renew(self.lease_id)
+            except LockLost as exc:
+                logger.warning("lease on %s lost: %s", self._key, exc)
+                self._lost.set()
+                return
+            except Exception as exc:  # transient: keep trying while the lease may still be ours
+                if time.monotonic() - last_ok >= self._lease_s:
+                    logger.warning("lease on %s lost: renewal failing for %.0fs: %s", self._key,
+                                   self._lease_s, exc)
+                    self._lost.set()
+                    return
+                logger.warning("lease on %s: renewal failed, retrying: %s", self._key, exc)
+                continue
+            self._renewals += 1
+            last_ok = time.monotonic()
+
+
+@contextmanager
+def hold_lease(key: str, *, try_acquire: Callable[[], str | None], renew: Callable[[str], None],
+               release: Callable[[str], None], wait: bool, timeout_s: float, poll_s: float,
+               lease_s: float, renew_every_s: float) -> Iterator[RenewingLease]:
+    """Acquire (polling with jitter until ``timeout_s`` when ``wait``), renew while held, release."""
+    started = time.monotonic()
+    while (lease_id := try_acquire()) is None:
+        waited = time.monotonic() - started
+        if not wait or waited >= timeout_s:
+            logger.warning("lock busy for %s after %.1fs", key, waited)
+            raise LockBusy(key, waited)
+        time.sleep(max(0.0, min(poll_s * random.uniform(0.5, 1.5), timeout_s - waited)))
+    lease = RenewingLease(key, lease_id, renew, lease_s=lease_s, every_s=renew_every_s)
+    lease.start()
+    try:
+        yield lease
+    finally:
+        lease.stop()
+        try:
+            release(lease_id)
+        except Exception as exc:  # never mask the block's own error; the lease expires by itself
+            logger.warning("releasing the lease on %s failed (it expires in %.0fs): %s", key, lease_s, exc)

@@ -1,0 +1,190 @@
+"""In-memory twins of the queue, the lease locks and the run history, for the CLI, demo and tests.
+
+Thread-safe, one process. They keep what Azure Storage would keep (base64 wire text, leases that
+expire unless renewed, runs fitted to table limits) through the shared ``core`` and ``codec``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from itertools import islice
+
+from importer.state.codec import fit_run, roundtrip, run_timeline_key
+from importer.state.core import QueueCore, RawMessage, StaleHandle, hold_lease
+from importer.state.ports import RUN_ID, Lease, LockLost, RunNotFound, RunRecord, utc_now
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class _Stored:
+    message: RawMessage
+    visible_at: float
+
+
+class MemoryRawQueue:
+    """A RawQueue in a dict; ``clock`` (seconds) drives visibility so tests can move time."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._messages: dict[str, _Stored] = {}  # insertion order = FIFO
+
+    def put(self, text: str, delay_s: float = 0) -> None:
+        message = RawMessage(str(uuid.uuid4()), "", text, 0, utc_now())
+        with self._lock:
+            self._messages[message.message_id] = _Stored(message, self._clock() + max(0.0, delay_s))
+
+    def get(self, max_messages: int, visibility_timeout_s: float) -> list[RawMessage]:
+        out: list[RawMessage] = []
+        with self._lock:
+            now = self._clock()
+            for stored in self._messages.values():
+                if len(out) >= max_messages:
+                    break
+                if stored.visible_at > now:
+                    continue
+                stored.message = replace(stored.message, pop_receipt=uuid.uuid4().hex,
+                                         dequeue_count=stored.message.dequeue_count + 1)
+                stored.visible_at = now + visibility_timeout_s
+                out.append(stored.message)
+        return out
+
+    def peek(self, max_messages: int) -> list[RawMessage]:
+        with self._lock:
+            now = self._clock()
+            visible = (s.message for s in self._messages.values() if s.visible_at <= now)
+            return [replace(m, pop_receipt="") for m in islice(visible, max_messages)]
+
+    def remove(self, message_id: str, pop_receipt: str) -> None:
+        with self._lock:
+            stored = self._messages.get(message_id)
+            if stored is None:
+                return
+            if stored.message.pop_receipt != pop_receipt:
+                raise StaleHandle(message_id)
+            del self._messages[message_id]
+
+    def hide(self, message_id: str, pop_receipt: str, delay_s: float) -> None:
+        with self._lock:
+            stored = self._messages.get(message_id)
+            if stored is None or stored.message.pop_receipt != pop_receipt:
+                raise StaleHandle(message_id)
+            stored.message = replace(stored.message, pop_receipt=uuid.uuid4().hex)
+            stored.visible_at = self._clock() + max(0.0, delay_s)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._messages)
+
+    def texts(self) -> list[str]:
+        with self._lock:
+            return [s.message.text for s in self._messages.values()]
+
+
+class MemoryQueue(QueueCore):
+    """RequestQueue twin. ``raw_texts``/``put_raw`` expose the wire, as a storage explorer would."""
+
+    def __init__(self, *, max_dequeue_count: int = 5, clock: Clock = time.monotonic) -> None:
+        self._main_raw = MemoryRawQueue(clock)
+        self._poison_raw = MemoryRawQueue(clock)
+        super().__init__(self._main_raw, self._poison_raw, max_dequeue_count=max_dequeue_count)
+
+    def raw_texts(self, *, poison: bool = False) -> list[str]:
+        """Every message's text as stored (base64), visible or not."""
+        return (self._poison_raw if poison else self._main_raw).texts()
+
+    def put_raw(self, text: str, *, poison: bool = False) -> None:
+        """Enqueue a wire text as another producer (or the Functions host) would."""
+        (self._poison_raw if poison else self._main_raw).put(text)
+
+
+class MemoryLocks:
+    """LockManager twin: leases expire after ``lease_s`` on ``clock`` unless renewed, like blob
+    leases; an expired lease can be renewed by its holder until someone else takes it."""
+
+    def __init__(self, *, lease_s: float = 60, renew_every_s: float | None = None, poll_s: float = 0.02,
+                 clock: Clock = time.monotonic) -> None:
+        self.lease_s = lease_s
+        self.renew_every_s = renew_every_s if renew_every_s is not None else lease_s / 3
+        self.poll_s = poll_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._leases: dict[str, tuple[str, float]] = {}  # key → (lease id, expires at)
+
+    def hold(self, account_key: str, *, wait: bool = True,
+             timeout_s: float = 60.0) -> AbstractContextManager[Lease]:
+        key = account_key.lower()
+        return hold_lease(
+            key, try_acquire=lambda: self._acquire(key), renew=lambda lid: self._renew(key, lid),
+            release=lambda lid: self._release(key, lid), wait=wait, timeout_s=timeout_s,
+            poll_s=self.poll_s, lease_s=self.lease_s, renew_every_s=self.renew_every_s)
+
+    def held(self, account_key: str) -> bool:
+        """Whether a live lease exists on the key now."""
+        with self._lock:
+            entry = self._leases.get(account_key.lower())
+            return entry is not None and entry[1] > self._clock()
+
+    def _acquire(self, key: str) -> str | None:
+        with self._lock:
+            entry = self._leases.get(key)
+            now = self._clock()
+            if entry is not None and entry[1] > now:
+                return None
+            lease_id = str(uuid.uuid4())
+            self._leases[key] = (lease_id, now + self.lease_s)
+            return lease_id
+
+    def _renew(self, key: str, lease_id: str) -> None:
+        with self._lock:
+            entry = self._leases.get(key)
+            if entry is None or entry[0] != lease_id:
+                raise LockLost(f"lease on {key} was taken by another holder")
+            self._leases[key] = (lease_id, self._clock() + self.lease_s)
+
+    def _release(self, key: str, lease_id: str) -> None:
+        with self._lock:
+            entry = self._leases.get(key)
+            if entry is not None and entry[0] == lease_id:
+                del self._leases[key]
+
+
+class MemoryRunHistory:
+    """RunHistory twin. Stores runs fitted and JSON round-tripped, exactly as the table returns them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, RunRecord] = {}
+
+    def record(self, run: RunRecord) -> RunRecord:
+        stored = roundtrip(fit_run(run))
+        with self._lock:
+            self._runs[stored.run_id] = stored
+        return stored
+
+    def get(self, run_id: str) -> RunRecord:
+        with self._lock:
+            run = self._runs.get(run_id) if isinstance(run_id, str) and RUN_ID.match(run_id) else None
+        if run is None:
+            raise RunNotFound(f"no run {run_id!r} in the history")
+        return run
+
+    def list(self, account: str | None = None, limit: int = 50) -> builtins.list[RunRecord]:
+        if limit <= 0:
+            return []
+        with self._lock:
+            runs = builtins.list(self._runs.values())
+        if account is not None:
+            runs = [r for r in runs if r.account_key == account.lower()]
+        return sorted(runs, key=run_timeline_key)[:limit]
+
+    def last_for(self, account: str) -> RunRecord | None:
+        runs = self.list(account, 1)
+        return runs[0] if runs else None

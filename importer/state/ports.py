@@ -1,0 +1,340 @@
+"""State ports: the value types and Protocols of the queue, the lease lock and the run history.
+
+Pure. No I/O. Both twins (``memory`` and ``storage``) implement these Protocols and pass the same
+contract tests; callers depend on this module only, never on a backend.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, cast, get_args, runtime_checkable
+
+from importer.model import InvalidInput, NotFound, TransientError
+
+Trigger = Literal["event", "timer", "http", "cli", "redrive"]
+Outcome = Literal["noop", "applied", "planned", "failed", "skipped", "offboarded", "conflict"]
+TRIGGERS: frozenset[str] = frozenset(get_args(Trigger))
+OUTCOMES: frozenset[str] = frozenset(get_args(Outcome))
+
+# A request travels base64-encoded in one queue message (64 KiB): keep its free text bounded.
+MAX_REASON_CHARS = 2000
+MAX_ACCOUNT_CHARS = 2048
+# Run ids become table keys and URL segments: a conservative alphabet, as uuid4/ULID/timestamps use.
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors (STYLE §5)
+
+
+class InvalidRequest(InvalidInput, ValueError):
+    """A queue message or request that is not a well-formed ReconcileRequest. Never retried."""
+
+
+class LockBusy(TransientError):
+    """Another holder has the account's lease: retry later."""
+
+    def __init__(self, key: str, waited_s: float) -> None:
+        super().__init__(f"lock busy for {key} (waited {waited_s:.1f}s); retry later")
+        self.key = key
+        self.waited_s = waited_s
+
+
+class LockLost(TransientError):
+    """The lease could not be kept (renewal failed past its duration): stop writing, retry later."""
+
+
+class RunNotFound(NotFound, KeyError):
+    """No run with that id in the history."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "run not found"
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def utc_now() -> str:
+    """Now as an ISO-8601 UTC string with microseconds (the format every timestamp here uses)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def parse_time(value: str, what: str) -> datetime:
+    """Parse an ISO-8601 timestamp; naive values are taken as UTC."""
+    if not isinstance(value, str):
+        raise ValueError(f"{what}: expected an ISO-8601 string, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"{what}: not an ISO-8601 timestamp: {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise InvalidRequest(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Values
+
+
+@dataclass(frozen=True)
+class ReconcileRequest:
+    """"Look at this account": what every trigger enqueues. It never says what to do."""
+
+    account: str
+    trigger: Trigger
+    reason: str
+    request_id: str
+    enqueued_at: str
+    offboard: bool = False
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.account, str) and self.account.startswith("/")
+                 and len(self.account) <= MAX_ACCOUNT_CHARS, f"account: not a resource id: {self.account!r}")
+        _require(self.trigger in TRIGGERS, f"trigger: {self.trigger!r} not one of {sorted(TRIGGERS)}")
+        _require(isinstance(self.reason, str) and len(self.reason) <= MAX_REASON_CHARS,
+                 f"reason: a string of at most {MAX_REASON_CHARS} characters")
+        try:
+            uuid.UUID(self.request_id)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise InvalidRequest(f"request_id: not a uuid: {self.request_id!r}") from exc
+        try:
+            parse_time(self.enqueued_at, "enqueued_at")
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        _require(isinstance(self.offboard, bool), "offboard: expected true or false")
+
+    @classmethod
+    def new(cls, account: str, trigger: Trigger, reason: str, *, offboard: bool = False) -> ReconcileRequest:
+        """A fresh request: new uuid4, enqueued now; an over-long reason is cut, not rejected."""
+        if len(reason) > MAX_REASON_CHARS:
+            reason = reason[: MAX_REASON_CHARS - 1] + "…"
+        return cls(account, trigger, reason, str(uuid.uuid4()), utc_now(), offboard)
+
+    @property
+    def account_key(self) -> str:
+        """The case-insensitive identity of the account: the lock and history key."""
+        return self.account.lower()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReconcileRequest:
+        """Strict: unknown or missing fields and wrong types raise InvalidRequest (a ValueError)."""
+        if not isinstance(data, Mapping):
+            raise InvalidRequest(f"expected a JSON object, got {type(data).__name__}")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        missing = sorted(n for n in names - set(data) if n != "offboard")
+        _require(not unknown, f"unknown fields: {unknown}")
+        _require(not missing, f"missing fields: {missing}")
+        for name in ("account", "trigger", "reason", "request_id", "enqueued_at"):
+            _require(isinstance(data[name], str), f"{name}: expected a string")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ReconcileRequest:
+        try:
+            data = json.loads(text)
+        except (ValueError, TypeError) as exc:
+            raise InvalidRequest(f"not JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+
+def _validate_run(run: RunRecord) -> None:
+    def check(cond: bool, message: str) -> None:
+        if not cond:
+            raise ValueError(f"RunRecord {run.run_id!r}: {message}")
+
+    check(isinstance(run.run_id, str) and bool(RUN_ID.match(run.run_id)),
+          f"run_id must match {RUN_ID.pattern}")
+    check(isinstance(run.account, str) and 0 < len(run.account) <= MAX_ACCOUNT_CHARS,
+          "account: a non-empty string")
+    check(run.trigger in TRIGGERS, f"trigger {run.trigger!r} not one of {sorted(TRIGGERS)}")
+    check(run.outcome in OUTCOMES, f"outcome {run.outcome!r} not one of {sorted(OUTCOMES)}")
+    parse_time(run.started_at, "started_at")
+    parse_time(run.finished_at, "finished_at")
+    for name in ("duration_ms", "writes", "changes_omitted"):
+        value = getattr(run, name)
+        check(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+              f"{name}: a non-negative int")
+    check(isinstance(run.summary, dict) and all(isinstance(k, str) and isinstance(v, int)
+                                                for k, v in run.summary.items()), "summary: dict[str, int]")
+    check(isinstance(run.changes, list) and all(isinstance(c, dict) for c in run.changes),
+          "changes: a list of dicts")
+    check(run.probe is None or isinstance(run.probe, dict), "probe: a dict or None")
+    for name in ("error", "error_kind", "request_id"):
+        value = getattr(run, name)
+        check(value is None or isinstance(value, str), f"{name}: a string or None")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One reconcile run, as the history keeps it. ``changes`` are Change.to_json() dicts.
+
+    ``changes_omitted`` counts entries dropped from ``changes`` to fit storage limits; an entry
+    that was itself cut down carries ``"truncated": true``.
+    """
+
+    run_id: str
+    account: str
+    trigger: Trigger
+    started_at: str
+    finished_at: str
+    duration_ms: int
+    outcome: Outcome
+    summary: dict[str, int] = field(default_factory=dict)
+    writes: int = 0
+    error: str | None = None
+    error_kind: str | None = None
+    changes: builtins.list[dict[str, Any]] = field(default_factory=builtins.list)
+    probe: dict[str, Any] | None = None
+    request_id: str | None = None
+    changes_omitted: int = 0
+
+    def __post_init__(self) -> None:
+        _validate_run(self)
+
+    @property
+    def account_key(self) -> str:
+        return self.account.lower()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+        """Missing required fields raise ValueError; unknown ones are ignored (a newer writer)."""
+        names = {f.name for f in fields(cls)}
+        required = ("run_id", "account", "trigger", "started_at", "finished_at", "duration_ms", "outcome")
+        missing = [n for n in required if n not in data]
+        if missing:
+            raise ValueError(f"run record missing fields: {missing}")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class MessageHandle:
+    """What delete/release need to address one received message (valid until its visibility ends)."""
+
+    message_id: str
+    pop_receipt: str
+    dequeue_count: int
+
+
+@dataclass(frozen=True)
+class PoisonMessage:
+    """A message in the poison queue; ``request`` is None when its text does not decode."""
+
+    message_id: str
+    text: str
+    request: ReconcileRequest | None
+    error: str | None
+    dequeue_count: int
+    inserted_on: str | None
+
+
+# ---------------------------------------------------------------------------------------------
+# Protocols
+
+
+@runtime_checkable
+class RequestQueue(Protocol):
+    """The reconcile-request queue and its poison queue.
+
+    Messages are the base64 of the request's UTF-8 JSON, as the Functions host expects. A message
+    received more than ``max_dequeue_count`` times, or one that does not decode, is moved to the
+    poison queue instead of being returned (what the host does for the queue trigger).
+    """
+
+    def send(self, request: ReconcileRequest, *, delay_s: float = 0) -> None: ...
+
+    def send_many(self, requests: Iterable[ReconcileRequest]) -> int: ...
+
+    def receive(self, max_messages: int = 1, *,
+                visibility_timeout_s: float = 300) -> builtins.list[tuple[MessageHandle, ReconcileRequest]]:
+        ...
+
+    def delete(self, handle: MessageHandle) -> None:
+        """Done with the message. Succeeds if it is already gone."""
+
+    def release(self, handle: MessageHandle, *, delay_s: float = 0) -> None:
+        """Give the message back (visible again after ``delay_s``); counts as a failed attempt."""
+
+    def count(self, *, poison: bool = False) -> int:
+        """Approximate message count, including messages received but not yet deleted."""
+
+    def poison_messages(self, max_messages: int = 32) -> builtins.list[PoisonMessage]:
+        """Peek the poison queue (nothing is removed)."""
+
+    def redrive(self, max_messages: int = 32) -> builtins.list[ReconcileRequest]:
+        """Move decodable poison messages back as fresh ``redrive`` requests; returns what was sent.
+
+        Undecodable messages stay in the poison queue for a human.
+        """
+
+
+@runtime_checkable
+class Lease(Protocol):
+    """A held per-account lock; renewed in the background until the ``with`` block ends."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def renewals(self) -> int:
+        """Successful renewals so far."""
+
+    @property
+    def lost(self) -> bool:
+        """True once renewal failed for longer than the lease lasts."""
+
+    def ensure(self) -> None:
+        """Raise LockLost if the lease may have passed to someone else. Call before writing."""
+
+
+@runtime_checkable
+class LockManager(Protocol):
+    def hold(self, account_key: str, *, wait: bool = True,
+             timeout_s: float = 60.0) -> AbstractContextManager[Lease]:
+        """Hold the account's lease for the ``with`` block; released on exit, even on exception.
+
+        Raises LockBusy when the lease is taken and ``wait`` is False, or still taken after
+        ``timeout_s``. Keys compare case-insensitively.
+        """
+        ...
+
+
+@runtime_checkable
+class RunHistory(Protocol):
+    def record(self, run: RunRecord) -> RunRecord:
+        """Store a run (idempotent by run_id); returns it as stored (fitted to size limits)."""
+
+    def get(self, run_id: str) -> RunRecord:
+        """The run, or raise RunNotFound (a KeyError and a NotFound)."""
+
+    def list(self, account: str | None = None, limit: int = 50) -> builtins.list[RunRecord]:
+        """Newest first (by started_at, then run_id); one account's or everyone's."""
+
+    def last_for(self, account: str) -> RunRecord | None:
+        """The account's newest run, or None when it has never run."""
+
+
+def as_trigger(value: str) -> Trigger:
+    if value not in TRIGGERS:
+        raise InvalidRequest(f"trigger: {value!r} not one of {sorted(TRIGGERS)}")
+    return cast(Trigger, value)

@@ -1,0 +1,381 @@
+"""Azure Storage state: queue (azure-storage-queue), lease locks (blob leases), run history (tables).
+
+Adapter. SDKs are imported inside functions so importing ``importer.state`` stays cheap; azure-core
+errors become ours (transient / permanent) with ``raise … from``. Queues, container and table are
+created on first use, once per process.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from importer.model import PermanentError, TransientError
+from importer.state.codec import account_hash, dumps, fit_run, roundtrip, run_timeline_key
+from importer.state.core import QueueCore, RawMessage, StaleHandle, hold_lease
+from importer.state.ports import RUN_ID, Lease, LockLost, RunNotFound, RunRecord
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
+    from azure.storage.blob import BlobClient, ContainerClient
+    from azure.storage.queue import QueueClient
+
+logger = logging.getLogger(__name__)
+
+QUEUE = "reconcile-requests"
+POISON_SUFFIX = "-poison"  # what the Functions host appends
+CONTAINER = "locks"
+TABLE = "runs"
+
+
+class StorageUnavailable(TransientError):
+    """Azure Storage did not answer or was throttled: retry later."""
+
+
+@contextmanager
+def _azure(what: str) -> Iterator[None]:
+    """Translate azure-core errors raised inside the block (expected ones are caught inside it)."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    try:
+        yield
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        logger.warning("%s: storage unreachable: %s", what, type(exc).__name__)
+        raise StorageUnavailable(f"{what}: storage unreachable ({type(exc).__name__}); retry later") from exc
+    except ClientAuthenticationError as exc:
+        logger.warning("%s: storage refused our credentials", what)
+        raise PermanentError(f"{what}: storage refused our credentials; check AzureWebJobsStorage "
+                             "and the identity's storage data roles") from exc
+    except HttpResponseError as exc:
+        status = exc.status_code or 0
+        logger.warning("%s: storage answered %s %s", what, status, _error_code(exc))
+        if status in (408, 429) or status >= 500:
+            raise StorageUnavailable(f"{what}: storage answered {status}; retry later") from exc
+        if status == 403:
+            raise PermanentError(f"{what}: forbidden; the identity needs the Storage Queue/Blob/Table "
+                                 "Data Contributor role") from exc
+        raise PermanentError(f"{what}: storage answered {status} {_error_code(exc)}") from exc
+
+
+_created: set[str] = set()
+_created_lock = threading.Lock()
+
+
+def _once(url: str, create: Callable[[], None]) -> None:
+    """Run ``create`` (which must tolerate 'already exists') once per process for ``url``."""
+    if url in _created:
+        return
+    with _created_lock:
+        if url not in _created:
+            create()
+            _created.add(url)
+
+
+def _forget(url: str) -> None:
+    with _created_lock:
+        _created.discard(url)
+
+
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "error_code", "") or "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Queue
+
+
+class AzureRawQueue:
+    """RawQueue over one QueueClient. The client must have no encode/decode policy: texts pass as
+    they are, and ``core`` does the base64 itself so one bad message cannot fail a whole batch."""
+
+    def __init__(self, client: QueueClient) -> None:
+        self.client = client
+
+    def _ensure(self) -> None:
+        def create() -> None:
+            from azure.core.exceptions import ResourceExistsError
+
+            with _azure(f"create queue {self.client.queue_name}"):
+                try:
+                    self.client.create_queue()
+                except ResourceExistsError:
+                    pass
+
+        _once(self.client.url, create)
+
+    def put(self, text: str, delay_s: float = 0) -> None:
+        self._ensure()
+        with _azure("send queue message"):
+            self.client.send_message(text, visibility_timeout=math.ceil(delay_s) or None)
+
+    def get(self, max_messages: int, visibility_timeout_s: float) -> list[RawMessage]:
+        self._ensure()
+        with _azure("receive queue messages"):
+            paged = self.client.receive_messages(messages_per_page=max_messages, max_messages=max_messages,
+                                                 visibility_timeout=max(1, math.ceil(visibility_timeout_s)))
+            return [self._raw(m) for m in paged]
+
+    def peek(self, max_messages: int) -> list[RawMessage]:
+        self._ensure()
+        with _azure("peek queue messages"):
+            return [self._raw(m) for m in self.client.peek_messages(max_messages=max_messages)]
+
+    @staticmethod
+    def _raw(message: Any) -> RawMessage:
+        inserted = message.inserted_on.isoformat() if message.inserted_on else None
+        return RawMessage(str(message.id), str(message.pop_receipt or ""), str(message.content),
+                          int(message.dequeue_count or 0), inserted)
+
+    def remove(self, message_id: str, pop_receipt: str) -> None:
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        with _azure("delete queue message"):
+            try:
+                self.client.delete_message(message_id, pop_receipt)
+            except ResourceNotFoundError:
+                return
+            except HttpResponseError as exc:
+                if _error_code(exc) == "PopReceiptMismatch":
+                    raise StaleHandle(message_id) from exc
+                raise
+
+    def hide(self, message_id: str, pop_receipt: str, delay_s: float) -> None:
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        with _azure("update queue message"):
+            try:
+                self.client.update_message(message_id, pop_receipt, visibility_timeout=math.ceil(delay_s))
+            except ResourceNotFoundError as exc:
+                raise StaleHandle(message_id) from exc
+            except HttpResponseError as exc:
+                if _error_code(exc) == "PopReceiptMismatch":
+                    raise StaleHandle(message_id) from exc
+                raise
+
+    def count(self) -> int:
+        self._ensure()
+        with _azure("read queue properties"):
+            return int(self.client.get_queue_properties().approximate_message_count or 0)
+
+
+class StorageQueue(QueueCore):
+    """RequestQueue on Azure Storage queues ``reconcile-requests`` and ``reconcile-requests-poison``.
+
+    Wire format: base64 of the UTF-8 JSON, identical to the SDK's TextBase64EncodePolicy and to what
+    the Functions host reads with ``"messageEncoding": "base64"`` (host.json default) and writes to
+    the poison queue. Build the clients with ``queue_clients()`` (no SDK encode/decode policy).
+    """
+
+    def __init__(self, main: QueueClient, poison: QueueClient, *, max_dequeue_count: int = 5) -> None:
+        self.main_client = main
+        self.poison_client = poison
+        super().__init__(AzureRawQueue(main), AzureRawQueue(poison), max_dequeue_count=max_dequeue_count)
+
+
+# ---------------------------------------------------------------------------------------------
+# Locks
+
+
+_LOST = {"LeaseIdMismatchWithLeaseOperation", "LeaseNotPresentWithLeaseOperation", "LeaseLost",
+         "LeaseIdMissing", "BlobNotFound", "ContainerNotFound"}
+
+
+class BlobLeaseLocks:
+    """LockManager on blob leases: container ``locks``, one empty-ish blob per account named by the
+    sha256 hex of the lowercase account id (the blob holds the id, for humans).
+
+    Leases are ``lease_s`` long (15–60 s; default 60, never infinite so a crashed worker's lock
+    frees itself) and renewed every ``lease_s / 3`` by a daemon thread while held.
+    """
+
+    def __init__(self, container: ContainerClient, *, lease_s: int = 60, renew_every_s: float | None = None,
+                 poll_s: float = 1.0) -> None:
+        if not 15 <= lease_s <= 60:
+            raise ValueError("blob leases last 15 to 60 seconds")
+        self.container = container
+        self.lease_s = lease_s
+        self.renew_every_s = renew_every_s if renew_every_s is not None else lease_s / 3
+        self.poll_s = poll_s
+
+    def blob_name(self, account_key: str) -> str:
+        return account_hash(account_key)
+
+    def hold(self, account_key: str, *, wait: bool = True,
+             timeout_s: float = 60.0) -> AbstractContextManager[Lease]:
+        key = account_key.lower()
+        blob = self.container.get_blob_client(self.blob_name(key))
+        return hold_lease(
+            key, try_acquire=lambda: self._acquire(blob, key), renew=lambda lid: self._renew(blob, lid),
+            release=lambda lid: self._release(blob, lid), wait=wait, timeout_s=timeout_s,
+            poll_s=self.poll_s, lease_s=self.lease_s, renew_every_s=self.renew_every_s)
+
+    def _ensure_container(self) -> None:
+        def create() -> None:
+            from azure.core.exceptions import ResourceExistsError
+
+            with _azure(f"create container {self.container.container_name}"):
+                try:
+                    self.container.create_container()
+                except ResourceExistsError:
+                    pass
+
+        _once(self.container.url, create)
+
+    def _acquire(self, blob: BlobClient, key: str) -> str | None:
+        from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+        from azure.storage.blob import BlobLeaseClient
+
+        self._ensure_container()
+        with _azure("acquire blob lease"):
+            for _ in range(2):
+                lease = BlobLeaseClient(blob)
+                try:
+                    lease.acquire(lease_duration=self.lease_s)
+                    return str(lease.id)
+                except ResourceNotFoundError as exc:  # first lock of this account (or container gone)
+                    if _error_code(exc) == "ContainerNotFound":
+                        _forget(self.container.url)
+                        self._ensure_container()
+                    try:
+                        blob.upload_blob(key.encode("utf-8"), overwrite=False)
+                    except ResourceExistsError:
+                        pass  # another worker created it first
+                except HttpResponseError as exc:
+                    if _error_code(exc) == "LeaseAlreadyPresent":
+                        return None
+                    raise
+            raise PermanentError(f"lock blob for {key} vanished twice while acquiring its lease")
+
+    def _renew(self, blob: BlobClient, lease_id: str) -> None:
+        from azure.core.exceptions import HttpResponseError
+        from azure.storage.blob import BlobLeaseClient
+
+        try:
+            BlobLeaseClient(blob, lease_id=lease_id).renew()
+        except HttpResponseError as exc:
+            if _error_code(exc) in _LOST:
+                raise LockLost(f"blob lease renewal refused: {_error_code(exc)}") from exc
+            raise
+
+    def _release(self, blob: BlobClient, lease_id: str) -> None:
+        from azure.storage.blob import BlobLeaseClient
+
+        with _azure("release blob lease"):
+            BlobLeaseClient(blob, lease_id=lease_id).release()
+
+
+# ---------------------------------------------------------------------------------------------
+# Run history
+
+TIMELINE = "timeline"  # partition with every run, newest first: list(account=None)
+_INDEX_PREFIX = "run-"  # partition per run id holding a copy: get(run_id) is one point read
+_INDEX_ROW = "record"
+_FORMAT = 1
+
+
+def _entity(run: RunRecord, partition: str, row: str) -> dict[str, Any]:
+    from azure.data.tables import EdmType, EntityProperty
+
+    entity: dict[str, Any] = {
+        "PartitionKey": partition, "RowKey": row, "format": _FORMAT,
+        "run_id": run.run_id, "account": run.account, "trigger": run.trigger,
+        "started_at": run.started_at, "finished_at": run.finished_at,
+        "duration_ms": EntityProperty(run.duration_ms, EdmType.INT64), "outcome": run.outcome,
+        "writes": EntityProperty(run.writes, EdmType.INT64),
+        "changes_omitted": EntityProperty(run.changes_omitted, EdmType.INT64),
+        "summary": dumps(run.summary), "changes": dumps(run.changes),
+    }
+    optional = {"probe": None if run.probe is None else dumps(run.probe), "error": run.error,
+                "error_kind": run.error_kind, "request_id": run.request_id}
+    entity.update({k: v for k, v in optional.items() if v is not None})
+    return entity
+
+
+def _plain(value: Any) -> Any:
+    return getattr(value, "value", value)  # EntityProperty → its value
+
+
+def _record(entity: dict[str, Any]) -> RunRecord:
+    data = {k: _plain(v) for k, v in entity.items() if k not in ("PartitionKey", "RowKey", "format")}
+    for name in ("summary", "changes", "probe"):
+        if isinstance(data.get(name), str):
+            data[name] = json.loads(data[name])
+    return RunRecord.from_dict(data)
+
+
+class TableRunHistory:
+    """RunHistory on table ``runs``. Each run is written three times (upserts, idempotent):
+
+    - PartitionKey = sha256 hex of the lowercase account id, RowKey = inverted start time + run id
+      (per-account, newest first: ``list(account)``, ``last_for``);
+    - PartitionKey = ``timeline``, same RowKey (everyone, newest first: ``list()``);
+    - PartitionKey = ``run-{run_id}``, RowKey = ``record`` (``get`` is a point read).
+
+    Complex fields are JSON strings; ``codec.fit_run`` keeps every property under the 64 KiB limit.
+    """
+
+    def __init__(self, table: TableClient) -> None:
+        self.table = table
+
+    def _ensure(self) -> None:
+        def create() -> None:
+            from azure.core.exceptions import ResourceExistsError
+
+            with _azure(f"create table {self.table.table_name}"):
+                try:
+                    self.table.create_table()
+                except ResourceExistsError:
+                    pass
+
+        _once(self.table.url, create)
+
+    def record(self, run: RunRecord) -> RunRecord:
+        from azure.data.tables import UpdateMode
+
+        stored = roundtrip(fit_run(run))
+        row = run_timeline_key(stored)
+        self._ensure()
+        with _azure("record run"):
+            for partition, rk in ((_INDEX_PREFIX + stored.run_id, _INDEX_ROW),
+                                  (account_hash(stored.account), row), (TIMELINE, row)):
+                self.table.upsert_entity(_entity(stored, partition, rk), mode=UpdateMode.REPLACE)
+        return stored
+
+    def get(self, run_id: str) -> RunRecord:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+            raise RunNotFound(f"no run {run_id!r} in the history")
+        self._ensure()
+        with _azure("read run"):
+            try:
+                entity = self.table.get_entity(_INDEX_PREFIX + run_id, _INDEX_ROW)
+            except ResourceNotFoundError as exc:
+                raise RunNotFound(f"no run {run_id!r} in the history") from exc
+        return _record(dict(entity))
+
+    def list(self, account: str | None = None, limit: int = 50) -> builtins.list[RunRecord]:
+        if limit <= 0:
+            return []
+        partition = TIMELINE if account is None else account_hash(account)
+        self._ensure()
+        with _azure("list runs"):
+            entities = self.table.query_entities("PartitionKey eq @pk", parameters={"pk": partition},
+                                                 results_per_page=min(limit, 1000))
+            return [_record(dict(e)) for e in islice(entities, limit)]
+
+    def last_for(self, account: str) -> RunRecord | None:
+        runs = self.list(account, 1)
+        return runs[0] if runs else None
