@@ -1,0 +1,272 @@
+"""Plan: diff(desired, actual) → the changes that would make APIM match, and offboard(account, actual).
+
+Pure. No I/O. Output sorted (Change.order). Only objects carrying our mark are changed or deleted; a
+foreign object in the way is a CONFLICT, reported and never written, and then nothing else for that
+account is planned. An empty plan means zero writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from importer import policyxml
+from importer.model import (
+    AccountRef,
+    Action,
+    Actual,
+    ActualBackend,
+    ApiSpec,
+    BackendSpec,
+    Change,
+    Desired,
+    InvalidInput,
+    Plan,
+    RoleAssignmentSpec,
+)
+from importer.render import owned_by
+
+ARROW = "→"
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value) or "(none)"
+    return str(value)
+
+
+def _desc(value: str | None) -> str:
+    """Descriptions compare modulo line ends and surrounding blanks (APIM may store CRLF)."""
+    return "\n".join(line.rstrip() for line in (value or "").replace("\r\n", "\n").split("\n")).strip()
+
+
+def _field(name: str, old: object, new: object) -> str:
+    return f"{name}: {_text(old)} {ARROW} {_text(new)}"
+
+
+def _guid(role_definition: str) -> str:
+    """Role definitions compare by their trailing GUID, case-insensitively."""
+    return role_definition.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+# ---------------------------------------------------------------------------------------------
+# Field diffs
+
+
+def api_diff(actual: ApiSpec, desired: ApiSpec) -> tuple[str, ...]:
+    """Human lines for every compared API field that differs (import_value is never compared:
+    APIM does not return the imported document)."""
+    out: list[str] = []
+    pairs: Iterable[tuple[str, object, object]] = (
+        ("display_name", actual.display_name, desired.display_name),
+        ("path", actual.path, desired.path),
+        ("service_url", actual.service_url or None, desired.service_url or None),
+        ("protocols", tuple(sorted(p.lower() for p in actual.protocols)),
+         tuple(sorted(p.lower() for p in desired.protocols))),
+        ("subscription_required", actual.subscription_required, desired.subscription_required),
+        ("key_header", actual.key_header, desired.key_header),
+        ("key_query", actual.key_query, desired.key_query),
+    )
+    for name, old, new in pairs:
+        if old != new:
+            out.append(_field(name, old, new))
+    if _desc(actual.description) != _desc(desired.description):
+        out.append(_field("description", _desc(actual.description), _desc(desired.description)))
+    have, want = set(actual.operations), set(desired.operations)
+    out += [f"operation: + {m} {t}" for m, t in sorted(want - have)]
+    out += [f"operation: - {m} {t}" for m, t in sorted(have - want)]
+    return tuple(out)
+
+
+def backend_diff(actual: BackendSpec, desired: BackendSpec) -> tuple[str, ...]:
+    out: list[str] = []
+    pairs: Iterable[tuple[str, object, object]] = (
+        ("url", actual.url, desired.url),
+        ("title", actual.title, desired.title),
+        ("protocol", actual.protocol.lower(), desired.protocol.lower()),
+        ("circuit_breaker", actual.circuit_breaker, desired.circuit_breaker),
+    )
+    for name, old, new in pairs:
+        if old != new:
+            out.append(_field(name, old, new))
+    if _desc(actual.description) != _desc(desired.description):
+        out.append(_field("description", _desc(actual.description), _desc(desired.description)))
+    return tuple(out)
+
+
+def policy_differs(actual_xml: str, desired_xml: str) -> bool:
+    try:
+        return policyxml.canonical(actual_xml) != policyxml.canonical(desired_xml)
+    except InvalidInput:
+        return True  # what APIM holds does not parse: ours replaces it
+
+
+def _role_matches(have: RoleAssignmentSpec, want: RoleAssignmentSpec) -> bool:
+    return (have.scope.lower() == want.scope.lower()
+            and _guid(have.role_definition_guid) == _guid(want.role_definition_guid)
+            and have.principal_id.lower() == want.principal_id.lower())
+
+
+def _role_owned(role: RoleAssignmentSpec, account: AccountRef) -> bool:
+    return role.scope.lower() == account.key and owned_by(role.description, account)
+
+
+# ---------------------------------------------------------------------------------------------
+# diff
+
+
+def _conflicts(desired: Desired, actual: Actual, adopt: bool) -> list[Change]:
+    api = desired.api
+    out: list[Change] = []
+    if actual.path_clash and actual.path_clash.lower() != api.api_id.lower():
+        out.append(Change(Action.CONFLICT, "api", api.api_id,
+                          reason=f"path '{api.path}' is already served by API '{actual.path_clash}', "
+                                 "which the importer does not own: change the base path (tag "
+                                 "apim-importer-base-path) or move that API",
+                          diff=(f"path: {api.path}",), desired=api))
+    if actual.api is not None and not actual.api.owned and not adopt:
+        out.append(Change(Action.CONFLICT, "api", api.api_id,
+                          reason=f"an API with id '{api.api_id}' exists without this account's ownership "
+                                 "mark: remove it, or adopt it (IMPORTER_ADOPT=true or option adopt)",
+                          desired=api, etag=actual.api.etag))
+    if not adopt:
+        by_id = {b.spec.backend_id.lower(): b for b in actual.backends}
+        for want in desired.backends:
+            have = by_id.get(want.backend_id.lower())
+            if have is not None and not have.owned:
+                out.append(Change(Action.CONFLICT, "backend", want.backend_id,
+                                  reason=f"a backend with id '{want.backend_id}' exists without this "
+                                         "account's ownership mark: remove it, or adopt it "
+                                         "(IMPORTER_ADOPT=true or option adopt)",
+                                  desired=want, etag=have.etag))
+    return out
+
+
+def _api_change(desired: Desired, actual: Actual, adopt: bool) -> Change | None:
+    want = desired.api
+    if actual.api is None:
+        return Change(Action.CREATE, "api", want.api_id, reason="API missing",
+                      diff=(f"path: {want.path}", f"operations: {len(want.operations)}"), desired=want)
+    lines = api_diff(actual.api.spec, want)
+    if not actual.api.owned:  # adopt (without adopt, _conflicts stopped the plan)
+        return Change(Action.UPDATE, "api", want.api_id, reason="adopt a foreign API",
+                      diff=lines, desired=want, etag=actual.api.etag)
+    if lines:
+        return Change(Action.UPDATE, "api", want.api_id, reason="API drifted", diff=lines, desired=want,
+                      etag=actual.api.etag)
+    return None
+
+
+def _backend_changes(desired: Desired, actual: Actual) -> list[Change]:
+    out: list[Change] = []
+    by_id: dict[str, ActualBackend] = {b.spec.backend_id.lower(): b for b in actual.backends}
+    wanted = {b.backend_id.lower() for b in desired.backends}
+    for want in desired.backends:
+        have = by_id.get(want.backend_id.lower())
+        if have is None:
+            out.append(Change(Action.CREATE, "backend", want.backend_id, reason="backend missing",
+                              diff=(f"url: {want.url}",), desired=want))
+            continue
+        lines = backend_diff(have.spec, want)
+        if not have.owned:
+            out.append(Change(Action.UPDATE, "backend", want.backend_id, reason="adopt a foreign backend",
+                              diff=lines, desired=want, etag=have.etag))
+        elif lines:
+            out.append(Change(Action.UPDATE, "backend", want.backend_id, reason="backend drifted",
+                              diff=lines, desired=want, etag=have.etag))
+    for key, have in sorted(by_id.items()):
+        if key not in wanted and have.owned:  # ours, no longer wanted (a feature turned off)
+            out.append(Change(Action.DELETE, "backend", have.spec.backend_id,
+                              reason="backend no longer needed", diff=(f"url: {have.spec.url}",),
+                              desired=have.spec, etag=have.etag))
+    return out
+
+
+def _policy_change(desired: Desired, actual: Actual) -> Change | None:
+    want = desired.policy
+    if actual.api is None or actual.policy is None:
+        return Change(Action.CREATE, "policy", want.api_id, reason="policy missing",
+                      diff=policyxml.diff_lines(None, want.xml), desired=want)
+    if policy_differs(actual.policy.xml, want.xml):
+        return Change(Action.UPDATE, "policy", want.api_id, reason="policy drifted",
+                      diff=policyxml.diff_lines(actual.policy.xml, want.xml), desired=want,
+                      etag=actual.policy_etag)
+    return None
+
+
+def _link_changes(desired: Desired, actual: Actual) -> list[Change]:
+    # Only missing links: a user may also link our API to other products, and that is theirs.
+    have = set() if actual.api is None else {
+        (link.product_id.lower(), link.api_id.lower()) for link in actual.product_links}
+    return [Change(Action.CREATE, "product_link", link.product_id, reason="product link missing",
+                   diff=(f"product: {link.product_id}",), desired=link)
+            for link in desired.product_links
+            if (link.product_id.lower(), link.api_id.lower()) not in have]
+
+
+def _role_changes(desired: Desired, actual: Actual) -> list[Change]:
+    out: list[Change] = []
+    for want in desired.role_assignments:
+        if not any(_role_matches(have, want) for have in actual.role_assignments):
+            out.append(Change(Action.CREATE, "role_assignment", want.name, reason="role assignment missing",
+                              diff=(f"role: {want.role_definition_guid}", f"principal: {want.principal_id}",
+                                    f"scope: {want.scope}"), desired=want))
+    for have in actual.role_assignments:
+        wanted = any(_role_matches(have, want) for want in desired.role_assignments)
+        if not wanted and _role_owned(have, desired.account):
+            out.append(Change(Action.DELETE, "role_assignment", have.name,
+                              reason="role assignment no longer needed (the mode changed)",
+                              diff=(f"role: {have.role_definition_guid}",), desired=have))
+    return out
+
+
+def diff(desired: Desired, actual: Actual, *, adopt: bool = False) -> Plan:
+    """Changes that make APIM hold ``desired``. A conflict stops the account's plan: the plan then
+    holds only the CONFLICT changes (zero writes)."""
+    conflicts = _conflicts(desired, actual, adopt)
+    if conflicts:
+        return Plan(desired.account, _sorted(conflicts))
+    changes: list[Change] = []
+    for change in (_api_change(desired, actual, adopt), _policy_change(desired, actual)):
+        if change is not None:
+            changes.append(change)
+    changes += _backend_changes(desired, actual)
+    changes += _link_changes(desired, actual)
+    changes += _role_changes(desired, actual)
+    return Plan(desired.account, _sorted(changes))
+
+
+def offboard(account: AccountRef, actual: Actual) -> Plan:
+    """Delete exactly what carries this account's mark: the API (its policy, operations and product
+    links go with it), its backends and role assignments. Foreign objects are left alone."""
+    changes: list[Change] = []
+    if actual.api is not None and actual.api.owned:
+        spec = actual.api.spec
+        changes.append(Change(Action.DELETE, "api", spec.api_id, reason="account offboarded",
+                              diff=(f"path: {spec.path}",), desired=spec, etag=actual.api.etag))
+    for b in actual.backends:
+        if b.owned:
+            changes.append(Change(Action.DELETE, "backend", b.spec.backend_id, reason="account offboarded",
+                                  diff=(f"url: {b.spec.url}",), desired=b.spec, etag=b.etag))
+    for role in actual.role_assignments:
+        if _role_owned(role, account):
+            changes.append(Change(Action.DELETE, "role_assignment", role.name, reason="account offboarded",
+                                  diff=(f"role: {role.role_definition_guid}",), desired=role))
+    return Plan(account, _sorted(changes))
+
+
+def _sorted(changes: Iterable[Change]) -> tuple[Change, ...]:
+    return tuple(sorted(changes, key=lambda c: (c.order(), c.action.value)))
+
+
+def describe(plan: Plan) -> str:
+    """The plan as human text: one line per change, then its field diff indented."""
+    if not plan.changes:
+        return f"{plan.account.id}: no changes"
+    lines = [f"{plan.account.id}: " + ", ".join(f"{n} {a}" for a, n in plan.summary().items() if n)]
+    for c in plan.changes:
+        lines.append(f"  {c.action.value:8} {c.kind:15} {c.id}  ({c.reason})")
+        lines += [f"      {d}" for d in c.diff]
+    return "\n".join(lines)
+
