@@ -58,6 +58,7 @@ FRAGMENT_ID = PRODUCT_ID
 NAMESPACE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+_URL_CHARS = re.compile(r"^[A-Za-z0-9._~:/-]+$")
 _URL_PATH = re.compile(r"^[A-Za-z0-9._~/-]*$")
 _INT = re.compile(r"^[0-9]{1,12}$")
 MAX_BASE_PATH = 200
@@ -147,7 +148,8 @@ def check_deployment_name(value: object, source: Src) -> str:
 
 def check_https_endpoint(value: object, source: Src) -> str:
     expected = "an https:// URL with a plain host name, optional port and path, no query or fragment"
-    if not isinstance(value, str) or len(value) > 500:
+    # Whole-string check first: urlsplit silently drops tabs and newlines.
+    if not isinstance(value, str) or len(value) > 500 or not _URL_CHARS.fullmatch(value):
         raise _fail(source, value, expected)
     try:
         parts = urlsplit(value)

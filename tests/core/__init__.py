@@ -1,0 +1,1 @@
+"""Pure-core tests: config, render, policy XML, plan, OpenAPI documents. Tables, no mocks."""

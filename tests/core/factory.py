@@ -1,0 +1,70 @@
+"""Builders shared by the core tests: one account, one APIM service, settings from a dict."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from importer import render
+from importer.model import (
+    Account,
+    AccountRef,
+    Actual,
+    ActualApi,
+    ActualBackend,
+    ApimRef,
+    ApimService,
+    Deployment,
+    Desired,
+    Options,
+)
+from importer.settings import Settings
+
+SUB = "00000000-0000-0000-0000-000000000001"
+ACCOUNT_ID = f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/accounts/Contoso-AI"
+APIM_ID = f"/subscriptions/{SUB}/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/contoso-apim"
+PRINCIPAL = "11111111-2222-3333-4444-555555555555"
+ENDPOINT = "https://contoso-ai.cognitiveservices.azure.com/"
+SAFETY = "https://contoso-safety.cognitiveservices.azure.com/"
+
+REF = AccountRef.parse(ACCOUNT_ID)
+APIM_REF = ApimRef.parse(APIM_ID)
+
+DEPLOYMENTS = (
+    Deployment("gpt-4o", model_name="gpt-4o", model_format="OpenAI"),
+    Deployment("text-embedding-3-small", model_name="text-embedding-3-small", model_format="OpenAI"),
+    Deployment("still-creating", provisioning_state="Creating"),
+    Deployment("broken", provisioning_state="Failed"),
+)
+
+
+def account(kind: str = "AIServices", deployments: tuple[Deployment, ...] = DEPLOYMENTS,
+            ref: AccountRef = REF, endpoint: str = ENDPOINT) -> Account:
+    return Account(ref=ref, kind=kind, endpoint=endpoint, location="westeurope", deployments=deployments)
+
+
+def apim(principal: str | None = PRINCIPAL, cache: bool = True) -> ApimService:
+    return ApimService(APIM_REF, principal, gateway_url="https://contoso-apim.azure-api.net",
+                       has_external_cache=cache)
+
+
+def settings(**env: str) -> Settings:
+    return Settings.from_env(env)
+
+
+def desired(options: Options | None = None, **kw: object) -> Desired:
+    acc = kw.pop("account", None) or account()
+    svc = kw.pop("apim", None) or apim()
+    return render.render(acc, svc, options or Options())  # type: ignore[arg-type]
+
+
+def actual_from(d: Desired, *, policy_xml: str | None = None) -> Actual:
+    """What APIM would hold right after applying ``d`` (policy optionally in another form)."""
+    api = replace(d.api, import_value="")  # APIM does not return the document
+    return Actual(
+        api=ActualApi(api, etag='"api-1"', owned=True),
+        backends=tuple(ActualBackend(b, etag=f'"{b.backend_id}-1"', owned=True) for b in d.backends),
+        policy=replace(d.policy, xml=policy_xml if policy_xml is not None else d.policy.xml),
+        policy_etag='"policy-1"',
+        product_links=d.product_links,
+        role_assignments=d.role_assignments,
+    )
