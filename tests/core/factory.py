@@ -20,8 +20,10 @@ from importer.model import (
 from importer.settings import Settings
 
 SUB = "00000000-0000-0000-0000-000000000001"
-ACCOUNT_ID = f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/accounts/Contoso-AI"
-APIM_ID = f"/subscriptions/{SUB}/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/contoso-apim"
+ACCOUNT_ID = (f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices"
+              "/accounts/Contoso-AI")
+APIM_ID = (f"/subscriptions/{SUB}/resourceGroups/rg-apim/providers/Microsoft.ApiManagement"
+           "/service/contoso-apim")
 PRINCIPAL = "11111111-2222-3333-4444-555555555555"
 ENDPOINT = "https://contoso-ai.cognitiveservices.azure.com/"
 SAFETY = "https://contoso-safety.cognitiveservices.azure.com/"

@@ -126,7 +126,8 @@ TAG_CASES: list[tuple[dict[str, str], dict[str, str], str, object]] = [
     ({"IMPORTER_CONTENT_SAFETY_ENDPOINT": SAFETY}, {"apim-importer-safety": "on"}, "content_safety",
      ContentSafety(SAFETY)),
     ({}, {"apim-importer-circuit-breaker": "on"}, "circuit_breaker", True),
-    ({"IMPORTER_CIRCUIT_BREAKER": "true"}, {"apim-importer-circuit-breaker": "off"}, "circuit_breaker", False),
+    ({"IMPORTER_CIRCUIT_BREAKER": "true"}, {"apim-importer-circuit-breaker": "off"}, "circuit_breaker",
+     False),
     ({}, {"owner": "team-x", "cost-center": "<anything>"}, "mode", Mode.AZURE_OPENAI),  # not ours: ignored
 ]
 

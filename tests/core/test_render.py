@@ -1,0 +1,233 @@
+"""render: ids, ownership mark, the desired objects per mode, refusals."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from importer import openapi, render
+from importer.model import (
+    OWNER_MARK,
+    AccountRef,
+    ApiSpec,
+    BackendSpec,
+    ContentSafety,
+    Deployment,
+    InvalidInput,
+    Mode,
+    Options,
+    ProductLinkSpec,
+    RoleAssignmentSpec,
+    SemanticCache,
+)
+from tests.core.factory import ENDPOINT, PRINCIPAL, REF, SAFETY, SUB, account, apim, desired
+
+ID = re.compile(r"^[A-Za-z0-9-]{1,80}$")
+MARK = f"[{OWNER_MARK} account={REF.id}]"
+
+
+def _hash() -> str:
+    return render.api_id(REF).rsplit("-", 1)[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Identities
+
+
+def test_ids_are_deterministic_valid_and_carry_the_name() -> None:
+    h = _hash()
+    assert re.fullmatch(r"[0-9a-f]{8}", h)
+    assert render.api_id(REF) == f"ai-contoso-ai-{h}"
+    assert render.backend_id(REF) == f"ai-contoso-ai-{h}"
+    assert render.backend_id(REF, "embeddings") == f"ai-contoso-ai-{h}-embeddings"
+    assert render.backend_id(REF, "safety") == f"ai-contoso-ai-{h}-safety"
+    # the hash is of the lowercase id: the same account spelled differently gets the same ids
+    same = AccountRef.parse(REF.id.lower())
+    assert render.api_id(same) == render.api_id(REF)
+
+
+def test_same_name_in_two_subscriptions_does_not_collide() -> None:
+    other = AccountRef.parse(REF.id.replace(SUB, "00000000-0000-0000-0000-000000000002"))
+    assert render.api_id(other) != render.api_id(REF)
+    assert render.backend_id(other) != render.backend_id(REF)
+
+
+@pytest.mark.parametrize("role", ["main", "embeddings", "safety"])
+def test_longest_account_name_still_fits(role: str) -> None:
+    long_ref = AccountRef(SUB, "rg", "a" + "b-" * 31 + "c")  # 64 characters
+    ident = render.backend_id(long_ref, role)
+    assert ID.fullmatch(ident) and len(ident) <= 80
+    assert render.api_id(long_ref) != render.api_id(replace(long_ref, name=long_ref.name[:-1] + "d"))
+
+
+def test_unknown_backend_role() -> None:
+    with pytest.raises(ValueError, match="unknown backend role"):
+        render.backend_id(REF, "other")
+
+
+def test_role_assignment_name_is_uuid5_of_lowercase_triple() -> None:
+    name = render.role_assignment_name(REF.id, render.ROLE_OPENAI_USER.upper(), PRINCIPAL.upper())
+    expected = uuid.uuid5(render.ROLE_ASSIGNMENT_NAMESPACE,
+                          f"{REF.id.lower()}|{render.ROLE_OPENAI_USER}|{PRINCIPAL}")
+    assert name == str(expected)
+    assert name == render.role_assignment_name(REF.id.lower(), render.ROLE_OPENAI_USER, PRINCIPAL)
+    assert uuid.UUID(name).version == 5
+
+
+@pytest.mark.parametrize(("description", "owner"), [
+    (render.owner_description(REF, "Some text."), REF.id),
+    (render.owner_description(REF, "Multi\nline\n"), REF.id),
+    (render.owner_description(REF, ""), REF.id),
+    (render.owner_description(REF, "x").replace("\n", "\r\n") + "\r\n", REF.id),
+    (None, None),
+    ("", None),
+    ("A user's API", None),
+    (f"{MARK}\nthen more text", None),  # the mark must be the final line
+    (f"[{OWNER_MARK}]", None),
+    (f"[{OWNER_MARK} account=not-an-id]", None),
+])
+def test_owned_account(description: str | None, owner: str | None) -> None:
+    assert render.owned_account(description) == owner
+
+
+def test_owner_description_ends_with_the_mark() -> None:
+    assert render.owner_description(REF, "Hello.") == f"Hello.\n{MARK}"
+    other_case = AccountRef(SUB.upper(), "RG-AI", "CONTOSO-AI")
+    assert render.owned_by(render.owner_description(REF, "x"), other_case)
+    assert not render.owned_by(render.owner_description(REF, "x"), replace(REF, name="other"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The desired objects per mode
+
+MODE_CASES = [
+    (Mode.AZURE_OPENAI, "contoso-ai/openai", ENDPOINT + "openai", render.ROLE_OPENAI_USER),
+    (Mode.AZURE_AI, "contoso-ai/models", ENDPOINT + "models", render.ROLE_COGNITIVE_SERVICES_USER),
+    (Mode.AZURE_OPENAI_V1, "contoso-ai/openai/v1", ENDPOINT + "openai/v1", render.ROLE_OPENAI_USER),
+]
+
+
+@pytest.mark.parametrize(("mode", "path", "url", "role"), MODE_CASES)
+def test_desired_objects_per_mode(mode: Mode, path: str, url: str, role: str) -> None:
+    d = desired(Options(mode=mode, products=("gold", "bronze")))
+    api_id = render.api_id(REF)
+    assert d.account == REF
+    assert d.api == ApiSpec(
+        api_id=api_id,
+        display_name=f"Contoso-AI ({mode.value})",
+        description=f"Azure AI Foundry API for account Contoso-AI ({mode.value} mode), imported by "
+                    f"apim-ai-importer.\n{MARK}",
+        path=path,
+        service_url=url,
+        protocols=("https",),
+        subscription_required=True,
+        key_header="api-key",
+        key_query="api-key",
+        import_format="openapi+json",
+        import_value=openapi.document_text(mode),
+        operations=openapi.operations(openapi.document(mode)),
+    )
+    assert d.backends == (BackendSpec(
+        backend_id=api_id, url=url, description=f"Azure AI account Contoso-AI, {mode.value} route.\n{MARK}",
+        title=f"Contoso-AI ({mode.value})", protocol="http", circuit_breaker=False),)
+    assert d.product_links == (ProductLinkSpec("bronze", api_id), ProductLinkSpec("gold", api_id))
+    assert d.role_assignments == (RoleAssignmentSpec(
+        name=render.role_assignment_name(REF.id, role, PRINCIPAL), scope=REF.id, role_definition_guid=role,
+        principal_id=PRINCIPAL,
+        description=f"API Management contoso-apim calls account Contoso-AI.\n{MARK}"),)
+    assert d.policy.api_id == api_id
+    assert render.owned_account(d.api.description) == REF.id
+
+
+def test_display_name_and_base_path_options() -> None:
+    d = desired(Options(display_name="Prod <AI> & \"friends\"", base_path="teams/{account}/x"))
+    assert d.api.display_name == "Prod <AI> & \"friends\""
+    assert d.api.path == "teams/contoso-ai/x/openai"
+
+
+def test_endpoint_without_trailing_slash() -> None:
+    d = desired(account=account(endpoint=ENDPOINT.rstrip("/")))
+    assert d.backends[0].url == ENDPOINT + "openai"
+
+
+def test_cache_and_safety_backends() -> None:
+    options = Options(semantic_cache=SemanticCache("Text-Embedding-3-Small"),
+                      content_safety=ContentSafety(SAFETY), circuit_breaker=True)
+    d = desired(options)
+    by_id = {b.backend_id: b for b in d.backends}
+    assert [b.backend_id for b in d.backends] == sorted(by_id)
+    emb = by_id[render.backend_id(REF, "embeddings")]
+    assert emb.url == ENDPOINT + "openai/deployments/text-embedding-3-small/embeddings"
+    assert emb.circuit_breaker and render.owned_account(emb.description) == REF.id
+    safety = by_id[render.backend_id(REF, "safety")]
+    assert safety.url == SAFETY and safety.circuit_breaker
+    assert render.owned_account(safety.description) == REF.id
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals
+
+
+@pytest.mark.parametrize(("kind", "mode", "ok"), [
+    ("OpenAI", Mode.AZURE_OPENAI, True),
+    ("OpenAI", Mode.AZURE_OPENAI_V1, True),
+    ("OpenAI", Mode.AZURE_AI, False),
+    ("AIServices", Mode.AZURE_AI, True),
+    ("aiservices", Mode.AZURE_OPENAI, True),
+    ("TextAnalytics", Mode.AZURE_OPENAI, False),
+])
+def test_mode_by_kind(kind: str, mode: Mode, ok: bool) -> None:
+    if ok:
+        assert desired(Options(mode=mode), account=account(kind=kind)).api.path.endswith(mode.suffix)
+    else:
+        with pytest.raises(InvalidInput) as err:
+            desired(Options(mode=mode), account=account(kind=kind))
+        if kind == "OpenAI":
+            assert "supports azure-openai, azure-openai-v1" in str(err.value)
+
+
+def test_no_identity_says_how_to_fix() -> None:
+    with pytest.raises(InvalidInput) as err:
+        desired(apim=apim(principal=None))
+    assert "identity.type=SystemAssigned" in str(err.value)
+    assert "IMPORTER_ENABLE_APIM_IDENTITY=true" in str(err.value)
+
+
+def test_cache_without_external_cache_says_what_to_register() -> None:
+    with pytest.raises(InvalidInput, match="RediSearch.*/caches"):
+        desired(Options(semantic_cache=SemanticCache("text-embedding-3-small")), apim=apim(cache=False))
+
+
+@pytest.mark.parametrize("name", ["missing-deployment", "still-creating", "broken"])
+def test_cache_needs_a_routable_embeddings_deployment(name: str) -> None:
+    with pytest.raises(InvalidInput, match="provisioning state Succeeded"):
+        desired(Options(semantic_cache=SemanticCache(name)))
+
+
+@pytest.mark.parametrize("options", [
+    Options(base_path="/bad"),
+    Options(products=("ok", "bad product")),
+    Options(policy_fragment="x\"/><evil/>"),
+    Options(semantic_cache=SemanticCache("a\"b")),
+    Options(content_safety=ContentSafety("https://x.example.com/\"><evil/>")),
+    Options(content_safety=ContentSafety(SAFETY, categories=(("Hate", 3),))),
+    Options(content_safety=ContentSafety(SAFETY, categories=(("Evil<", 2),))),
+    Options(display_name="bell\x07"),
+])
+def test_options_not_built_by_config_are_still_checked(options: Options) -> None:
+    with pytest.raises(InvalidInput):
+        desired(options)
+
+
+def test_bad_account_endpoint_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="endpoint of account"):
+        desired(account=account(endpoint="http://contoso-ai.cognitiveservices.azure.com/"))
+
+
+def test_unroutable_deployments_are_left_out() -> None:
+    deployments = (Deployment("ok"), Deployment("a\"b"), Deployment("x\n"),
+                   Deployment("late", provisioning_state="Accepted"))
+    assert [d.name for d in render.routable_deployments(account(deployments=deployments))] == ["ok"]
