@@ -1,0 +1,362 @@
+"""plan.diff and plan.offboard: create-all, no-op, one change per drift, conflicts, adopt, offboard."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+from lxml import etree
+
+from importer import plan, policyxml, render
+from importer.model import (
+    KIND_ORDER,
+    Action,
+    Actual,
+    ActualApi,
+    ActualBackend,
+    ApiSpec,
+    BackendSpec,
+    Change,
+    ContentSafety,
+    Deployment,
+    Desired,
+    Mode,
+    Options,
+    Plan,
+    PolicySpec,
+    ProductLinkSpec,
+    RoleAssignmentSpec,
+    SemanticCache,
+    TokenLimit,
+    TokenMetrics,
+)
+from tests.core.factory import DEPLOYMENTS, PRINCIPAL, REF, SAFETY, SUB, account, actual_from, desired
+
+FULL = Options(products=("gold", "silver"), token_limit=TokenLimit(tokens_per_minute=1000),
+               token_metrics=TokenMetrics(), semantic_cache=SemanticCache("text-embedding-3-small"),
+               content_safety=ContentSafety(SAFETY), policy_fragment="org-ai")
+
+
+def _summary(p: Plan) -> list[tuple[str, str, str]]:
+    return [(c.action.value, c.kind, c.id) for c in p.changes]
+
+
+def apim_reserialised(xml: str) -> str:
+    """What APIM hands back for our policy: CRLF, tabs, its own attribute order, `<x />`."""
+    root = policyxml.parse(xml)
+    for el in root.iter():
+        items = list(el.attrib.items())
+        el.attrib.clear()
+        for k, v in reversed(items):
+            el.set(k, v)
+    etree.indent(root, space="\t")
+    text = str(etree.tostring(root, encoding="unicode"))
+    return text.replace("/>", " />").replace("\n", "\r\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Create and no-op
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_create_everything_from_nothing(mode: Mode) -> None:
+    d = desired(replace(FULL, mode=mode))
+    p = plan.diff(d, Actual())
+    api = render.api_id(REF)
+    role = d.role_assignments[0].name
+    assert _summary(p) == [
+        ("create", "role_assignment", role),
+        ("create", "backend", api),
+        ("create", "backend", f"{api}-embeddings"),
+        ("create", "backend", f"{api}-safety"),
+        ("create", "api", api),
+        ("create", "policy", api),
+        ("create", "product_link", "gold"),
+        ("create", "product_link", "silver"),
+    ]
+    assert all(c.desired is not None and c.reason for c in p.changes)
+    assert {c.kind: c.desired for c in p.changes}["api"] == d.api
+    assert not p.conflicts and not p.empty
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_nothing_to_do_when_actual_matches(mode: Mode) -> None:
+    d = desired(replace(FULL, mode=mode))
+    assert plan.diff(d, actual_from(d)).changes == ()
+    assert plan.diff(d, actual_from(d)).empty
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_nothing_to_do_when_apim_reserialised_the_policy(mode: Mode) -> None:
+    d = desired(replace(FULL, mode=mode))
+    variant = apim_reserialised(d.policy.xml)
+    assert variant != d.policy.xml and "\r\n" in variant and "&quot;" in variant
+    assert plan.diff(d, actual_from(d, policy_xml=variant)).changes == ()
+
+
+def test_nothing_to_do_when_apim_normalised_what_it_returns() -> None:
+    d = desired(FULL)
+    a = actual_from(d)
+    assert a.api is not None
+    api = replace(a.api.spec, description=a.api.spec.description.replace("\n", "\r\n"),
+                  protocols=("HTTPS",), operations=tuple(reversed(a.api.spec.operations)))
+    role = d.role_assignments[0]
+    other_name = replace(
+        role, name="00000000-1111-2222-3333-444444444444", principal_id=PRINCIPAL.upper(),
+        role_definition_guid=f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/"
+                             f"{role.role_definition_guid.upper()}", description="made by hand")
+    links = (*d.product_links, ProductLinkSpec("someone-elses-product", d.api.api_id))
+    a = replace(a, api=replace(a.api, spec=api), role_assignments=(other_name,), product_links=links)
+    assert plan.diff(d, a).changes == ()
+
+
+# ---------------------------------------------------------------------------------------------
+# One drift, one change
+
+Mutation = Callable[[Desired, Actual], tuple[Desired, Actual]]
+
+
+def _api(a: Actual, **changes: object) -> Actual:
+    assert a.api is not None
+    return replace(a, api=replace(a.api, spec=replace(a.api.spec, **changes)))  # type: ignore[arg-type]
+
+
+def _backend(a: Actual, index: int, **changes: object) -> Actual:
+    bs = list(a.backends)
+    bs[index] = replace(bs[index], spec=replace(bs[index].spec, **changes))  # type: ignore[arg-type]
+    return replace(a, backends=tuple(bs))
+
+
+def _with_deployments(deployments: tuple[Deployment, ...]) -> Mutation:
+    def mutate(d: Desired, a: Actual) -> tuple[Desired, Actual]:
+        return desired(FULL, account=account(deployments=deployments)), a
+    return mutate
+
+
+API = render.api_id(REF)
+DRIFTS: dict[str, tuple[Mutation, tuple[str, str, str], str]] = {
+    "policy edited": (lambda d, a: (d, replace(a, policy=PolicySpec(API, d.policy.xml.replace(
+        'tokens-per-minute="1000"', 'tokens-per-minute="9"')))), ("update", "policy", API),
+        'tokens-per-minute="1000"'),
+    "policy missing": (lambda d, a: (d, replace(a, policy=None, policy_etag=None)),
+                       ("create", "policy", API), "<policies>"),
+    "backend missing": (lambda d, a: (d, replace(a, backends=a.backends[1:])),
+                        ("create", "backend", API), "url: https://"),
+    "backend url changed": (lambda d, a: (d, _backend(a, 0, url="https://elsewhere.example.com/openai")),
+                            ("update", "backend", API),
+                            "url: https://elsewhere.example.com/openai → "
+                            "https://contoso-ai.cognitiveservices.azure.com/openai"),
+    "backend circuit breaker changed": (lambda d, a: (d, _backend(a, 2, circuit_breaker=True)),
+                                        ("update", "backend", f"{API}-safety"),
+                                        "circuit_breaker: True → False"),
+    "api path changed": (lambda d, a: (d, _api(a, path="old/openai")), ("update", "api", API),
+                         "path: old/openai → contoso-ai/openai"),
+    "api display name changed": (lambda d, a: (d, _api(a, display_name="Renamed")), ("update", "api", API),
+                                 "display_name: Renamed → Contoso-AI (azure-openai)"),
+    "api subscription off": (lambda d, a: (d, _api(a, subscription_required=False)), ("update", "api", API),
+                             "subscription_required: False → True"),
+    "operation missing": (lambda d, a: (d, _api(a, operations=d.api.operations[1:])),
+                          ("update", "api", API), "operation: + DELETE"),
+    "extra operation": (lambda d, a: (d, _api(a, operations=(*d.api.operations, ("GET", "/extra")))),
+                        ("update", "api", API), "operation: - GET /extra"),
+    "product link missing": (lambda d, a: (d, replace(a, product_links=a.product_links[:1])),
+                             ("create", "product_link", "silver"), "product: silver"),
+    "role assignment missing": (lambda d, a: (d, replace(a, role_assignments=())),
+                                ("create", "role_assignment", "@role"), "principal: " + PRINCIPAL),
+    "deployment added": (_with_deployments((*DEPLOYMENTS, Deployment("o3-mini"))), ("update", "policy", API),
+                         '+    <set-variable name="ai-allowed-deployments" '
+                         'value="|gpt-4o|o3-mini|text-embedding-3-small|"/>'),
+    "deployment finished provisioning": (
+        _with_deployments(tuple(replace(x, provisioning_state="Succeeded") for x in DEPLOYMENTS)),
+        ("update", "policy", API), "|broken|gpt-4o|still-creating|text-embedding-3-small|"),
+    "deployment removed": (_with_deployments(DEPLOYMENTS[1:]), ("update", "policy", API),
+                           '-    <set-variable name="ai-allowed-deployments" '
+                           'value="|gpt-4o|text-embedding-3-small|"/>'),
+}
+
+
+@pytest.mark.parametrize("name", list(DRIFTS))
+def test_each_drift_yields_exactly_one_change(name: str) -> None:
+    mutate, (action, kind, ident), diff_text = DRIFTS[name]
+    base = desired(FULL)
+    d, a = mutate(base, actual_from(base))
+    p = plan.diff(d, a)
+    expected_id = d.role_assignments[0].name if ident == "@role" else ident
+    assert _summary(p) == [(action, kind, expected_id)]
+    change = p.changes[0]
+    assert any(diff_text in line for line in change.diff), change.diff
+    if action == "update":
+        assert change.etag is not None  # If-Match on every update
+
+
+def test_update_carries_the_spec_to_write_and_the_etag() -> None:
+    d = desired(FULL)
+    p = plan.diff(d, _api(actual_from(d), path="x/openai"))
+    assert p.changes[0].desired == d.api and p.changes[0].etag == '"api-1"'
+    p = plan.diff(d, replace(actual_from(d), policy=PolicySpec(API, "<policies/>")))
+    assert p.changes[0].desired == d.policy and p.changes[0].etag == '"policy-1"'
+
+
+def test_unparsable_actual_policy_is_replaced() -> None:
+    d = desired()
+    raw = '<policies><inbound><base /><set-variable name="x" value="@(a && b)" /></inbound></policies>'
+    p = plan.diff(d, replace(actual_from(d), policy=PolicySpec(API, raw)))
+    assert _summary(p) == [("update", "policy", API)]
+
+
+def test_feature_turned_off_deletes_its_owned_backend_after_the_policy_update() -> None:
+    before = desired(FULL)
+    after = desired(replace(FULL, content_safety=None))
+    p = plan.diff(after, actual_from(before))
+    assert _summary(p) == [("update", "policy", API), ("delete", "backend", f"{API}-safety")]
+    assert p.changes[1].etag == f'"{API}-safety-1"'
+
+
+def test_mode_change_swaps_the_role_and_keeps_a_hand_made_one() -> None:
+    before = desired(Options(mode=Mode.AZURE_OPENAI))
+    after = desired(Options(mode=Mode.AZURE_AI))
+    hand_made = RoleAssignmentSpec("hand", REF.id, render.ROLE_OPENAI_USER.upper(), PRINCIPAL, description="")
+    a = replace(actual_from(before), role_assignments=(*before.role_assignments, hand_made))
+    p = plan.diff(after, a)
+    kinds = [(c.action.value, c.kind) for c in p.changes]
+    assert ("create", "role_assignment") in kinds
+    deleted = [c for c in p.changes if c.action is Action.DELETE]
+    assert [c.id for c in deleted] == [before.role_assignments[0].name]  # ours only, never "hand"
+
+
+# ---------------------------------------------------------------------------------------------
+# Conflicts and adoption
+
+
+def _foreign_api(d: Desired) -> Actual:
+    a = actual_from(d)
+    assert a.api is not None
+    spec = replace(a.api.spec, description="Someone's API", display_name="theirs")
+    return replace(a, api=ActualApi(spec, etag='"theirs"', owned=False))
+
+
+def test_foreign_api_by_id_is_one_conflict_and_no_writes() -> None:
+    d = desired(FULL)
+    p = plan.diff(d, _foreign_api(d))
+    assert _summary(p) == [("conflict", "api", API)]
+    assert p.empty and p.writes == () and len(p.conflicts) == 1
+    assert "adopt" in p.changes[0].reason
+
+
+def test_foreign_api_by_path_is_one_conflict_and_no_writes() -> None:
+    d = desired(FULL)
+    p = plan.diff(d, Actual(path_clash="legacy-openai"))
+    assert _summary(p) == [("conflict", "api", API)]
+    assert "legacy-openai" in p.changes[0].reason and p.empty
+    # adopt cannot take over an API with another id: still a conflict
+    adopted = plan.diff(d, Actual(path_clash="legacy-openai"), adopt=True)
+    assert _summary(adopted) == [("conflict", "api", API)]
+
+
+def test_path_clash_naming_our_own_api_is_not_a_conflict() -> None:
+    d = desired()
+    assert plan.diff(d, replace(actual_from(d), path_clash=API.upper())).changes == ()
+
+
+def test_foreign_backend_with_our_id_is_a_conflict() -> None:
+    d = desired(FULL)
+    a = actual_from(d)
+    theirs = replace(a.backends[0], owned=False)
+    p = plan.diff(d, replace(a, backends=(theirs, *a.backends[1:])))
+    assert _summary(p) == [("conflict", "backend", API)] and p.empty
+
+
+def test_adopt_updates_foreign_objects() -> None:
+    d = desired(FULL)
+    a = _foreign_api(d)
+    a = replace(a, backends=(replace(a.backends[0], owned=False), *a.backends[1:]))
+    p = plan.diff(d, a, adopt=True)
+    assert _summary(p) == [("update", "backend", API), ("update", "api", API)]
+    assert all("adopt" in c.reason for c in p.changes)
+    assert p.changes[1].etag == '"theirs"'
+    assert any(line.startswith("description:") for line in p.changes[1].diff)
+
+
+# ---------------------------------------------------------------------------------------------
+# Offboarding
+
+
+def test_offboard_deletes_only_owned_objects_in_reverse_order() -> None:
+    d = desired(FULL)
+    a = actual_from(d)
+    foreign_backend = ActualBackend(BackendSpec("someone-else", "https://x", "theirs"), owned=False)
+    foreign_role = RoleAssignmentSpec("hand", REF.id, render.ROLE_OPENAI_USER, PRINCIPAL, description="")
+    a = replace(a, backends=(*a.backends, foreign_backend),
+                role_assignments=(*a.role_assignments, foreign_role))
+    p = plan.offboard(REF, a)
+    assert _summary(p) == [
+        ("delete", "api", API),
+        ("delete", "backend", API),
+        ("delete", "backend", f"{API}-embeddings"),
+        ("delete", "backend", f"{API}-safety"),
+        ("delete", "role_assignment", d.role_assignments[0].name),
+    ]
+    assert p.changes[0].etag == '"api-1"' and p.changes[0].desired == a.api.spec  # type: ignore[union-attr]
+    assert p.changes[-1].desired == d.role_assignments[0]
+
+
+def test_offboard_leaves_a_foreign_api_alone() -> None:
+    d = desired()
+    assert _summary(plan.offboard(REF, replace(_foreign_api(d), backends=(), role_assignments=()))) == []
+
+
+def test_offboard_ignores_marks_of_other_accounts() -> None:
+    other = replace(REF, name="other-account")
+    d = desired()
+    role = replace(d.role_assignments[0], description=render.owner_description(other, "x"))
+    assert plan.offboard(REF, Actual(role_assignments=(role,))).changes == ()
+
+
+def test_offboard_nothing() -> None:
+    assert plan.offboard(REF, Actual()) == Plan(REF, ())
+
+
+# ---------------------------------------------------------------------------------------------
+# Order, stability, JSON
+
+
+def test_output_is_sorted_and_stable() -> None:
+    d = desired(FULL)
+    a = actual_from(d)
+    drifted = replace(a, backends=tuple(reversed([replace(b, spec=replace(b.spec, url=b.spec.url + "x"))
+                                                  for b in a.backends])),
+                      product_links=(), role_assignments=(), policy=None)
+    p1 = plan.diff(d, drifted)
+    p2 = plan.diff(d, replace(drifted, backends=tuple(reversed(drifted.backends))))
+    assert p1 == p2
+    assert list(p1.changes) == sorted(p1.changes, key=Change.order)
+    ranks = [KIND_ORDER.index(c.kind) for c in p1.changes]
+    assert ranks == sorted(ranks)
+
+
+def test_plan_json_round_trips() -> None:
+    d = desired(FULL)
+    for p in (plan.diff(d, Actual()), plan.diff(d, _foreign_api(d)), plan.offboard(REF, actual_from(d)),
+              plan.diff(d, _api(actual_from(d), path="a/openai"))):
+        data = p.to_json()
+        assert json.loads(json.dumps(data)) == data
+        assert data["account"] == REF.id
+        assert [(c["action"], c["kind"], c["id"]) for c in data["changes"]] == _summary(p)
+
+
+def test_describe_is_human_text() -> None:
+    d = desired()
+    assert plan.describe(plan.diff(d, actual_from(d))).endswith("no changes")
+    text = plan.describe(plan.diff(d, _api(actual_from(d), path="a/openai")))
+    assert "update   api" in text and "path: a/openai → contoso-ai/openai" in text
+
+
+def test_api_diff_ignores_the_import_document() -> None:
+    d = desired()
+    a = actual_from(d)
+    assert a.api is not None and a.api.spec.import_value == ""
+    assert plan.api_diff(a.api.spec, d.api) == ()
+    bare = ApiSpec("x", "n", "d", "p")
+    assert plan.api_diff(bare, replace(bare, import_value="{}")) == ()
