@@ -395,7 +395,11 @@ def enabled(settings: Settings, tags: Mapping[str, str], account: str = "") -> b
     ``apim-importer=enabled``; otherwise every account unless tagged ``apim-importer=disabled``."""
     where = f" on account {account}" if account else ""
     opt_in = _setting_flag(settings.get("IMPORTER_OPT_IN").strip(), Source("setting IMPORTER_OPT_IN"))
-    raw = _tags_lower(tags, where).get(TAG_ENABLED)
+    # Read only this tag: a disabled account's other tags, even bad ones, must not block offboarding.
+    found = {"" if v is None else str(v) for k, v in tags.items() if str(k).strip().lower() == TAG_ENABLED}
+    if len(found) > 1:
+        raise InvalidInput(f"tag {TAG_ENABLED!r}{where} appears twice with different values")
+    raw = found.pop() if found else None
     if raw is None:
         return not opt_in
     value = raw.strip().lower()

@@ -202,8 +202,9 @@ def test_opt_in_and_out(opt_in: str, tags: dict[str, str], expected: bool) -> No
     assert config.enabled(settings(IMPORTER_OPT_IN=opt_in), tags) is expected
 
 
-def test_disabled_account_tags_are_not_read() -> None:
-    options = resolve({}, {"apim-importer": "disabled", "apim-importer-tpm": "garbage"})
+@pytest.mark.parametrize("junk", [{"apim-importer-tpm": "garbage"}, {"apim-importer-typo": "1"}])
+def test_disabled_account_tags_are_not_read(junk: dict[str, str]) -> None:
+    options = resolve({}, {"apim-importer": "disabled", **junk})
     assert options.enabled is False
 
 
