@@ -1,12 +1,8 @@
-"""OpenAPI documents the importer imports, one per client-compatibility mode (the project's own).
+"""OpenAPI documents the importer imports, one per mode: the project's own. Pure; package data, cached.
 
-Pure. Package data only, read once and cached. Operations derive from a document by one rule, which
-the ARM stand-in repeats: for each path and method, (METHOD upper-case, urlTemplate) where urlTemplate
-is the path, plus ``?a={a}&b={b}`` for the operation's inline ``in: query, required: true``
-parameters in declared order (path-item parameters first, then the operation's; ``$ref`` parameters
-are not followed, and these documents never use them). That is how APIM turns required query
-parameters into template parameters on import. Optional query parameters are not declared: APIM
-forwards a request's query string unchanged.
+Operation rule (the ARM stand-in repeats it): (METHOD, path + ``?a={a}&b={b}`` for the inline
+``in: query, required: true`` parameters, path item's then operation's, in declared order; ``$ref`` not
+followed), as APIM templates them on import. Optional query parameters are undeclared: APIM forwards them.
 """
 
 from __future__ import annotations
