@@ -23,8 +23,8 @@ CHANGES_BUDGET = 32_000
 PROBE_BUDGET = 16_000
 SUMMARY_BUDGET = 4_000
 ERROR_CHARS = 8_000  # ≤ 16,000 code units even if every character is outside the BMP
-_SLIM_STR = 300  # an excerpt of a long string in a slimmed change
-_SLIM_ITEMS = 5  # list items kept in a slimmed change
+_SLIM_STR = 200  # an excerpt of a long string in a slimmed change
+_SLIM_ITEMS = 3  # list items kept in a slimmed change
 _SLIM_KEYS = 12
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -105,17 +105,31 @@ def slim_change(change: dict[str, Any]) -> dict[str, Any]:
 
 def fit_changes(changes: list[dict[str, Any]],
                 budget: int = CHANGES_BUDGET) -> tuple[list[dict[str, Any]], int]:
-    """Keep changes in plan order while their JSON fits ``budget``; a change too big on its own is
-    slimmed. Stops at the first one that does not fit even slimmed; returns (kept, omitted)."""
+    """Fit changes into ``budget`` JSON characters, in plan order, listing as many as possible.
+
+    Each change is kept whole while the rest still fit at least slimmed (``slim_change``); else it
+    is slimmed; at the first one that does not fit even slimmed, the rest are omitted and counted.
+    Returns (kept, omitted).
+    """
+    compact = []
+    for change in changes:
+        slim = slim_change(change)
+        compact.append(change if len(dumps(change)) <= len(dumps(slim)) else slim)
+    # reserve[i]: what changes i.. cost at their most compact (each with its comma)
+    reserve = [0] * (len(changes) + 1)
+    for i in range(len(changes) - 1, -1, -1):
+        reserve[i] = reserve[i + 1] + len(dumps(compact[i])) + 1
     kept: list[dict[str, Any]] = []
     used = 2  # "[]"
     for index, change in enumerate(changes):
-        for candidate in (change, slim_change(change)):
-            cost = len(dumps(candidate)) + (1 if kept else 0)
-            if used + cost <= budget:
-                kept.append(candidate)
-                used += cost
-                break
+        comma = 1 if kept else 0
+        whole = used + comma + len(dumps(change))
+        if whole + reserve[index + 1] <= budget:
+            kept.append(change)
+            used = whole
+        elif used + comma + len(dumps(compact[index])) <= budget:
+            kept.append(compact[index])
+            used += comma + len(dumps(compact[index]))
         else:
             return kept, len(changes) - index
     return kept, 0

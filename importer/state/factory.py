@@ -136,4 +136,4 @@ def _assemble(main: QueueClient, poison: QueueClient, container: ContainerClient
         BlobLeaseLocks(container, lease_s=config.lease_s, renew_every_s=config.renew_every_s,
                        poll_s=config.poll_s),
         TableRunHistory(table), "azure-storage",
-        f"queue {main.url}, blob {container.url}, table {table.url}")
+        f"queue {main.url}, blob {container.url}, table {table.url}/{table.table_name}")

@@ -89,7 +89,8 @@ def _forget(url: str) -> None:
 
 
 def _error_code(exc: Exception) -> str:
-    return str(getattr(exc, "error_code", "") or "")
+    code = getattr(exc, "error_code", None) or ""
+    return str(getattr(code, "value", code))  # the SDKs give a str or a StorageErrorCode enum
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,7 +340,7 @@ class TableRunHistory:
                 except ResourceExistsError:
                     pass
 
-        _once(self.table.url, create)
+        _once(f"{self.table.url}/{self.table.table_name}", create)  # table url is the account's
 
     def record(self, run: RunRecord) -> RunRecord:
         from azure.data.tables import UpdateMode
