@@ -18,10 +18,10 @@ from importer.model import (
     ApimRef,
     Desired,
     NotFound,
+    ProductLinkSpec,
+    RoleAssignmentSpec,
 )
-from importer.render import api_id, backend_id, owned_account
-
-BACKEND_ROLES = ("main", "embeddings", "safety")
+from importer.render import BACKEND_ROLES, api_id, backend_id, owned_account
 
 
 def _mine(description: str, ref: AccountRef) -> bool:
@@ -43,21 +43,27 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired) -> Actual:
     api = _own_api(arm.get_api(apim, desired.api.api_id), ref)
     path_clash = None
     policy, policy_etag = None, None
-    links: tuple = ()
+    links: tuple[ProductLinkSpec, ...] = ()
     if api is None:
         # Only when we are about to create: is the path taken by someone else's API?
-        wanted = desired.api.path.strip("/").lower()
+        path = desired.api.path.strip("/").lower()
         for other in arm.list_apis(apim):
-            if other.path.strip("/").lower() == wanted and other.api_id != desired.api.api_id:
+            if other.path.strip("/").lower() == path and other.api_id != desired.api.api_id:
                 path_clash = other.api_id
                 break
     else:
         policy, policy_etag = arm.get_policy(apim, desired.api.api_id)
         if desired.product_links:
             links = arm.list_product_links(apim, desired.api.api_id)
-    backends = tuple(b for b in (_own_backend(arm.get_backend(apim, s.backend_id), ref)
-                                 for s in desired.backends) if b is not None)
-    roles: tuple = ()
+    # Desired backends, plus our feature backends the current policy still names (a feature was
+    # just turned off: plan deletes them). Costs no read in the steady state.
+    wanted = [s.backend_id for s in desired.backends]
+    if policy is not None:
+        wanted += [bid for bid in (backend_id(ref, role) for role in BACKEND_ROLES)
+                   if bid not in wanted and bid in policy.xml]
+    backends = tuple(b for b in (_own_backend(arm.get_backend(apim, bid), ref) for bid in wanted)
+                     if b is not None)
+    roles: tuple[RoleAssignmentSpec, ...] = ()
     if desired.role_assignments:
         principal = desired.role_assignments[0].principal_id
         roles = arm.list_role_assignments(ref.id, ref.subscription, principal)
@@ -70,7 +76,7 @@ def read_owned(arm: AzureArm, apim: ApimRef, ref: AccountRef, principal_id: str 
     api = _own_api(arm.get_api(apim, api_id(ref)), ref)
     backends = tuple(b for b in (_own_backend(arm.get_backend(apim, backend_id(ref, role)), ref)
                                  for role in BACKEND_ROLES) if b is not None)
-    roles: tuple = ()
+    roles: tuple[RoleAssignmentSpec, ...] = ()
     if principal_id:
         try:
             roles = arm.list_role_assignments(ref.id, ref.subscription, principal_id)

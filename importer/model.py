@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 # ---------------------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ def _expect(parts: list[str], index: int, literal: str, rid: str) -> None:
 
 
 def _check(pattern: re.Pattern[str], value: str, what: str, rid: str) -> str:
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         raise InvalidInput(f"invalid {what} {value!r} in {rid!r}")
     return value
 
@@ -186,7 +186,7 @@ def in_scopes(ref: AccountRef, scopes: tuple[Scope, ...]) -> bool:
 # Truth read from Azure (discover → these)
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     AZURE_OPENAI = "azure-openai"
     AZURE_AI = "azure-ai"
     AZURE_OPENAI_V1 = "azure-openai-v1"
@@ -218,7 +218,7 @@ class Deployment:
 
     @property
     def routable(self) -> bool:
-        return self.provisioning_state == "Succeeded" and bool(DEPLOYMENT_NAME.match(self.name))
+        return self.provisioning_state == "Succeeded" and bool(DEPLOYMENT_NAME.fullmatch(self.name))
 
 
 @dataclass(frozen=True)
@@ -395,7 +395,7 @@ class Actual:
 # Plan
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"

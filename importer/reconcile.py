@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from importer import discover
 from importer.apply import ApplyError, apply
 from importer.azure.arm import AzureArm
-from importer.config import resolve_options
+from importer.config import enabled, resolve_options
 from importer.model import (
     Account,
     AccountRef,
@@ -187,8 +187,7 @@ class Reconciler:
                 acct = self.arm.get_account(ref)
         except NotFound:
             acct = None
-        options = resolve_options(self.settings, acct.tag_map, overrides) if acct is not None else None
-        if acct is None or options is None or not options.enabled:
+        if acct is None or not enabled(self.settings, acct.tag_map, ref.name):
             why = "account not found" if acct is None else "opted out by tag"
             run.notes.append(why)
             svc = self.apim_service()
@@ -196,6 +195,7 @@ class Reconciler:
             plan = offboard(ref, actual)
             self._finish(run, plan, dry_run, offboarding=True)
             return
+        options = resolve_options(self.settings, acct.tag_map, overrides, account=ref.name)
         for d in acct.deployments:
             if not d.routable:
                 run.notes.append(f"deployment {d.name} not routed: provisioningState="
@@ -232,13 +232,13 @@ class Reconciler:
     def _record(self, run: RunResult) -> None:
         if self.history is None:
             return
-        from importer.state.ports import RunRecord
+        from importer.state.ports import Outcome, RunRecord, Trigger
 
         try:
             self.history.record(RunRecord(
-                run_id=run.run_id, account=run.account, trigger=run.trigger,
+                run_id=run.run_id, account=run.account, trigger=cast(Trigger, run.trigger),
                 started_at=run.started_at, finished_at=run.finished_at, duration_ms=run.duration_ms,
-                outcome=run.outcome, summary=run.plan.summary() if run.plan else {},
+                outcome=cast(Outcome, run.outcome), summary=run.plan.summary() if run.plan else {},
                 writes=run.writes, error=run.error, error_kind=run.error_kind,
                 changes=[c.to_json() for c in run.plan.changes] if run.plan else [],
                 probe=run.probe, request_id=run.request_id))

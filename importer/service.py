@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from importer.events import decide_cloudevent, decide_eventgrid
 from importer.model import AccountRef, ImporterError, InvalidInput, Scope
@@ -78,9 +78,9 @@ def _now() -> str:
 
 
 def _request(account: AccountRef, trigger: str, reason: str, offboard: bool = False) -> Any:
-    from importer.state.ports import ReconcileRequest
+    from importer.state.ports import ReconcileRequest, Trigger
 
-    return ReconcileRequest(account=account.id, trigger=trigger, reason=reason[:500],
+    return ReconcileRequest(account=account.id, trigger=cast(Trigger, trigger), reason=reason[:500],
                             request_id=uuid.uuid4().hex, enqueued_at=_now(), offboard=offboard)
 
 
@@ -176,14 +176,13 @@ def parse_import_body(body: bytes) -> tuple[AccountRef, bool, bool, dict[str, ob
                 raise InvalidInput(f"field '{key}' must be an integer")
             if not isinstance(value, typ):
                 raise InvalidInput(f"field '{key}' must be a {typ.__name__}")
-            if typ is list and not all(isinstance(v, str) for v in value):
+            if isinstance(value, list) and not all(isinstance(v, str) for v in value):
                 raise InvalidInput(f"field '{key}' must be a list of strings")
     if "account" not in data:
         raise InvalidInput("field 'account' (the account's resource id) is required")
     ref = AccountRef.parse(data["account"])
-    overrides = {k: v for k, v in data.items() if k not in ("account", "dryRun", "wait")}
-    if "products" in overrides:
-        overrides["products"] = ",".join(overrides["products"])  # type: ignore[arg-type]
+    overrides: dict[str, object] = {k: v for k, v in data.items()
+                                    if k not in ("account", "dryRun", "wait")}
     return ref, bool(data.get("dryRun", False)), bool(data.get("wait", True)), overrides
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 
 from importer.azure.clients import Clients
 from importer.azure.errors import arm_call, call, translate
@@ -197,8 +198,8 @@ class AzureArm:
 
         client = self.clients.apim(apim.subscription)
         try:
-            obj, etag = call(f"read API {api_id}", lambda: client.api.get(
-                apim.resource_group, apim.name, api_id, cls=_with_etag))
+            obj, etag = cast(tuple[Any, str | None], call(f"read API {api_id}", lambda: client.api.get(
+                apim.resource_group, apim.name, api_id, cls=_with_etag)))
         except NotFound:
             return None
         ops = call(f"list operations of API {api_id}", lambda: list(
@@ -251,8 +252,9 @@ class AzureArm:
     def get_policy(self, apim: ApimRef, api_id: str) -> tuple[PolicySpec | None, str | None]:
         client = self.clients.apim(apim.subscription)
         try:
-            obj, etag = call(f"read policy of API {api_id}", lambda: client.api_policy.get(
-                apim.resource_group, apim.name, api_id, "policy", format="xml", cls=_with_etag))
+            obj, etag = cast(tuple[Any, str | None], call(
+                f"read policy of API {api_id}", lambda: client.api_policy.get(
+                    apim.resource_group, apim.name, api_id, "policy", format="xml", cls=_with_etag)))
         except NotFound:
             return None, None
         return PolicySpec(api_id=api_id, xml=obj.value or ""), etag
@@ -273,8 +275,9 @@ class AzureArm:
 
         client = self.clients.apim(apim.subscription)
         try:
-            obj, etag = call(f"read backend {backend_id}", lambda: client.backend.get(
-                apim.resource_group, apim.name, backend_id, cls=_with_etag))
+            obj, etag = cast(tuple[Any, str | None], call(
+                f"read backend {backend_id}", lambda: client.backend.get(
+                    apim.resource_group, apim.name, backend_id, cls=_with_etag)))
         except NotFound:
             return None
         spec = backend_from_sdk(obj)
@@ -301,10 +304,10 @@ class AzureArm:
             breaker = BackendCircuitBreaker(rules=[CircuitBreakerRule(
                 name="ai-importer-breaker",
                 failure_condition=CircuitBreakerFailureCondition(
-                    count=3, interval="PT1M",
+                    count=3, interval=timedelta(minutes=1),
                     status_code_ranges=[FailureStatusCodeRange(min=429, max=429),
                                         FailureStatusCodeRange(min=500, max=599)]),
-                trip_duration="PT1M", accept_retry_after=True)])
+                trip_duration=timedelta(minutes=1), accept_retry_after=True)])
         params = BackendContract(url=spec.url, protocol=spec.protocol, description=spec.description,
                                  title=spec.title or None, circuit_breaker=breaker)
         client = self.clients.apim(apim.subscription)
@@ -329,8 +332,8 @@ class AzureArm:
                 client.api_product.list_by_apis(apim.resource_group, apim.name, api_id)))
         except NotFound:
             return ()
-        return tuple(sorted(ProductLinkSpec(product_id=p.name, api_id=api_id) for p in items
-                            if p.name))
+        names = sorted(str(p.name) for p in items if p.name)
+        return tuple(ProductLinkSpec(product_id=n, api_id=api_id) for n in names)
 
     def product_exists(self, apim: ApimRef, product_id: str) -> bool:
         client = self.clients.apim(apim.subscription)

@@ -43,9 +43,9 @@ def test_exactly_these_functions_are_indexed() -> None:
 
 def test_trigger_and_queue_bindings() -> None:
     indexed = _indexed()
-    for name, bindings in EXPECTED.items():
+    for name, want in EXPECTED.items():
         key = lambda b: b["name"]  # noqa: E731
-        assert sorted(indexed[name], key=key) == sorted(bindings, key=key), name
+        assert sorted(indexed[name], key=key) == sorted(want, key=key), name
 
 
 def test_http_routes_use_function_keys() -> None:

@@ -13,7 +13,8 @@ from importer.model import Scope
 
 REF = Path(__file__).resolve().parents[3] / "shared" / "reference" / "events"
 SUB = "00000000-0000-0000-0000-000000000001"
-ACCOUNT = f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/accounts/contoso-aoai"
+ACCOUNT = (f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices"
+           "/accounts/contoso-aoai")
 SCOPES = (Scope.parse(f"/subscriptions/{SUB}"),)
 
 
