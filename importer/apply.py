@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from importer.azure.arm import AzureArm
 from importer.model import (
-    Action,
     AccountRef,
+    Action,
     ApimRef,
     ApiSpec,
     BackendSpec,
