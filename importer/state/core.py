@@ -1,8 +1,7 @@
 """State core: the behaviour both twins share, written once over small storage primitives.
 
-Poison handling and redrive over a raw text queue, and lease hold / renew / release. A backend
-supplies only the primitives (``RawQueue``; acquire, renew, release callables), so the in-memory
-twin cannot drift from the Azure Storage one in anything but the wire.
+Poison handling, redrive and lease hold/renew/release; a backend supplies only a RawQueue and lease
+callables, so the in-memory twin cannot drift from Azure Storage in anything but the wire.
 """
 
 from __future__ import annotations

@@ -118,7 +118,7 @@ class MemoryLocks:
         self._lock = threading.Lock()
         self._leases: dict[str, tuple[str, float]] = {}  # key → (lease id, expires at)
 
-    def hold(self, account_key: str, *, wait: bool = True,
+    def hold(self, account_key: str, wait: bool = True,
              timeout_s: float = 60.0) -> AbstractContextManager[Lease]:
         key = account_key.lower()
         return hold_lease(

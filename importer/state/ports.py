@@ -309,7 +309,7 @@ class Lease(Protocol):
 
 @runtime_checkable
 class LockManager(Protocol):
-    def hold(self, account_key: str, *, wait: bool = True,
+    def hold(self, account_key: str, wait: bool = True,
              timeout_s: float = 60.0) -> AbstractContextManager[Lease]:
         """Hold the account's lease for the ``with`` block; released on exit, even on exception.
 

@@ -1,8 +1,7 @@
 """Azure Storage state: queue (azure-storage-queue), lease locks (blob leases), run history (tables).
 
-Adapter. SDKs are imported inside functions so importing ``importer.state`` stays cheap; azure-core
-errors become ours (transient / permanent) with ``raise … from``. Queues, container and table are
-created on first use, once per process.
+Adapter. SDKs are imported inside functions (``import importer.state`` stays cheap); azure-core errors
+become ours with ``raise … from``; queues, container and table are created on first use, once per process.
 """
 
 from __future__ import annotations
@@ -213,7 +212,7 @@ class BlobLeaseLocks:
     def blob_name(self, account_key: str) -> str:
         return account_hash(account_key)
 
-    def hold(self, account_key: str, *, wait: bool = True,
+    def hold(self, account_key: str, wait: bool = True,
              timeout_s: float = 60.0) -> AbstractContextManager[Lease]:
         key = account_key.lower()
         blob = self.container.get_blob_client(self.blob_name(key))

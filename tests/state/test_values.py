@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from tests.state.conftest import account
 
 def request(**overrides: object) -> ReconcileRequest:
     base = ReconcileRequest.new(account("a1"), "event", "deployment changed")
-    return ReconcileRequest(**{**base.to_dict(), **overrides})  # type: ignore[arg-type]
+    return ReconcileRequest(**{**base.to_dict(), **overrides})
 
 
 def run(run_id: str = "r1", **overrides: object) -> RunRecord:
@@ -89,7 +90,7 @@ class TestRunRecord:
         {"run_id": "it's"}, {"started_at": "soon"}, {"duration_ms": -1}, {"writes": True},
         {"summary": {"create": "1"}}, {"changes": [1]}, {"probe": []},
     ])
-    def test_rejects_bad_values(self, overrides: dict[str, object]) -> None:
+    def test_rejects_bad_values(self, overrides: dict[str, Any]) -> None:
         with pytest.raises(ValueError):
             run(**overrides)
 
