@@ -1,0 +1,1 @@
+"""Offline checks of the Azure deployment (azure.yaml, infra/**): parse, lint, settings and RBAC sync."""

@@ -1,0 +1,189 @@
+"""Event Grid wiring: the event subscription filter and destination in Bicep, and the postdeploy hook's
+planning (infra/hooks/events.py), whose parameters must match infra/events.bicep's."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+from tests.infra.bicep import INFRA, Expr, has_default, load
+
+
+def _load_hook():
+    spec = importlib.util.spec_from_file_location("infra_hooks_events", INFRA / "hooks" / "events.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+events = _load_hook()
+
+SUB_A = "11111111-2222-3333-4444-555555555555"
+SUB_B = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+APIM = f"/subscriptions/{SUB_A}/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/contoso"
+
+
+def test_event_subscription_filter_and_destination() -> None:
+    bicep = load("modules/event-subscriptions.bicep")
+    assert bicep.var("includedEventTypes").body == [
+        "Microsoft.Resources.ResourceWriteSuccess",
+        "Microsoft.Resources.ResourceDeleteSuccess",
+    ]
+    assert bicep.var("operationNames").body == [
+        "Microsoft.CognitiveServices/accounts/write",
+        "Microsoft.CognitiveServices/accounts/delete",
+        "Microsoft.CognitiveServices/accounts/deployments/write",
+        "Microsoft.CognitiveServices/accounts/deployments/delete",
+    ]
+    sub = bicep.resource("eventSubscriptions")
+    assert sub.loop
+    props = sub.body["properties"]
+    assert props["destination"]["endpointType"] == "AzureFunction"
+    assert props["destination"]["properties"]["resourceId"].text == "functionEndpointId"
+    assert props["eventDeliverySchema"] == "EventGridSchema"
+    flt = props["filter"]
+    assert flt["includedEventTypes"].text == "includedEventTypes"
+    assert flt["subjectBeginsWith"].text == "prefix"
+    assert flt["isSubjectCaseSensitive"] is False
+    filters = {f["key"]: f for f in flt["advancedFilters"]}
+    assert set(filters) == {"data.operationName", "data.status"}
+    assert filters["data.operationName"]["operatorType"] == "StringIn"
+    assert filters["data.operationName"]["values"].text == "operationNames"
+    assert filters["data.status"] == {"operatorType": "StringIn", "key": "data.status", "values": ["Succeeded"]}
+    assert set(props["retryPolicy"]) == {"maxDeliveryAttempts", "eventTimeToLiveInMinutes"}
+    dead_letter = props["deadLetterWithResourceIdentity"]
+    assert isinstance(dead_letter, Expr) and dead_letter.type == "ternary_expression"
+    assert "endpointType: 'StorageBlob'" in dead_letter.text
+    assert "type: 'SystemAssigned'" in dead_letter.text
+
+
+def test_function_endpoint_is_on_resource_event() -> None:
+    bicep = load("events.bicep")
+    assert bicep.param("functionName").body == "on_resource_event"
+    params = bicep.module("subscriptions").body["params"]
+    assert params["functionEndpointId"].text == "'${functionAppId}/functions/${functionName}'"
+
+
+def test_system_topic_is_the_subscription_topic() -> None:
+    topic = load("modules/events-topic.bicep").resource("topic").body
+    assert topic["location"] == "global"
+    assert topic["identity"] == {"type": "SystemAssigned"}
+    assert topic["properties"]["topicType"] == "Microsoft.Resources.Subscriptions"
+    assert topic["properties"]["source"].text == "subscription().id"
+
+
+def test_hook_parameters_match_events_bicep() -> None:
+    bicep = load("events.bicep")
+    declared = {p.name for p in bicep.of_kind("param")}
+    required = {p.name for p in bicep.of_kind("param") if not has_default(p)}
+    ctx = _ctx(f"/subscriptions/{SUB_A}")
+    plan = events.plan_subscriptions(ctx.scopes)[0]
+    values = events.events_parameters(ctx, plan, None)
+    assert set(values) <= declared
+    assert required <= set(values)
+
+
+def _ctx(scopes: str, **extra: str):
+    env = {
+        "AZURE_ENV_NAME": "Prod_1",
+        "AZURE_SUBSCRIPTION_ID": SUB_A,
+        "AZURE_LOCATION": "swedencentral",
+        "AZURE_RESOURCE_GROUP": "rg-prod",
+        "AZURE_FUNCTION_APP_ID": f"/subscriptions/{SUB_A}/resourceGroups/rg-prod/providers/Microsoft.Web/sites/func-x",
+        "AZURE_FUNCTION_PRINCIPAL_ID": "99999999-9999-9999-9999-999999999999",
+        "DEPLOY_DEADLETTER_STORAGE_ID": f"/subscriptions/{SUB_A}/resourceGroups/rg-prod/providers/Microsoft.Storage/storageAccounts/stx",
+        "DEPLOY_WATCH_SCOPES": scopes,
+        "DEPLOY_APIM_RESOURCE_ID": APIM,
+        **extra,
+    }
+    return events.AppContext.from_env(env)
+
+
+def test_parse_scopes_accepts_subscriptions_and_groups_and_dedupes() -> None:
+    scopes = events.parse_scopes(
+        f" /subscriptions/{SUB_A} , /subscriptions/{SUB_B}/resourceGroups/rg-ai,,"
+        f"/subscriptions/{SUB_B.upper()}/resourcegroups/rg-ai"
+    )
+    assert [s.id for s in scopes] == [f"/subscriptions/{SUB_A}", f"/subscriptions/{SUB_B}/resourceGroups/rg-ai"]
+
+
+@pytest.mark.parametrize("bad", ["", "  ,", "/subscriptions/not-a-guid", f"/subscriptions/{SUB_A}/",
+                                 f"/subscriptions/{SUB_A}/resourceGroups/rg/providers/x",
+                                 "subscriptions/" + SUB_A])
+def test_parse_scopes_rejects(bad: str) -> None:
+    with pytest.raises(events.ConfigError):
+        events.parse_scopes(bad)
+
+
+def test_plan_groups_by_subscription_and_whole_subscription_wins() -> None:
+    scopes = events.parse_scopes(
+        f"/subscriptions/{SUB_A}/resourceGroups/rg-1,/subscriptions/{SUB_A},"
+        f"/subscriptions/{SUB_B}/resourceGroups/rg-ai2,/subscriptions/{SUB_B}/resourceGroups/rg-ai"
+    )
+    plans = {p.subscription_id: p.subject_prefixes for p in events.plan_subscriptions(scopes)}
+    assert plans == {
+        SUB_A: ("",),
+        SUB_B: (f"/subscriptions/{SUB_B}/resourceGroups/rg-ai/", f"/subscriptions/{SUB_B}/resourceGroups/rg-ai2/"),
+    }
+
+
+def test_new_topic_in_own_subscription_goes_to_the_app_group() -> None:
+    ctx = _ctx(f"/subscriptions/{SUB_A},/subscriptions/{SUB_B}/resourceGroups/rg-ai")
+    plans = {p.subscription_id: p for p in events.plan_subscriptions(ctx.scopes)}
+    own = events.events_parameters(ctx, plans[SUB_A], None)
+    assert own["topicResourceGroupName"] == "rg-prod" and own["createResourceGroup"] is False
+    assert own["createTopic"] is True and own["deadLetter"] is True
+    assert own["subjectPrefixes"] == [""]
+    assert own["eventSubscriptionName"] == "apim-ai-importer-prod-1"
+    other = events.events_parameters(ctx, plans[SUB_B], None)
+    assert other["topicResourceGroupName"] == "rg-prod-events" and other["createResourceGroup"] is True
+    assert other["subjectPrefixes"] == [f"/subscriptions/{SUB_B}/resourceGroups/rg-ai/"]
+    assert other["tags"] == {"azd-env-name": "Prod_1", "managed-by": "apim-ai-importer"}
+
+
+def test_existing_topic_is_reused_and_dead_letter_needs_its_identity() -> None:
+    ctx = _ctx(f"/subscriptions/{SUB_B}")
+    plan = events.plan_subscriptions(ctx.scopes)[0]
+    listed = [
+        {"name": "storage-topic", "topicType": "Microsoft.Storage.StorageAccounts", "source": "/x"},
+        {"name": "Defender", "resourceGroup": "rg-sec", "topicType": "microsoft.resources.subscriptions",
+         "source": f"/subscriptions/{SUB_B.upper()}", "id": "/subscriptions/x/resourceGroups/rg-sec/p/t/Defender",
+         "identity": None},
+    ]
+    topic = events.find_subscription_topic(listed, SUB_B)
+    assert topic is not None and topic["name"] == "Defender"
+    values = events.events_parameters(ctx, plan, topic)
+    assert values["createTopic"] is False and values["createResourceGroup"] is False
+    assert values["topicName"] == "Defender" and values["topicResourceGroupName"] == "rg-sec"
+    assert values["deadLetter"] is False and values["existingTopicPrincipalId"] == ""
+    with_identity = {**topic, "identity": {"type": "SystemAssigned", "principalId": "p-1"}}
+    values = events.events_parameters(ctx, plan, with_identity)
+    assert values["deadLetter"] is True and values["existingTopicPrincipalId"] == "p-1"
+
+
+def test_event_subscription_name_fits_event_grid_limits() -> None:
+    name = events.event_subscription_name("A_very/long environment name that goes on and on and on")
+    assert len(name) <= 48 and name.startswith("apim-ai-importer-")
+    assert set(name) <= set("abcdefghijklmnopqrstuvwxyz0123456789-")
+    assert len(events.topic_name("x" * 80)) <= 64
+
+
+def test_role_cleanup_covers_every_scope_outside_the_app_group() -> None:
+    topic = f"/subscriptions/{SUB_B}/resourceGroups/rg-t/providers/Microsoft.EventGrid/topics/outcomes"
+    ctx = _ctx(f"/subscriptions/{SUB_A},/subscriptions/{SUB_B}/resourceGroups/rg-ai", IMPORTER_EVENT_TOPIC_ID=topic)
+    assert events.role_cleanup_scopes(ctx) == [
+        f"/subscriptions/{SUB_A}", f"/subscriptions/{SUB_B}/resourceGroups/rg-ai", APIM, topic,
+    ]
+
+
+def test_validate_command(capsys) -> None:
+    ok = {"IMPORTER_SCOPES": f"/subscriptions/{SUB_A}", "IMPORTER_APIM_ID": APIM}
+    assert events.main(["validate"], ok) == 0
+    assert events.main(["validate"], {**ok, "IMPORTER_APIM_ID": "/subscriptions/x"}) == 2
+    assert events.main(["validate"], {**ok, "IMPORTER_SCOPES": "rg-ai"}) == 2
+    assert events.main(["validate"], {}) == 0  # not set yet: azd prompts for the parameters
+    assert "IMPORTER_SCOPES" in capsys.readouterr().err
