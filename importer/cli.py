@@ -22,7 +22,10 @@ EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
 def _console(json_mode: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=json_mode, highlight=False)
+    console = Console(stderr=json_mode, highlight=False)
+    if not console.is_terminal:  # logs and CI: wide enough for a diff line, never wrapped at 80
+        console = Console(stderr=json_mode, highlight=False, width=140)
+    return console
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -104,6 +107,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from importer.demo import main as demo_main
+
+    return demo_main(_console())
+
+
 def _add_common(p: argparse.ArgumentParser, *, account: bool = True) -> None:
     if account:
         p.add_argument("--account", required=True, metavar="ID",
@@ -141,6 +150,13 @@ def parser() -> argparse.ArgumentParser:
                                    "IMPORTER_ARM_ENDPOINT or --arm-endpoint.")
     p.add_argument("--port", type=int, default=8780, help="TCP port (default 8780; 0 picks one)")
     p.set_defaults(func=cmd_sandbox)
+
+    p = sub.add_parser("demo", help="the offline end-to-end demo (no Azure account, no network)",
+                       description="Start the ARM stand-in in-process, seed an APIM instance and two AI "
+                                   "accounts through the SDK, and walk through onboarding, a duplicate "
+                                   "event, drift repair, a deleted deployment and an opt-out, through "
+                                   "the function app's own triggers.")
+    p.set_defaults(func=cmd_demo)
     return top
 
 

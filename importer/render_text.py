@@ -1,32 +1,49 @@
 """Human output: plans and runs as a terraform-like diff, coloured by rich on a TTY.
 
 Presentation only. JSON output is ``Plan.to_json`` / ``RunResult.to_json``; this module never
-decides anything.
+decides anything. Works on the JSON form of changes so stored run history prints the same way.
 """
 
 from __future__ import annotations
 
+import html
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from importer.model import Action, Plan
+from importer.model import Plan
 
-_SIGN = {Action.CREATE: ("+", "green"), Action.UPDATE: ("~", "yellow"),
-         Action.DELETE: ("-", "red"), Action.CONFLICT: ("!", "magenta")}
+_SIGN = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-", "red"),
+         "conflict": ("!", "magenta")}
+
+
+def change_lines(changes: Iterable[Mapping[str, Any]], indent: str = "",
+                 max_diff: int | None = None) -> list[tuple[str, str]]:
+    """(text, style) lines: one header per change, then its indented field or policy diff.
+
+    ``max_diff`` shortens each change's diff (creates show no body then: the header says it all)."""
+    out: list[tuple[str, str]] = []
+    for change in changes:
+        sign, style = _SIGN.get(str(change.get("action")), ("?", ""))
+        reason = change.get("reason")
+        out.append((f"{indent}{sign} {change.get('kind')} {change.get('id')}: {change.get('action')}"
+                    + (f" ({reason})" if reason else ""), style))
+        lines = list(change.get("diff") or ())
+        if max_diff is not None:
+            if change.get("action") == "create":
+                lines = []
+            elif len(lines) > max_diff:
+                lines = lines[:max_diff] + [f"… {len(lines) - max_diff} more line(s)"]
+        for line in lines:
+            line = html.unescape(line)  # show expressions as APIM's editor does (rawxml)
+            line_style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+            out.append((f"{indent}      {line}", line_style))
+    return out
 
 
 def plan_lines(plan: Plan) -> list[tuple[str, str]]:
-    """(text, style) lines: one header per change, then its indented field or policy diff."""
-    out: list[tuple[str, str]] = []
     if not plan.changes:
-        out.append((f"No changes. {plan.account} is up to date on the gateway.", "bold"))
-        return out
-    for change in plan.changes:
-        sign, style = _SIGN[change.action]
-        out.append((f"{sign} {change.kind} {change.id}: {change.action.value}"
-                    + (f" ({change.reason})" if change.reason else ""), style))
-        for line in change.diff:
-            line_style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
-            out.append((f"      {line}", line_style))
+        return [(f"No changes. {plan.account} is up to date on the gateway.", "bold")]
+    out = change_lines(c.to_json() for c in plan.changes)
     s = plan.summary()
     out.append((f"Plan: {s['create']} to create, {s['update']} to update, {s['delete']} to delete"
                 + (f", {s['conflict']} conflict(s) reported, not written" if s["conflict"] else "")

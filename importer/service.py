@@ -214,7 +214,7 @@ def http_runs(svc: Service, account: str | None, limit: int = 50) -> tuple[int, 
         except InvalidInput as exc:
             return _error(400, str(exc))
     runs = svc.state.history.list(account=account, limit=max(1, min(limit, 200)))
-    return 200, {"runs": [r.to_json() if hasattr(r, "to_json") else r.__dict__ for r in runs]}
+    return 200, {"runs": [r.to_dict() for r in runs]}
 
 
 def http_run(svc: Service, run_id: str) -> tuple[int, dict[str, Any]]:
@@ -224,4 +224,4 @@ def http_run(svc: Service, run_id: str) -> tuple[int, dict[str, Any]]:
         run = svc.state.history.get(run_id)
     except KeyError:
         return _error(404, f"no run {run_id}")
-    return 200, run.to_json() if hasattr(run, "to_json") else run.__dict__
+    return 200, dict(run.to_dict())

@@ -29,7 +29,8 @@ def _foreign_api(w: World, api: str, path: str) -> None:
     from azure.mgmt.apimanagement import models
 
     doc = {"openapi": "3.0.1", "info": {"title": "foreign", "version": "1"},
-           "paths": {"/hello": {"get": {"operationId": "hello", "responses": {"200": {"description": "ok"}}}}}}
+           "paths": {"/hello": {"get": {"operationId": "hello",
+                                        "responses": {"200": {"description": "ok"}}}}}}
     w.apim_client().api.begin_create_or_update(w.rg, w.svc, api, models.ApiCreateOrUpdateParameter(
         display_name="Someone else's API", path=path, protocols=["https"], format="openapi+json",
         value=json.dumps(doc))).result()
