@@ -30,6 +30,7 @@ from armsim.core import (
     field_getter,
     json_response,
     odata_filter,
+    system_data,
     utcnow,
     validation_error,
 )
@@ -168,6 +169,7 @@ def _service_body(ctx: Ctx, resource_id: str, request: dict[str, Any], previous:
              "defaultSslBinding": True, "certificateSource": "BuiltIn"}],
         "virtualNetworkType": props.get("virtualNetworkType", "None"),
         "publicNetworkAccess": props.get("publicNetworkAccess", "Enabled"),
+        "enableClientCertificate": bool(props.get("enableClientCertificate", False)),
         "platformVersion": "stv2",
     })
     body: dict[str, Any] = {
@@ -177,8 +179,7 @@ def _service_body(ctx: Ctx, resource_id: str, request: dict[str, Any], previous:
     identity = _identity(ctx, request.get("identity"), (previous or {}).get("identity"))
     if identity:
         body["identity"] = identity
-    body["systemData"] = {"createdAt": (previous or {}).get("systemData", {}).get("createdAt", utcnow()),
-                          "lastModifiedAt": utcnow()}
+    body["systemData"] = system_data(previous)
     return body
 
 

@@ -14,7 +14,16 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from armsim.core import ArmError, Ctx, Entity, bad_request, check_if_match, json_response, utcnow
+from armsim.core import (
+    ArmError,
+    Ctx,
+    Entity,
+    bad_request,
+    check_if_match,
+    json_response,
+    system_data,
+    utcnow,
+)
 from armsim.routing import Route
 
 PROVIDER = "Microsoft.CognitiveServices"
@@ -114,8 +123,7 @@ def _account_body(ctx: Ctx, rid: str, request: dict[str, Any], previous: dict[st
         principal = prior.get("principalId") or str(uuid.uuid4())
         body["identity"] = {"type": identity["type"], "principalId": principal,
                             "tenantId": ctx.state.options.tenant_id}
-    body["systemData"] = {"createdAt": (previous or {}).get("systemData", {}).get("createdAt", utcnow()),
-                          "lastModifiedAt": utcnow()}
+    body["systemData"] = system_data(previous)
     return body
 
 
@@ -219,8 +227,7 @@ def _deployment_body(rid: str, request: dict[str, Any], previous: dict[str, Any]
                             "sku": {**sku, "capacity": capacity}, "etag": "", "properties": props}
     if request.get("tags") is not None:
         body["tags"] = request["tags"]
-    body["systemData"] = {"createdAt": (previous or {}).get("systemData", {}).get("createdAt", utcnow()),
-                          "lastModifiedAt": utcnow()}
+    body["systemData"] = system_data(previous)
     return body
 
 

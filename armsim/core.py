@@ -61,6 +61,15 @@ def validation_error(message: str, target: str | None = None) -> ArmError:
     return ArmError(400, "ValidationError", "One or more fields contain incorrect values:", details=[detail])
 
 
+def system_data(previous: dict[str, Any] | None = None, by: str = "armsim@contoso.example") -> dict[str, Any]:
+    """ARM ``systemData``: creation kept from the previous body, modification now."""
+    created = (previous or {}).get("systemData") or {}
+    now = utcnow()
+    return {"createdBy": created.get("createdBy", by), "createdByType": created.get("createdByType", "User"),
+            "createdAt": created.get("createdAt", now), "lastModifiedBy": by, "lastModifiedByType": "User",
+            "lastModifiedAt": now}
+
+
 def utcnow() -> str:
     """ARM timestamps: ISO 8601 with seven fractional digits and a Z."""
     now = datetime.now(UTC)
@@ -660,8 +669,9 @@ class Ctx:
         start = self.offset or skip
         chunk = items[start:start + size]
         body: dict[str, Any] = {"value": chunk}
-        if count:
+        if count:  # APIM's collections carry a total and an empty nextLink on the last page
             body["count"] = len(items)
+            body["nextLink"] = ""
         if start + size < len(items):
             carried = {k: v for k, v in self.args.items() if k not in ("api-version", "$skip")}
             token = _encode_token({"o": start + size, "q": carried})

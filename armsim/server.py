@@ -200,8 +200,9 @@ class Sim:
 
     def start(self) -> Sim:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, name=f"armsim:{self.port}",
-                                            daemon=True)
+            # A short poll interval makes stop() quick; idle cost is negligible.
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name=f"armsim:{self.port}", daemon=True)
             self._thread.start()
         return self
 
