@@ -154,7 +154,9 @@ def topic_name(env_name: str) -> str:
     return f"evgt-{MANAGED_BY}-{sanitize_name(env_name, 40)}"
 
 
-def find_subscription_topic(topics: Sequence[Mapping[str, Any]], subscription_id: str) -> Mapping[str, Any] | None:
+def find_subscription_topic(
+    topics: Sequence[Mapping[str, Any]], subscription_id: str
+) -> Mapping[str, Any] | None:
     """The subscription's existing Microsoft.Resources.Subscriptions system topic, if any.
 
     `az eventgrid system-topic list` returns topicType and source in varying case.
@@ -206,7 +208,9 @@ class AppContext:
         def need(name: str) -> str:
             value = env.get(name, "").strip()
             if not value:
-                raise ConfigError(f"{name} is not set: run `azd provision` first (it is an output of infra/main.bicep)")
+                raise ConfigError(
+                    f"{name} is not set: run `azd provision` first (it is an output of infra/main.bicep)"
+                )
             return value
 
         scopes_raw = env.get("DEPLOY_WATCH_SCOPES") or env.get("IMPORTER_SCOPES") or ""
@@ -284,6 +288,17 @@ def parameters_file(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def is_endpoint_not_ready(message: str) -> bool:
+    text = message.lower()
+    return "endpoint not found" in text or "webhook validation" in text or "endpoint validation" in text
+
+
+def is_our_event_subscription(name: str, env_name: str) -> bool:
+    """The whole-subscription one, or a resource-group one ('-' + the 13-character uniqueString)."""
+    ours = event_subscription_name(env_name)
+    return name == ours or (name.startswith(ours + "-") and len(name) == len(ours) + 14)
+
+
 def role_cleanup_scopes(ctx: AppContext) -> list[str]:
     """Scopes outside the importer's resource group where main.bicep gave its identity a role."""
     scopes = [s.id for s in ctx.scopes] + [ctx.apim_id]
@@ -303,8 +318,10 @@ def _az(args: Sequence[str], *, check: bool = True) -> Any:
         raise SystemExit("the Azure CLI (az) is needed by this hook: install it and run `az login`")
     proc = subprocess.run([exe, *args, "--only-show-errors", "-o", "json"], capture_output=True, text=True)
     if proc.returncode != 0:
+        message = f"az {' '.join(args[:5])} failed: {proc.stderr.strip()}"
         if check:
-            raise RuntimeError(f"az {' '.join(args[:4])} failed: {proc.stderr.strip()}")
+            raise RuntimeError(message)
+        print(f"[az] WARNING {message}", file=sys.stderr)
         return None
     out = proc.stdout.strip()
     return json.loads(out) if out else None
@@ -319,11 +336,15 @@ def deploy(ctx: AppContext, *, attempts: int = 4, wait_seconds: int = 30) -> Non
         existing = find_subscription_topic(_list_topics(plan.subscription_id), plan.subscription_id)
         values = events_parameters(ctx, plan, existing)
         if existing is not None:
-            print(f"[events] {plan.subscription_id}: using the existing system topic {values['topicName']} "
-                  f"({values['topicResourceGroupName']})")
+            print(
+                f"[events] {plan.subscription_id}: using the existing system topic {values['topicName']} "
+                f"({values['topicResourceGroupName']})"
+            )
             if not values["deadLetter"]:
-                print(f"[events] WARNING {plan.subscription_id}: that topic has no system-assigned identity, so "
-                      "undeliverable events are dropped, not dead-lettered (see docs/deploy.md)")
+                print(
+                    f"[events] WARNING {plan.subscription_id}: that topic has no system-assigned identity, "
+                    "so undeliverable events are dropped, not dead-lettered (see docs/deploy.md)"
+                )
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
             json.dump(parameters_file(values), fh)
             params_path = fh.name
@@ -331,19 +352,30 @@ def deploy(ctx: AppContext, *, attempts: int = 4, wait_seconds: int = 30) -> Non
         try:
             for attempt in range(1, attempts + 1):
                 try:
-                    _az([
-                        "deployment", "sub", "create",
-                        "--subscription", plan.subscription_id,
-                        "--location", ctx.location,
-                        "--name", name,
-                        "--template-file", str(EVENTS_TEMPLATE),
-                        "--parameters", f"@{params_path}",
-                    ])
-                    print(f"[events] {plan.subscription_id}: {len(plan.subject_prefixes)} event subscription(s) ready")
+                    _az(
+                        [
+                            "deployment",
+                            "sub",
+                            "create",
+                            "--subscription",
+                            plan.subscription_id,
+                            "--location",
+                            ctx.location,
+                            "--name",
+                            name,
+                            "--template-file",
+                            str(EVENTS_TEMPLATE),
+                            "--parameters",
+                            f"@{params_path}",
+                        ]
+                    )
+                    count = len(plan.subject_prefixes)
+                    print(f"[events] {plan.subscription_id}: {count} event subscription(s) ready")
                     break
                 except RuntimeError as exc:
-                    # Right after a deploy the Flex host may not have indexed the functions yet.
-                    if attempt == attempts:
+                    # Right after a deploy the Flex host may not have indexed the functions yet:
+                    # Event Grid answers "Destination endpoint not found". Anything else is final.
+                    if attempt == attempts or not is_endpoint_not_ready(str(exc)):
                         raise
                     print(f"[events] attempt {attempt} failed, retrying in {wait_seconds * attempt}s: {exc}")
                     time.sleep(wait_seconds * attempt)
@@ -352,7 +384,6 @@ def deploy(ctx: AppContext, *, attempts: int = 4, wait_seconds: int = 30) -> Non
 
 
 def teardown(ctx: AppContext) -> None:
-    ours = event_subscription_name(ctx.env_name)
     for plan in plan_subscriptions(ctx.scopes):
         sub = plan.subscription_id
         topic = find_subscription_topic(_list_topics(sub), sub)
@@ -361,29 +392,78 @@ def teardown(ctx: AppContext) -> None:
             rg = str(topic.get("resourceGroup") or _resource_group_of(str(topic["id"])))
             if tags.get("managed-by") == MANAGED_BY and tags.get("azd-env-name") == ctx.env_name:
                 print(f"[teardown] {sub}: deleting system topic {topic['name']}")
-                _az(["eventgrid", "system-topic", "delete", "--subscription", sub, "-g", rg,
-                     "--name", str(topic["name"]), "--yes"], check=False)
+                _az(
+                    [
+                        "eventgrid",
+                        "system-topic",
+                        "delete",
+                        "--subscription",
+                        sub,
+                        "-g",
+                        rg,
+                        "--name",
+                        str(topic["name"]),
+                        "--yes",
+                    ],
+                    check=False,
+                )
             else:
-                subs = _az(["eventgrid", "system-topic", "event-subscription", "list", "--subscription", sub,
-                            "-g", rg, "--system-topic-name", str(topic["name"])], check=False) or []
+                subs = (
+                    _az(
+                        [
+                            "eventgrid",
+                            "system-topic",
+                            "event-subscription",
+                            "list",
+                            "--subscription",
+                            sub,
+                            "-g",
+                            rg,
+                            "--system-topic-name",
+                            str(topic["name"]),
+                        ],
+                        check=False,
+                    )
+                    or []
+                )
                 for es in subs:
-                    if str(es.get("name", "")).startswith(ours):
-                        print(f"[teardown] {sub}: deleting event subscription {es['name']} on {topic['name']}")
-                        _az(["eventgrid", "system-topic", "event-subscription", "delete", "--subscription", sub,
-                             "-g", rg, "--system-topic-name", str(topic["name"]), "--name", str(es["name"]),
-                             "--yes"], check=False)
+                    if is_our_event_subscription(str(es.get("name", "")), ctx.env_name):
+                        print(
+                            f"[teardown] {sub}: deleting event subscription {es['name']} on {topic['name']}"
+                        )
+                        _az(
+                            [
+                                "eventgrid",
+                                "system-topic",
+                                "event-subscription",
+                                "delete",
+                                "--subscription",
+                                sub,
+                                "-g",
+                                rg,
+                                "--system-topic-name",
+                                str(topic["name"]),
+                                "--name",
+                                str(es["name"]),
+                                "--yes",
+                            ],
+                            check=False,
+                        )
         if sub != ctx.subscription_id:
             events_rg = ctx.events_resource_group(sub)
             group = _az(["group", "show", "--subscription", sub, "--name", events_rg], check=False)
             tags = (group or {}).get("tags") or {}
             if tags.get("managed-by") == MANAGED_BY and tags.get("azd-env-name") == ctx.env_name:
                 print(f"[teardown] {sub}: deleting resource group {events_rg}")
-                _az(["group", "delete", "--subscription", sub, "--name", events_rg, "--yes", "--no-wait"],
-                    check=False)
+                _az(
+                    ["group", "delete", "--subscription", sub, "--name", events_rg, "--yes", "--no-wait"],
+                    check=False,
+                )
     for scope in role_cleanup_scopes(ctx):
         assignments = _az(["role", "assignment", "list", "--scope", scope], check=False) or []
         ids = [
-            a["id"] for a in assignments
+            a["id"]
+            for a in assignments
             if str(a.get("principalId", "")).lower() == ctx.function_principal_id.lower()
             and str(a.get("scope", "")).lower() == scope.lower()
         ]
@@ -413,8 +493,15 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         ctx = AppContext.from_env(env)
         if command == "plan":
             for plan in plan_subscriptions(ctx.scopes):
-                print(json.dumps({"subscription": plan.subscription_id,
-                                  "parameters": events_parameters(ctx, plan, None)}, indent=2))
+                print(
+                    json.dumps(
+                        {
+                            "subscription": plan.subscription_id,
+                            "parameters": events_parameters(ctx, plan, None),
+                        },
+                        indent=2,
+                    )
+                )
             print(json.dumps({"role_cleanup_scopes": role_cleanup_scopes(ctx)}, indent=2))
             return 0
         if command == "deploy":

@@ -107,7 +107,11 @@ def value(node: Node) -> Any:
             result[str(key)] = value(val_node)
         return result
     if kind == "array":
-        return [value(child) for child in node.named_children if child.type not in ("comment", "diagnostic_comment")]
+        return [
+            value(child)
+            for child in node.named_children
+            if child.type not in ("comment", "diagnostic_comment")
+        ]
     if kind == "parenthesized_expression":
         return value(node.named_children[0])
     return Expr(node, _text(node))

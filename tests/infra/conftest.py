@@ -25,20 +25,30 @@ def pytest_configure(config: pytest.Config) -> None:
 def checkov_command() -> list[str]:
     exe = shutil.which("checkov") or str(Path(sys.executable).with_name("checkov"))
     return [
-        exe, "-d", str(INFRA), "--framework", "bicep",
-        "--quiet", "--compact", "-o", "json", "--skip-download",
+        exe,
+        "-d",
+        str(INFRA),
+        "--framework",
+        "bicep",
+        "--quiet",
+        "--compact",
+        "-o",
+        "json",
+        "--skip-download",
     ]
 
 
 def checkov_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BC_API_KEY", "PRISMA_"))}
-    env.update({
-        "BC_SKIP_MAPPING": "TRUE",                # no guideline download
-        "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",  # no package scan (needs the platform)
-        "CHECKOV_NO_OUTPUT_VERSION_CHECK": "true",
-        "BC_SKIP_VERSION_CHECK": "true",
-        "ANSI_COLORS_DISABLED": "true",
-    })
+    env.update(
+        {
+            "BC_SKIP_MAPPING": "TRUE",  # no guideline download
+            "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",  # no package scan (needs the platform)
+            "CHECKOV_NO_OUTPUT_VERSION_CHECK": "true",
+            "BC_SKIP_VERSION_CHECK": "true",
+            "ANSI_COLORS_DISABLED": "true",
+        }
+    )
     return env
 
 

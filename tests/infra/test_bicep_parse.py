@@ -102,7 +102,10 @@ def test_storage_is_identity_only_and_has_what_the_code_uses() -> None:
     assert queues == ["reconcile-requests", "reconcile-requests-poison"]
     containers = storage.var("blobContainerNames").body
     assert [c for c in containers if isinstance(c, str)] == ["locks"]
-    assert [c.text for c in containers if isinstance(c, Expr)] == ["deploymentContainerName", "deadLetterContainerName"]
+    assert [c.text for c in containers if isinstance(c, Expr)] == [
+        "deploymentContainerName",
+        "deadLetterContainerName",
+    ]
     assert storage.param("deadLetterContainerName").body == "eventgrid-deadletter"
     assert storage.var("tableNames").body == ["runs"]
 

@@ -28,7 +28,9 @@ def _inline_skips() -> dict[tuple[str, str], str]:
         for line in path.read_text().splitlines():
             match = SKIP_RE.search(line)
             if match:
-                assert line.strip().startswith("// checkov:skip="), f"{path.name}: skip must be a // comment: {line}"
+                assert line.strip().startswith("// checkov:skip="), (
+                    f"{path.name}: skip must be a // comment: {line}"
+                )
                 skips[(path.relative_to(INFRA).as_posix(), match.group(1))] = (match.group(2) or "").strip()
     return skips
 
@@ -63,9 +65,7 @@ def test_inline_skips_match_what_checkov_skipped() -> None:
     data = json.loads(proc.stdout)
     if isinstance(data, list):
         data = next(d for d in data if d.get("check_type") == "bicep")
-    skipped = {
-        (c["file_path"].lstrip("/"), c["check_id"]) for c in data["results"].get("skipped_checks", [])
-    }
+    skipped = {(c["file_path"].lstrip("/"), c["check_id"]) for c in data["results"].get("skipped_checks", [])}
     assert set(_inline_skips()) == skipped
     for check in data["results"].get("skipped_checks", []):
         assert check["check_result"].get("suppress_comment"), check["check_id"]

@@ -24,6 +24,7 @@ events = _load_hook()
 
 SUB_A = "11111111-2222-3333-4444-555555555555"
 SUB_B = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+RG_PROD = f"/subscriptions/{SUB_A}/resourceGroups/rg-prod"
 APIM = f"/subscriptions/{SUB_A}/resourceGroups/rg-apim/providers/Microsoft.ApiManagement/service/contoso"
 
 
@@ -53,7 +54,11 @@ def test_event_subscription_filter_and_destination() -> None:
     assert set(filters) == {"data.operationName", "data.status"}
     assert filters["data.operationName"]["operatorType"] == "StringIn"
     assert filters["data.operationName"]["values"].text == "operationNames"
-    assert filters["data.status"] == {"operatorType": "StringIn", "key": "data.status", "values": ["Succeeded"]}
+    assert filters["data.status"] == {
+        "operatorType": "StringIn",
+        "key": "data.status",
+        "values": ["Succeeded"],
+    }
     assert set(props["retryPolicy"]) == {"maxDeliveryAttempts", "eventTimeToLiveInMinutes"}
     dead_letter = props["deadLetterWithResourceIdentity"]
     assert isinstance(dead_letter, Expr) and dead_letter.type == "ternary_expression"
@@ -93,9 +98,9 @@ def _ctx(scopes: str, **extra: str):
         "AZURE_SUBSCRIPTION_ID": SUB_A,
         "AZURE_LOCATION": "swedencentral",
         "AZURE_RESOURCE_GROUP": "rg-prod",
-        "AZURE_FUNCTION_APP_ID": f"/subscriptions/{SUB_A}/resourceGroups/rg-prod/providers/Microsoft.Web/sites/func-x",
+        "AZURE_FUNCTION_APP_ID": f"{RG_PROD}/providers/Microsoft.Web/sites/func-x",
         "AZURE_FUNCTION_PRINCIPAL_ID": "99999999-9999-9999-9999-999999999999",
-        "DEPLOY_DEADLETTER_STORAGE_ID": f"/subscriptions/{SUB_A}/resourceGroups/rg-prod/providers/Microsoft.Storage/storageAccounts/stx",
+        "DEPLOY_DEADLETTER_STORAGE_ID": f"{RG_PROD}/providers/Microsoft.Storage/storageAccounts/stx",
         "DEPLOY_WATCH_SCOPES": scopes,
         "DEPLOY_APIM_RESOURCE_ID": APIM,
         **extra,
@@ -108,12 +113,23 @@ def test_parse_scopes_accepts_subscriptions_and_groups_and_dedupes() -> None:
         f" /subscriptions/{SUB_A} , /subscriptions/{SUB_B}/resourceGroups/rg-ai,,"
         f"/subscriptions/{SUB_B.upper()}/resourcegroups/rg-ai"
     )
-    assert [s.id for s in scopes] == [f"/subscriptions/{SUB_A}", f"/subscriptions/{SUB_B}/resourceGroups/rg-ai"]
+    assert [s.id for s in scopes] == [
+        f"/subscriptions/{SUB_A}",
+        f"/subscriptions/{SUB_B}/resourceGroups/rg-ai",
+    ]
 
 
-@pytest.mark.parametrize("bad", ["", "  ,", "/subscriptions/not-a-guid", f"/subscriptions/{SUB_A}/",
-                                 f"/subscriptions/{SUB_A}/resourceGroups/rg/providers/x",
-                                 "subscriptions/" + SUB_A])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "  ,",
+        "/subscriptions/not-a-guid",
+        f"/subscriptions/{SUB_A}/",
+        f"/subscriptions/{SUB_A}/resourceGroups/rg/providers/x",
+        "subscriptions/" + SUB_A,
+    ],
+)
 def test_parse_scopes_rejects(bad: str) -> None:
     with pytest.raises(events.ConfigError):
         events.parse_scopes(bad)
@@ -127,7 +143,10 @@ def test_plan_groups_by_subscription_and_whole_subscription_wins() -> None:
     plans = {p.subscription_id: p.subject_prefixes for p in events.plan_subscriptions(scopes)}
     assert plans == {
         SUB_A: ("",),
-        SUB_B: (f"/subscriptions/{SUB_B}/resourceGroups/rg-ai/", f"/subscriptions/{SUB_B}/resourceGroups/rg-ai2/"),
+        SUB_B: (
+            f"/subscriptions/{SUB_B}/resourceGroups/rg-ai/",
+            f"/subscriptions/{SUB_B}/resourceGroups/rg-ai2/",
+        ),
     }
 
 
@@ -150,9 +169,14 @@ def test_existing_topic_is_reused_and_dead_letter_needs_its_identity() -> None:
     plan = events.plan_subscriptions(ctx.scopes)[0]
     listed = [
         {"name": "storage-topic", "topicType": "Microsoft.Storage.StorageAccounts", "source": "/x"},
-        {"name": "Defender", "resourceGroup": "rg-sec", "topicType": "microsoft.resources.subscriptions",
-         "source": f"/subscriptions/{SUB_B.upper()}", "id": "/subscriptions/x/resourceGroups/rg-sec/p/t/Defender",
-         "identity": None},
+        {
+            "name": "Defender",
+            "resourceGroup": "rg-sec",
+            "topicType": "microsoft.resources.subscriptions",
+            "source": f"/subscriptions/{SUB_B.upper()}",
+            "id": "/subscriptions/x/resourceGroups/rg-sec/p/t/Defender",
+            "identity": None,
+        },
     ]
     topic = events.find_subscription_topic(listed, SUB_B)
     assert topic is not None and topic["name"] == "Defender"
@@ -172,11 +196,29 @@ def test_event_subscription_name_fits_event_grid_limits() -> None:
     assert len(events.topic_name("x" * 80)) <= 64
 
 
+def test_teardown_recognises_only_this_environments_event_subscriptions() -> None:
+    assert events.is_our_event_subscription("apim-ai-importer-prod", "prod")
+    assert events.is_our_event_subscription("apim-ai-importer-prod-abcdefghijklm", "prod")
+    assert not events.is_our_event_subscription("apim-ai-importer-prod2", "prod")
+    assert not events.is_our_event_subscription("apim-ai-importer-prod-eu-abcdefghijklm", "prod")
+    assert not events.is_our_event_subscription("something-else", "prod")
+
+
+def test_only_endpoint_errors_are_retried() -> None:
+    assert events.is_endpoint_not_ready("Destination endpoint not found. Resource details: ...")
+    assert not events.is_endpoint_not_ready("AuthorizationFailed: the client does not have authorization")
+
+
 def test_role_cleanup_covers_every_scope_outside_the_app_group() -> None:
     topic = f"/subscriptions/{SUB_B}/resourceGroups/rg-t/providers/Microsoft.EventGrid/topics/outcomes"
-    ctx = _ctx(f"/subscriptions/{SUB_A},/subscriptions/{SUB_B}/resourceGroups/rg-ai", IMPORTER_EVENT_TOPIC_ID=topic)
+    ctx = _ctx(
+        f"/subscriptions/{SUB_A},/subscriptions/{SUB_B}/resourceGroups/rg-ai", IMPORTER_EVENT_TOPIC_ID=topic
+    )
     assert events.role_cleanup_scopes(ctx) == [
-        f"/subscriptions/{SUB_A}", f"/subscriptions/{SUB_B}/resourceGroups/rg-ai", APIM, topic,
+        f"/subscriptions/{SUB_A}",
+        f"/subscriptions/{SUB_B}/resourceGroups/rg-ai",
+        APIM,
+        topic,
     ]
 
 

@@ -106,7 +106,10 @@ def test_watch_modules_constrain_rbac_administrator(module: str) -> None:
 
 def test_main_passes_the_condition_to_every_watched_scope() -> None:
     main = load("main.bicep")
-    for name, scope_call in (("watchSubscriptionRoles", "subscription("), ("watchResourceGroupRoles", "resourceGroup(")):
+    for name, scope_call in (
+        ("watchSubscriptionRoles", "subscription("),
+        ("watchResourceGroupRoles", "resourceGroup("),
+    ):
         module = main.module(name)
         assert module.loop
         assert module.body["params"]["rbacAdminCondition"].text == "rbacAdminCondition"
@@ -160,4 +163,6 @@ def test_role_assignment_shape(rel: str, name: str) -> None:
     assert "RoleId" in role_arg or role_arg == "roleId"
     props = body["properties"]
     assert props["principalType"] == "ServicePrincipal"
-    assert props["roleDefinitionId"].text.startswith("subscriptionResourceId('Microsoft.Authorization/roleDefinitions'")
+    assert props["roleDefinitionId"].text.startswith(
+        "subscriptionResourceId('Microsoft.Authorization/roleDefinitions'"
+    )

@@ -171,8 +171,10 @@ def test_parameters_file_covers_every_parameter() -> None:
     assert set(doc) == params
 
 
-@pytest.mark.parametrize("setting", sorted(SETTING_NAMES - ABSENT_IN_AZURE - PRESENT_BUT_EMPTY
-                                           - {"AzureWebJobsStorage__accountName"}))
+@pytest.mark.parametrize(
+    "setting",
+    sorted(SETTING_NAMES - ABSENT_IN_AZURE - PRESENT_BUT_EMPTY - {"AzureWebJobsStorage__accountName"}),
+)
 def test_azd_variable_has_the_setting_name(setting: str) -> None:
     """`azd env set IMPORTER_MODE azure-ai` sets the app setting IMPORTER_MODE: one vocabulary."""
     doc = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
