@@ -86,12 +86,9 @@ class Demo:
     # -- the host, played faithfully -------------------------------------------------------------
 
     def functions(self) -> dict[str, Callable[..., Any]]:
-        import function_app
+        from importer.hosting import indexed, user_function
 
-        if not hasattr(self, "_functions"):
-            self._functions = {f.get_function_name(): f.get_user_function()
-                               for f in function_app.app.get_functions()}
-        return self._functions
+        return {name: user_function(name) for name in indexed()}
 
     def deliver_events(self, events: list[dict[str, Any]]) -> int:
         """Each recorded change event → the Event Grid function → (maybe) a queue message."""

@@ -133,22 +133,20 @@ class Reconciler:
             with self._lock(ref, lock_wait):
                 self._run(run, ref, dry_run, overrides, account)
         except ImporterError as exc:
-            run.outcome = "failed"
-            run.error = str(exc)
-            run.error_kind = getattr(exc, "kind", "permanent")
-            if isinstance(exc, ApplyError):
-                run.writes = exc.result.writes
-                run.applied = [c.to_json() for c in exc.result.applied]
-            logger.warning("run %s account %s: %s error: %s", run.run_id, ref, run.error_kind, exc)
-        except Exception as exc:  # a bug: record it rather than lose the run
             from importer.state.ports import LockBusy
 
+            run.outcome, run.error = "failed", str(exc)
+            run.error_kind = getattr(exc, "kind", "permanent")
             if isinstance(exc, LockBusy):
-                run.outcome, run.error, run.error_kind = "skipped", str(exc), "busy"
-            else:
-                logger.exception("run %s account %s: unexpected error", run.run_id, ref)
-                run.outcome, run.error, run.error_kind = "failed", f"{type(exc).__name__}: {exc}", \
-                    "permanent"
+                run.outcome, run.error_kind = "skipped", "busy"
+            if isinstance(exc, ApplyError):
+                run.writes += exc.result.writes
+                run.applied += [c.to_json() for c in exc.result.applied]
+            logger.warning("run %s account %s: %s error: %s", run.run_id, ref, run.error_kind, exc)
+        except Exception as exc:  # a bug: record it rather than lose the run
+            logger.exception("run %s account %s: unexpected error", run.run_id, ref)
+            run.outcome, run.error = "failed", f"{type(exc).__name__}: {exc}"
+            run.error_kind = "permanent"
         run.duration_ms = int((time.perf_counter() - start) * 1000)
         run.finished_at = _now()
         logger.info("run %s account %s trigger %s: %s, %d changes, %d writes, %d ms", run.run_id, ref,

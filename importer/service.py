@@ -66,6 +66,13 @@ def get_service() -> Service:
         return _service
 
 
+def install(svc: Service) -> None:
+    """Use ``svc`` as the process-wide service (the demo and tests embed their own state)."""
+    global _service
+    with _lock:
+        _service = svc
+
+
 def reset_service() -> None:
     """Forget the cached service (tests change the environment between cases)."""
     global _service
@@ -198,8 +205,9 @@ def http_import(svc: Service, body: bytes) -> tuple[int, dict[str, Any]]:
     if run.error_kind == "busy":
         return 409, {**payload, "error": {"status": 409, "message": "another run holds this "
                                           "account's lock; retry later or send \"wait\": true"}}
-    if run.error and "not found" in run.error and run.plan is None:
-        return 404, payload
+    if "account not found" in run.notes and run.plan is not None and run.plan.empty:
+        return 404, {**payload, "error": {"status": 404, "message": f"account {ref} does not exist "
+                                          "(and nothing owned for it is left to remove)"}}
     if run.error_kind == "transient":
         return 503, payload
     if run.error and run.outcome == "failed":

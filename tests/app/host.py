@@ -1,28 +1,12 @@
-"""Call functions the way the host does: index function_app once, then invoke user functions."""
+"""Test-side twins of what the host provides around a function call."""
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Callable
 from typing import Any
 
-import function_app
+from importer.hosting import bindings, indexed, user_function
 
-
-@functools.cache  # get_functions() may be built only once per app, as the host does
-def _functions() -> dict[str, Any]:
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
-
-
-def bindings(name: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = json.loads(_functions()[name].get_function_json())["bindings"]
-    return out
-
-
-def user_function(name: str) -> Callable[..., Any]:
-    fn: Callable[..., Any] = _functions()[name].get_user_function()
-    return fn
+__all__ = ["Out", "bindings", "indexed", "user_function"]
 
 
 class Out:

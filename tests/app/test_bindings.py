@@ -34,7 +34,7 @@ ROUTES = {
 
 
 def _indexed() -> dict[str, list[dict]]:
-    return {name: bindings(name) for name in host._functions()}
+    return {name: bindings(name) for name in host.indexed()}
 
 
 def test_exactly_these_functions_are_indexed() -> None:

@@ -1,0 +1,112 @@
+"""The function app, hosted the way the Functions host hosts it, over Azurite and the stand-in.
+
+``host`` turns what a function set on its output binding into a queue message on Azurite (base64,
+as the host writes it) and feeds queue messages back to the worker as ``func.QueueMessage``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.functions.timer import TimerRequest
+
+from importer import service
+from importer.azure.arm import AzureArm
+from importer.azure.clients import Clients
+from importer.model import ApimRef
+from importer.reconcile import Reconciler
+from importer.settings import Settings
+from importer.state.ports import ReconcileRequest
+from tests.app.host import Out, user_function
+from tests.pipeline.conftest import SUB, World, world  # noqa: F401  (fixture re-export)
+
+
+@dataclass
+class Host:
+    world: World
+    state: Any
+    settings: Settings
+    raised: list[str] = field(default_factory=list)
+
+    def deliver(self, event: dict[str, Any], *, cloud: bool = False) -> str | None:
+        """One Event Grid delivery → on_resource_event; its output message goes on the queue."""
+        if cloud:
+            binding: Any = func.CloudEvent(id=event["id"], source=event["source"], type=event["type"],
+                                           specversion=event["specversion"], data=event.get("data"),
+                                           subject=event.get("subject"))
+        else:
+            binding = func.EventGridEvent(id=event["id"], data=event["data"], topic=event.get("topic", ""),
+                                          subject=event.get("subject", ""), event_type=event["eventType"],
+                                          event_time=None, data_version=event.get("dataVersion", "2"))
+        out = Out()
+        user_function("on_resource_event")(binding, out)
+        if out.value:
+            self.state.queue.send(ReconcileRequest.from_json(out.value))
+        return out.value  # type: ignore[no-any-return]
+
+    def timer(self) -> int:
+        out = Out()
+        user_function("drift_timer")(TimerRequest(past_due=False), out)
+        for text in out.value or []:
+            self.state.queue.send(ReconcileRequest.from_json(text))
+        return len(out.value or [])
+
+    def pump(self, workers: int = 1, max_rounds: int = 400) -> None:
+        """Run the queue trigger until the queue is empty, on ``workers`` threads, like the host:
+        success deletes the message, an exception makes it visible again (then poison)."""
+        worker = user_function("reconcile_worker")
+        lock = threading.Lock()
+
+        def loop() -> None:
+            idle = 0
+            for _ in range(max_rounds):
+                batch = self.state.queue.receive(1, visibility_timeout_s=30)
+                if not batch:
+                    idle += 1
+                    if idle > 3:
+                        return
+                    continue
+                idle = 0
+                handle, request = batch[0]
+                msg = func.QueueMessage(id=handle.message_id, body=request.to_json().encode())
+                try:
+                    worker(msg)
+                    self.state.queue.delete(handle)
+                except Exception as exc:  # the host: visible again, dequeue count grows
+                    with lock:
+                        self.raised.append(f"{type(exc).__name__}: {exc}")
+                    self.state.queue.release(handle)
+
+        threads = [threading.Thread(target=loop) for _ in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def http(self, name: str, *, method: str = "GET", body: bytes = b"", params: dict[str, str] | None = None,
+             route_params: dict[str, str] | None = None) -> tuple[int, Any]:
+        import json
+
+        req = func.HttpRequest(method=method, url=f"http://localhost/api/{name}", body=body,
+                               params=params or {}, route_params=route_params or {})
+        resp = user_function(name)(req)
+        return resp.status_code, json.loads(resp.get_body() or b"null")
+
+
+@pytest.fixture
+def host(world: World, storage_state: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:  # noqa: F811
+    env = {"IMPORTER_ARM_ENDPOINT": world.sim.url, "IMPORTER_APIM_ID": world.apim,
+           "IMPORTER_SCOPES": f"/subscriptions/{SUB}"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    settings = Settings.from_env(env)
+    rec = Reconciler(settings, AzureArm(Clients(settings)), ApimRef.parse(world.apim),
+                     locks=storage_state.locks, history=storage_state.history, apim_ttl_s=0)
+    service.install(service.Service(settings, rec, storage_state))
+    yield Host(world, storage_state, settings)
+    service.reset_service()
