@@ -151,7 +151,7 @@ def _service_body(ctx: Ctx, resource_id: str, request: dict[str, Any], previous:
             raise bad_request(f"properties.{required} is required.", "InvalidParameter")
     if not request.get("location") or not (request.get("sku") or {}).get("name"):
         raise bad_request("location and sku.name are required.", "InvalidParameter")
-    host = f"{name.lower()}.azure-api.net"
+    host = f"{name}.azure-api.net"  # the examples keep the service name's case
     old = (previous or {}).get("properties", {})
     props.update({
         "notificationSenderEmail": props.get("notificationSenderEmail", SENDER_EMAIL),

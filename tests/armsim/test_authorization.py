@@ -126,8 +126,8 @@ def test_deleting_the_account_removes_its_assignments(auth, scope, clients):
 def test_principal_type_left_out_is_inferred_from_known_identities(scope, clients, armsim):
     apim = seed.create_apim(clients)  # the SDK model defaults principalType to User, so go raw
     body = {"properties": {"roleDefinitionId": role(OPENAI_USER), "principalId": apim.identity.principal_id}}
-    made = call(armsim.url, "PUT", f"{scope}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}",
-                body, api_version="2022-04-01")
+    path = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}"
+    made = call(armsim.url, "PUT", path, body, api_version="2022-04-01")
     assert made.status == 201 and made.body["properties"]["principalType"] == "ServicePrincipal"
 
 

@@ -77,7 +77,8 @@ def test_deployment_create_is_an_lro_then_get_list_delete(clients, cs, armsim):
     assert (made.properties.model.format, made.properties.model.name, made.properties.model.version) == (
         "OpenAI", "gpt-4o", "2024-11-20")
     steps = [(e.method, e.status, e.path.split("/")[-2]) for e in armsim.log]
-    assert steps == [("PUT", 201, "deployments"), ("GET", 200, "operationResults"), ("GET", 200, "deployments")]
+    assert steps == [("PUT", 201, "deployments"), ("GET", 200, "operationResults"),
+                     ("GET", 200, "deployments")]
 
     seed.create_deployment(clients, account.id, "text-embedding-3-small", model="text-embedding-3-small",
                            version="1", sku="Standard")
@@ -99,7 +100,8 @@ def test_deployment_stays_creating_for_n_polls(clients, cs, armsim):
                                                                             version="2024-11-20"))),
         polling=False)
     assert poller.result().properties.provisioning_state == "Creating"
-    states = [cs.deployments.get(RG, "contoso-aoai", "gpt-4o").properties.provisioning_state for _ in range(4)]
+    states = [cs.deployments.get(RG, "contoso-aoai", "gpt-4o").properties.provisioning_state
+              for _ in range(4)]
     assert states == ["Creating", "Creating", "Creating", "Succeeded"]
     assert account.name == "contoso-aoai"
 

@@ -16,7 +16,7 @@ from azure.mgmt.apimanagement import models
 from armsim import seed
 from armsim.core import to_cloudevent
 from importer.azure.clients import Clients
-from tests.armsim.wire import call, example, shape_mismatches
+from tests.armsim.wire import EXAMPLES, call, shape_mismatches
 
 SUB, RG, SVC = seed.SUBSCRIPTION, seed.APIM_GROUP, seed.APIM_NAME
 
@@ -223,11 +223,11 @@ def test_events_have_the_event_grid_and_cloudevents_shapes(clients, armsim):
     seed.create_deployment(clients, account.id, "gpt-4o")
     clients.cognitive(SUB).deployments.begin_delete(seed.AI_GROUP, "contoso-aoai", "gpt-4o").result()
     write = [e for e in armsim.events() if e["data"]["operationName"].endswith("deployments/write")][0]
-    reference = json.loads((example.__globals__["EXAMPLES"] / "deployment-write.eventgrid.json").read_text())[0]
+    reference = json.loads((EXAMPLES / "deployment-write.eventgrid.json").read_text())[0]
     assert shape_mismatches(reference, write) == []
     assert set(write) == set(reference)
     delete = [e for e in armsim.cloud_events() if e["type"].endswith("DeleteSuccess")][0]
-    reference = json.loads((example.__globals__["EXAMPLES"] / "deployment-delete.cloudevent.json").read_text())
+    reference = json.loads((EXAMPLES / "deployment-delete.cloudevent.json").read_text())
     assert set(delete) == set(reference)
     assert shape_mismatches(reference, delete) == []
     assert to_cloudevent(write)["source"] == f"/subscriptions/{SUB}"

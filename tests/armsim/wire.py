@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 EXAMPLES = Path(__file__).parent / "examples"
+DATA_MAPS = {"tags"}
 
 
 @dataclass
@@ -54,7 +55,7 @@ def shape_mismatches(expected: Any, actual: Any, where: str = "$") -> list[str]:
     """Every key of ``expected`` must exist in ``actual`` with a value of the same JSON kind.
 
     ``null`` in the example matches anything (the examples use it for "not set"); list items are
-    compared against the example's first item.
+    compared against the example's first item; maps keyed by data (``tags``) only need to be maps.
     """
     if expected is None:
         return []
@@ -65,6 +66,9 @@ def shape_mismatches(expected: Any, actual: Any, where: str = "$") -> list[str]:
         for key, value in expected.items():
             if key not in actual:
                 problems.append(f"{where}.{key}: missing")
+            elif key in DATA_MAPS:
+                if not isinstance(actual[key], dict):
+                    problems.append(f"{where}.{key}: expected a map")
             else:
                 problems += shape_mismatches(value, actual[key], f"{where}.{key}")
     elif isinstance(expected, list):
