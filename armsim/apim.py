@@ -7,6 +7,7 @@ value references), so an importer's mistakes show up here before they reach Azur
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import secrets
@@ -108,7 +109,7 @@ def _async_put(ctx: Ctx, resource_id: str, preview: dict[str, Any], apply: Calla
             apply()
 
     op = ctx.state.begin(ctx, resource_id, on_done=done, error=error)
-    body = json.loads(json.dumps(preview))
+    body = copy.deepcopy(preview)
     body["properties"]["provisioningState"] = "InProgress"
     return json_response(body, status, _lro_headers(ctx, resource_id, op.id, status))
 
@@ -188,7 +189,7 @@ def _loc(location: str) -> str:
 
 
 def _store_service(ctx: Ctx, resource_id: str, body: dict[str, Any]) -> Entity:
-    entity, _ = ctx.state.store.put(resource_id, body)
+    entity, _created = ctx.state.store.put(resource_id, body)
     entity.body["etag"] = entity.etag
     return entity
 
@@ -219,7 +220,7 @@ def service_patch(ctx: Ctx, **_: str) -> Response:
     entity = _require_service(ctx)
     check_if_match(ctx.request, entity)
     patch = ctx.body()
-    merged = json.loads(json.dumps(entity.body))
+    merged = copy.deepcopy(entity.body)
     merged["properties"].update(patch.get("properties") or {})
     for key in ("tags", "sku"):
         if key in patch:
@@ -322,7 +323,7 @@ def child_patch(ctx: Ctx, kind: Kind, **_: str) -> Response:
     check_if_match(ctx.request, entity)
     props = {**entity.body["properties"], **_properties(ctx)}
     stored = kind.build(ctx, ctx.path, props, entity) if kind.build else props
-    entity, _ = ctx.state.store.put(entity.id, _body(entity.id, kind.type, stored), entity.private)
+    entity, _created = ctx.state.store.put(entity.id, _body(entity.id, kind.type, stored), entity.private)
     return ctx.entity(entity, body=_view(ctx, kind, entity))
 
 
@@ -383,20 +384,20 @@ def _build_named_value(ctx: Ctx, rid: str, props: dict[str, Any], _existing: Ent
 
 
 def _view_named_value(_ctx: Ctx, entity: Entity) -> dict[str, Any]:
-    body = json.loads(json.dumps(entity.body))
+    body = copy.deepcopy(entity.body)
     if body["properties"].get("secret"):
         body["properties"].pop("value", None)
     return body
 
 
 def _view_cache(_ctx: Ctx, entity: Entity) -> dict[str, Any]:
-    body = json.loads(json.dumps(entity.body))
+    body = copy.deepcopy(entity.body)
     body["properties"]["connectionString"] = _mask(entity.id, "cache")
     return body
 
 
 def _view_logger(_ctx: Ctx, entity: Entity) -> dict[str, Any]:
-    body = json.loads(json.dumps(entity.body))
+    body = copy.deepcopy(entity.body)
     creds = body["properties"].get("credentials")
     if isinstance(creds, dict):
         body["properties"]["credentials"] = {k: "{{Logger-Credentials--" + _mask(entity.id, k)[2:26] + "}}"
@@ -505,7 +506,7 @@ def _parse_document(text: str) -> dict[str, Any]:
         doc = json.loads(text)
     except ValueError:
         try:
-            import yaml  # type: ignore[import-untyped]
+            import yaml
         except ImportError as exc:
             raise ValueError("armsim reads OpenAPI documents as JSON (YAML needs PyYAML installed)") from exc
         doc = yaml.safe_load(text)
@@ -722,7 +723,7 @@ def api_patch(ctx: Ctx, **_: str) -> Response:
     props = {**entity.body["properties"], **_properties(ctx)}
     contract = _api_properties(props, {})
     _check_path(ctx, entity.id, contract)
-    entity, _ = ctx.state.store.put(entity.id, _body(entity.id, API_TYPE, contract))
+    entity, _created = ctx.state.store.put(entity.id, _body(entity.id, API_TYPE, contract))
     return ctx.entity(entity)
 
 
@@ -887,7 +888,7 @@ def _policy_parent(ctx: Ctx) -> str:
 def _policy_view(ctx: Ctx, entity: Entity, fmt: str) -> dict[str, Any]:
     if fmt not in policyxml.FORMATS:
         raise bad_request(f"armsim exports policies as xml or rawxml, not {fmt!r}.")
-    body = json.loads(json.dumps(entity.body))
+    body = copy.deepcopy(entity.body)
     indent = ctx.state.options.policy_indent
     body["properties"]["value"] = policyxml.serialize(entity.private["doc"], fmt, indent)
     return body
@@ -936,7 +937,7 @@ def fragment_put(ctx: Ctx, **_: str) -> Response:
     body = _body(rid, FRAGMENT_TYPE, stored)
 
     def apply() -> None:
-        entity, _ = store.put(rid, json.loads(json.dumps(body)), {"doc": doc})
+        entity, _created = store.put(rid, copy.deepcopy(body), {"doc": doc})
         entity.body["properties"]["provisioningState"] = "Succeeded"
 
     return _async_put(ctx, rid, body, apply, existing is None)
@@ -990,7 +991,7 @@ def operation_patch(ctx: Ctx, api: str, **_: str) -> Response:
     entity = _require(ctx, ctx.path, "Operation")
     check_if_match(ctx.request, entity)
     props = {**entity.body["properties"], **_properties(ctx)}
-    entity, _ = ctx.state.store.put(entity.id, _body(entity.id, OPERATION_TYPE, props))
+    entity, _created = ctx.state.store.put(entity.id, _body(entity.id, OPERATION_TYPE, props))
     return ctx.entity(entity)
 
 
@@ -1050,7 +1051,7 @@ def subscription_patch(ctx: Ctx, **_: str) -> Response:
         stored["scope"] = _subscription_scope(ctx, str(props["scope"]))
     keys = dict(entity.private)
     keys.update({k: props[k] for k in ("primaryKey", "secondaryKey") if props.get(k)})
-    entity, _ = ctx.state.store.put(entity.id, _body(entity.id, SUBSCRIPTION_TYPE, stored), keys)
+    entity, _created = ctx.state.store.put(entity.id, _body(entity.id, SUBSCRIPTION_TYPE, stored), keys)
     return ctx.entity(entity)
 
 

@@ -7,7 +7,7 @@ recorded as the Event Grid event the subscription's system topic would deliver.
 
 from __future__ import annotations
 
-import json
+import copy
 import secrets
 import uuid
 from typing import Any
@@ -153,13 +153,13 @@ def account_patch(ctx: Ctx, **_: str) -> Response:
     entity = _require_account(ctx)
     check_if_match(ctx.request, entity)
     patch = ctx.body()
-    merged = json.loads(json.dumps(entity.body))
+    merged = copy.deepcopy(entity.body)
     merged["properties"].update(patch.get("properties") or {})
     for key in ("tags", "sku", "identity"):
         if key in patch:
             merged[key] = patch[key]
     body = _account_body(ctx, entity.id, merged, entity.body)
-    entity, _ = _store(ctx, entity.id, body)
+    entity, _created = _store(ctx, entity.id, body)
     ctx.state.event(ctx, entity.id, ACCOUNT_TYPE, "write")
     return ctx.entity(entity)
 
@@ -254,7 +254,7 @@ def deployment_patch(ctx: Ctx, **_: str) -> Response:
     patch = ctx.body()
     merged = {"sku": {**entity.body["sku"], **(patch.get("sku") or {})},
               "tags": patch.get("tags", entity.body.get("tags"))}
-    entity, _ = _store(ctx, entity.id, _deployment_body(entity.id, merged, entity.body))
+    entity, _created = _store(ctx, entity.id, _deployment_body(entity.id, merged, entity.body))
     ctx.state.event(ctx, entity.id, DEPLOYMENT_TYPE, "write")
     return ctx.entity(entity)
 

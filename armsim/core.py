@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import itertools
 import json
 import math
@@ -564,7 +565,7 @@ class EventLog:
 
     def all(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [json.loads(json.dumps(e)) for e in self._events]
+            return [copy.deepcopy(e) for e in self._events]
 
     def clear(self) -> None:
         with self._lock:
@@ -605,7 +606,7 @@ def _decode_token(token: str) -> dict[str, Any]:
 class Ctx:
     """What a handler sees: the request, the shared state and helpers to answer like ARM."""
 
-    def __init__(self, request: Request, path: str, state: Any) -> None:
+    def __init__(self, request: Request, path: str, state: State) -> None:
         self.request = request
         self.path = path
         self.state = state
@@ -701,23 +702,36 @@ def odata_filter(expression: str | None, getter: Callable[[dict[str, Any], str],
             raise bad_request(f"armsim supports only eq/ne/startswith/endswith/contains joined by 'and'; "
                               f"cannot evaluate $filter clause {clause!r}.", "InvalidFilter")
         if match["fn"]:
-            fn, fld, val = match["fn"].lower(), match["fa"], match["fv"].replace("''", "'").lower()
-
-            def test(body: dict[str, Any], fn: str = fn, fld: str = fld, val: str = val) -> bool:
-                have = str(getter(body, fld) or "").lower()
-                if fn == "startswith":
-                    return have.startswith(val)
-                if fn == "endswith":
-                    return have.endswith(val)
-                return val in have
+            tests.append(_function_test(getter, match["fn"].lower(), match["fa"], match["fv"]))
         else:
-            fld, op, val = match["field"], match["op"].lower(), match["value"].replace("''", "'").lower()
-
-            def test(body: dict[str, Any], fld: str = fld, op: str = op, val: str = val) -> bool:
-                equal = str(getter(body, fld) or "").lower() == val
-                return equal if op == "eq" else not equal
-        tests.append(test)
+            tests.append(_compare_test(getter, match["field"], match["op"].lower(), match["value"]))
     return lambda body: all(t(body) for t in tests)
+
+
+def _function_test(getter: Callable[[dict[str, Any], str], Any], fn: str, fld: str, literal: str,
+                   ) -> Callable[[dict[str, Any]], bool]:
+    val = literal.replace("''", "'").lower()
+
+    def test(body: dict[str, Any]) -> bool:
+        have = str(getter(body, fld) or "").lower()
+        if fn == "startswith":
+            return have.startswith(val)
+        if fn == "endswith":
+            return have.endswith(val)
+        return val in have
+
+    return test
+
+
+def _compare_test(getter: Callable[[dict[str, Any], str], Any], fld: str, op: str, literal: str,
+                  ) -> Callable[[dict[str, Any]], bool]:
+    val = literal.replace("''", "'").lower()
+
+    def test(body: dict[str, Any]) -> bool:
+        equal = str(getter(body, fld) or "").lower() == val
+        return equal if op == "eq" else not equal
+
+    return test
 
 
 def field_getter(body: dict[str, Any], path: str) -> Any:

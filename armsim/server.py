@@ -7,8 +7,8 @@ Python (``Sim``) and over HTTP (``/_armsim/...``) for out-of-process use.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-import json
 import logging
 import re
 import socket
@@ -103,11 +103,11 @@ class App:
         self.sim.log.append(LogEntry(request.method.upper(), path, query, status, started,
                                      time.monotonic() - clock, subscription, kind, fault))
 
-    def _match(self, path: str, method: str) -> tuple[Route, dict[str, str], str]:
+    def _match(self, path: str, method: str) -> tuple[Route, dict[str, Any], str]:
         adapter = self.map.bind("armsim")
         try:
             route, values = adapter.match(path, method="GET")
-            return route, values, path
+            return route, dict(values), path
         except NotFound:
             # ARM matches literal segments case-insensitively: retry with their canonical spelling.
             canonical = "/".join(self.literals.get(s.lower(), s) for s in path.split("/"))
@@ -116,7 +116,7 @@ class App:
             except NotFound:
                 raise ArmError(501, "ArmsimNotImplemented",
                                f"armsim does not emulate {method} {path}.") from None
-            return route, values, canonical
+            return route, dict(values), canonical
 
     def _dispatch(self, request: Request, path: str) -> Response:
         state = self.sim.state
@@ -269,7 +269,7 @@ class Sim:
         """The stored body of a resource (a copy), or None."""
         with self.state.lock:
             entity = self.state.store.get(resource_id)
-            return json.loads(json.dumps(entity.body)) if entity else None
+            return copy.deepcopy(entity.body) if entity else None
 
     def ids(self, resource_type: str | None = None) -> list[str]:
         """Ids of everything stored, or of one ARM type (``Microsoft.CognitiveServices/accounts``)."""
