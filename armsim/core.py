@@ -493,11 +493,14 @@ class Throttle:
     def disable(self) -> ThrottleConfig:
         return self.configure(enabled=False)
 
-    def take(self, subscription: str, kind: str) -> float:
-        """Take a token; returns 0 when granted, else the seconds until one is available."""
+    def take(self, subscription: str, kind: str) -> tuple[float, int | None]:
+        """Take a token: (0, tokens left) when granted, else (seconds until one is available, 0).
+
+        Tokens left is None while throttling is off (ARM's x-ms-ratelimit-remaining-* headers).
+        """
         cfg = self.config
         if not cfg.enabled:
-            return 0.0
+            return 0.0, None
         burst, rate = (cfg.read_burst, cfg.read_rate) if kind == "read" else (cfg.write_burst, cfg.write_rate)
         now = time.monotonic()
         key = (subscription.lower(), kind)
@@ -506,9 +509,9 @@ class Throttle:
             tokens = min(float(burst), tokens + (now - last) * rate)
             if tokens >= 1.0:
                 self._buckets[key] = (tokens - 1.0, now)
-                return 0.0
+                return 0.0, int(tokens - 1.0)
             self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / rate
+            return (1.0 - tokens) / rate, 0
 
     def retry_after(self, wait: float) -> str:
         if self.config.exact_retry_after:
@@ -520,6 +523,7 @@ class Throttle:
 # Change events (what a subscription system topic would deliver)
 
 WRITE_EVENT = "Microsoft.Resources.ResourceWriteSuccess"
+CORRELATION = "armsim.correlation_id"  # WSGI environ key: one correlation id per request, as ARM
 DELETE_EVENT = "Microsoft.Resources.ResourceDeleteSuccess"
 
 
@@ -545,7 +549,7 @@ class EventLog:
                 "authorization": {"scope": resource_id, "action": operation,
                                   "evidence": {"role": "Contributor", "principalType": "ServicePrincipal"}},
                 "claims": {"appid": "00000000-0000-0000-0000-0000000000aa"},
-                "correlationId": request.headers.get("x-ms-correlation-request-id") or str(uuid.uuid4()),
+                "correlationId": request.environ.get(CORRELATION) or str(uuid.uuid4()),
                 "httpRequest": {"clientRequestId": request.headers.get("x-ms-client-request-id", ""),
                                 "clientIpAddress": request.remote_addr or "127.0.0.1",
                                 "method": request.method, "url": request.url},

@@ -14,6 +14,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +25,7 @@ from werkzeug.wrappers import Request, Response
 
 from armsim import apim, authorization, cognitive
 from armsim.core import (
+    CORRELATION,
     RESET,
     ArmError,
     Ctx,
@@ -68,6 +70,7 @@ class App:
     def _arm(self, request: Request, path: str, environ: dict[str, Any]) -> Response:
         sim = self.sim
         method = request.method.upper()
+        request.environ[CORRELATION] = request.headers.get("x-ms-correlation-request-id") or str(uuid.uuid4())
         started, clock = time.time(), time.monotonic()
         subscription = subscription_of(path)
         kind = request_kind(method)
@@ -76,7 +79,7 @@ class App:
         if delay:
             time.sleep(delay)
         response: Response | None = None
-        wait = sim.throttle.take(subscription, kind) if subscription else 0.0
+        wait, remaining = sim.throttle.take(subscription, kind) if subscription else (0.0, None)
         if wait:
             fault = "throttled"
             response = json_response(
@@ -94,6 +97,10 @@ class App:
                 response = fault_response(action)
         if response is None:
             response = self._dispatch(request, path)
+        response.headers["x-ms-request-id"] = str(uuid.uuid4())
+        response.headers["x-ms-correlation-request-id"] = request.environ[CORRELATION]
+        if remaining is not None:
+            response.headers[f"x-ms-ratelimit-remaining-subscription-{kind}s"] = str(remaining)
         self._log(request, path, response.status_code, started, clock, subscription, kind, fault)
         return response
 

@@ -11,6 +11,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.mgmt.cognitiveservices import models
 
 from armsim import seed
+from tests.armsim.wire import call
 
 SUB, RG = seed.SUBSCRIPTION, seed.AI_GROUP
 
@@ -148,3 +149,9 @@ def test_writes_and_deletes_are_recorded_as_event_grid_events(clients, cs, armsi
     assert write["subject"] == write["data"]["resourceUri"] == f"{account.id}/deployments/gpt-4o"
     assert write["topic"] == f"/subscriptions/{SUB}" and write["data"]["status"] == "Succeeded"
     assert write["data"]["httpRequest"]["method"] == "PUT"
+    put = [e for e in armsim.log.select(method="PUT")][1]
+    assert put.path == write["subject"]
+    raw_put = call(armsim.url, "PUT", account.id, {"kind": "OpenAI", "location": "swedencentral"},
+                   api_version="2025-09-01", headers={"x-ms-correlation-request-id": "corr-1"})
+    assert raw_put.headers["x-ms-correlation-request-id"] == "corr-1"
+    assert armsim.events()[-1]["data"]["correlationId"] == "corr-1"

@@ -190,7 +190,8 @@ def test_throttling_slows_a_burst_of_writes_without_losing_any(armsim_factory):
 def test_throttling_retry_after_is_whole_seconds_by_default(armsim_factory):
     sim = armsim_factory(throttling=True, read_burst=1, read_rate=0.5)
     path = f"/subscriptions/{SUB}/providers/Microsoft.CognitiveServices/accounts"
-    assert call(sim.url, "GET", path).status == 200
+    granted = call(sim.url, "GET", path)
+    assert granted.status == 200 and granted.headers["x-ms-ratelimit-remaining-subscription-reads"] == "0"
     throttled = call(sim.url, "GET", path)
     assert throttled.status == 429 and throttled.headers["retry-after"] == "2"
     assert throttled.body["error"]["code"] == "TooManyRequests"
