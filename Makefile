@@ -6,6 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 AZURITE := .tools/node_modules/.bin/azurite
+CHECKOV := .tools/checkov/bin/checkov
 
 .PHONY: demo test check lint typecheck bench faults sandbox clean
 
@@ -18,10 +19,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 $(AZURITE):
 	npm install --silent --no-audit --no-fund --prefix .tools azurite@3
 
+$(CHECKOV): requirements-checkov.txt
+	$(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 demo: $(STAMP)
 	$(PY) -m importer demo
 
-test: $(STAMP) $(AZURITE)
+test: $(STAMP) $(AZURITE) $(CHECKOV)
 	$(PY) -m pytest
 
 check: lint typecheck test

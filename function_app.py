@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import azure.functions as func
 
 from importer import service
+from importer.model import Scope
 
 app = func.FunctionApp()
 logger = logging.getLogger("importer.functions")
@@ -20,8 +22,8 @@ QUEUE = service.QUEUE_NAME
 CONNECTION = "AzureWebJobsStorage"
 
 
-def _scopes() -> tuple:
-    from importer.model import InvalidInput, Scope
+def _scopes() -> tuple[Scope, ...]:
+    from importer.model import InvalidInput
     from importer.settings import Settings
 
     try:
@@ -68,7 +70,7 @@ def drift_timer(timer: func.TimerRequest, msgs: func.Out[list[str]]) -> None:
     msgs.set(service.on_timer(service.get_service()))
 
 
-def _json(status: int, body: dict) -> func.HttpResponse:
+def _json(status: int, body: dict[str, Any]) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
 
 

@@ -116,7 +116,7 @@ class Demo:
         from importer.service import get_service
 
         state = get_service().state
-        runs = []
+        runs: list[dict[str, Any]] = []
         while True:
             batch = state.queue.receive(8)
             if not batch:

@@ -7,7 +7,8 @@ account.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from importer.azure.arm import AzureArm
 from importer.model import (
@@ -16,6 +17,8 @@ from importer.model import (
     ActualApi,
     ActualBackend,
     ApimRef,
+    ApiSpec,
+    BackendSpec,
     Desired,
     NotFound,
     ProductLinkSpec,
@@ -37,36 +40,94 @@ def _own_backend(b: ActualBackend | None, ref: AccountRef) -> ActualBackend | No
     return None if b is None else replace(b, owned=_mine(b.spec.description, ref))
 
 
-def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired) -> Actual:
-    """Actual state for ``desired``'s ids: API (+operations), policy, backends, links, roles."""
+@dataclass(frozen=True)
+class Snapshot:
+    """Bulk listings taken once per fleet pass, so a no-op account costs only what can't be listed
+    (deployments, operations, policy). Holds no ETags: a plan with writes is re-read fresh."""
+
+    principal_id: str | None
+    apis: Mapping[str, ApiSpec]  # by lowercase api id; operations empty
+    backends: Mapping[str, BackendSpec]  # by lowercase backend id
+    roles: Mapping[str, tuple[RoleAssignmentSpec, ...]]  # by lowercase scope, APIM principal only
+    role_subscriptions: frozenset[str]  # lowercase subscriptions whose assignments were listed
+    product_apis: Mapping[str, frozenset[str]]  # product id → lowercase api ids linked to it
+
+
+def take_snapshot(arm: AzureArm, apim: ApimRef, principal_id: str | None, subscriptions: Iterable[str],
+                  products: Iterable[str]) -> Snapshot:
+    apis = {a.api_id.lower(): a for a in arm.list_apis(apim)}
+    backends = {b.backend_id.lower(): b for b in arm.list_backends(apim)}
+    roles: dict[str, list[RoleAssignmentSpec]] = {}
+    subs = frozenset(s.lower() for s in subscriptions) if principal_id else frozenset()
+    for sub in sorted(subs):
+        for role in arm.list_role_assignments_in_subscription(sub, principal_id or ""):
+            roles.setdefault(role.scope.lower(), []).append(role)
+    product_apis = {}
+    for product in sorted(set(products)):
+        try:
+            product_apis[product] = frozenset(a.lower() for a in arm.list_product_apis(apim, product))
+        except NotFound:
+            continue  # a missing product is reported by the run that needs it
+    return Snapshot(principal_id, apis, backends, {k: tuple(v) for k, v in roles.items()}, subs,
+                    product_apis)
+
+
+def _path_clash(others: Iterable[ApiSpec], desired: Desired) -> str | None:
+    path = desired.api.path.strip("/").lower()
+    for other in others:
+        if other.path.strip("/").lower() == path and other.api_id.lower() != desired.api.api_id.lower():
+            return other.api_id
+    return None
+
+
+def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapshot | None = None) -> Actual:
+    """Actual state for ``desired``'s ids: API (+operations), policy, backends, links, roles.
+
+    With a ``snapshot``, listed objects are taken from it (no ETags); without, each is read."""
     ref = desired.account
-    api = _own_api(arm.get_api(apim, desired.api.api_id), ref)
+    aid = desired.api.api_id
+    if snapshot is not None:
+        listed = snapshot.apis.get(aid.lower())
+        api = None if listed is None else _own_api(ActualApi(spec=replace(
+            listed, operations=arm.list_operations(apim, aid))), ref)
+    else:
+        api = _own_api(arm.get_api(apim, aid), ref)
     path_clash = None
     policy, policy_etag = None, None
     links: tuple[ProductLinkSpec, ...] = ()
     if api is None:
         # Only when we are about to create: is the path taken by someone else's API?
-        path = desired.api.path.strip("/").lower()
-        for other in arm.list_apis(apim):
-            if other.path.strip("/").lower() == path and other.api_id != desired.api.api_id:
-                path_clash = other.api_id
-                break
+        path_clash = _path_clash(snapshot.apis.values() if snapshot else arm.list_apis(apim), desired)
     else:
-        policy, policy_etag = arm.get_policy(apim, desired.api.api_id)
-        if desired.product_links:
-            links = arm.list_product_links(apim, desired.api.api_id)
+        policy, policy_etag = arm.get_policy(apim, aid)
+        wanted_products = {link.product_id for link in desired.product_links}
+        if snapshot is not None and wanted_products <= set(snapshot.product_apis):
+            links = tuple(ProductLinkSpec(product_id=p, api_id=aid) for p in sorted(wanted_products)
+                          if aid.lower() in snapshot.product_apis[p])
+        elif wanted_products:
+            links = arm.list_product_links(apim, aid)
     # Desired backends, plus our feature backends the current policy still names (a feature was
     # just turned off: plan deletes them). Costs no read in the steady state.
     wanted = [s.backend_id for s in desired.backends]
     if policy is not None:
         wanted += [bid for bid in (backend_id(ref, role) for role in BACKEND_ROLES)
                    if bid not in wanted and bid in policy.xml]
-    backends = tuple(b for b in (_own_backend(arm.get_backend(apim, bid), ref) for bid in wanted)
-                     if b is not None)
+    found: list[ActualBackend | None] = []
+    for bid in wanted:
+        if snapshot is not None:
+            spec = snapshot.backends.get(bid.lower())
+            found.append(None if spec is None else ActualBackend(spec=spec))
+        else:
+            found.append(arm.get_backend(apim, bid))
+    backends = tuple(b for b in (_own_backend(x, ref) for x in found) if b is not None)
     roles: tuple[RoleAssignmentSpec, ...] = ()
     if desired.role_assignments:
         principal = desired.role_assignments[0].principal_id
-        roles = arm.list_role_assignments(ref.id, ref.subscription, principal)
+        if (snapshot is not None and snapshot.principal_id == principal
+                and ref.subscription.lower() in snapshot.role_subscriptions):
+            roles = snapshot.roles.get(ref.id.lower(), ())
+        else:
+            roles = arm.list_role_assignments(ref.id, ref.subscription, principal)
     return Actual(api=api, path_clash=path_clash, backends=backends, policy=policy,
                   policy_etag=policy_etag, product_links=links, role_assignments=roles)
 

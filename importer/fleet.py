@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
+from importer.discover import Snapshot, take_snapshot
 from importer.model import Account, AccountRef, InvalidInput, in_scopes
 from importer.reconcile import Reconciler, RunResult
 from importer.render import owned_account
@@ -24,6 +25,7 @@ class Estate:
     accounts: dict[str, Account] = field(default_factory=dict)  # key: lowercase account id
     orphans: dict[str, AccountRef] = field(default_factory=dict)  # owners of objects, account gone
     ignored: list[str] = field(default_factory=list)  # owned objects left alone, with the reason
+    snapshot: Snapshot | None = None  # bulk listings shared by every run of the pass
 
     def targets(self) -> list[tuple[AccountRef, Account | None]]:
         """Every account to reconcile, sorted: listed accounts (with their listing) then orphans."""
@@ -32,8 +34,9 @@ class Estate:
         return sorted(out, key=lambda t: t[0].key)
 
 
-def enumerate_estate(rec: Reconciler) -> Estate:
-    """One paged listing per scope, plus the APIM's APIs and backends to find orphans."""
+def enumerate_estate(rec: Reconciler, *, snapshot: bool = True) -> Estate:
+    """One paged listing per scope, plus the APIM's APIs and backends (to find orphans), and,
+    with ``snapshot``, role assignments per subscription and the default products' links."""
     if not rec.scopes:
         raise InvalidInput("no watched scopes: set IMPORTER_SCOPES to subscription and/or "
                            "resource-group ids")
@@ -42,9 +45,18 @@ def enumerate_estate(rec: Reconciler) -> Estate:
         for acct in rec.arm.list_accounts(scope):
             if in_scopes(acct.ref, rec.scopes):
                 estate.accounts[acct.ref.key] = acct
+    if snapshot:
+        principal = rec.apim_service().principal_id
+        estate.snapshot = take_snapshot(rec.arm, rec.apim, principal,
+                                        {s.subscription for s in rec.scopes},
+                                        rec.settings.items("IMPORTER_PRODUCTS"))
+        apis = list(estate.snapshot.apis.values())
+        backends = list(estate.snapshot.backends.values())
+    else:
+        apis, backends = rec.arm.list_apis(rec.apim), rec.arm.list_backends(rec.apim)
     owners: set[str] = set()
-    owners.update(filter(None, (owned_account(a.description) for a in rec.arm.list_apis(rec.apim))))
-    owners.update(filter(None, (owned_account(b.description) for b in rec.arm.list_backends(rec.apim))))
+    owners.update(filter(None, (owned_account(a.description) for a in apis)))
+    owners.update(filter(None, (owned_account(b.description) for b in backends)))
     for owner in sorted(owners):
         try:
             ref = AccountRef.parse(owner)
@@ -69,7 +81,8 @@ def run_pass(rec: Reconciler, estate: Estate, *, concurrency: int = 8, dry_run: 
 
     def one(target: tuple[AccountRef, Account | None]) -> RunResult:
         ref, listed = target
-        return rec.reconcile(ref, dry_run=dry_run, trigger=trigger, account=listed)
+        return rec.reconcile(ref, dry_run=dry_run, trigger=trigger, account=listed,
+                             snapshot=estate.snapshot)
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         futures = [pool.submit(one, t) for t in targets]

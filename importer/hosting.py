@@ -16,7 +16,7 @@ from typing import Any
 def indexed() -> dict[str, Any]:
     import function_app
 
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+    return {str(f.get_function_name()): f for f in function_app.app.get_functions()}
 
 
 def bindings(name: str) -> list[dict[str, Any]]:

@@ -124,14 +124,17 @@ class Reconciler:
     def reconcile(self, ref: AccountRef, *, dry_run: bool = False,
                   overrides: Mapping[str, object] | None = None, trigger: str = "cli",
                   request_id: str = "", lock_wait: bool = True,
-                  account: Account | None = None) -> RunResult:
+                  account: Account | None = None,
+                  snapshot: discover.Snapshot | None = None) -> RunResult:
+        """One run for ``ref``. ``account`` (from a listing) and ``snapshot`` (bulk listings of a
+        fleet pass) save reads; they never decide a write: a plan with changes is re-read fresh."""
         run = RunResult(run_id=uuid.uuid4().hex[:12], account=ref.id, trigger=trigger,
                         started_at=_now(), request_id=request_id)
         start = time.perf_counter()
         try:
             self.check_scope(ref)
             with self._lock(ref, lock_wait):
-                self._run(run, ref, dry_run, overrides, account)
+                self._run(run, ref, dry_run, overrides, account, snapshot)
         except ImporterError as exc:
             from importer.state.ports import LockBusy
 
@@ -162,10 +165,11 @@ class Reconciler:
         return lock
 
     def _run(self, run: RunResult, ref: AccountRef, dry_run: bool,
-             overrides: Mapping[str, object] | None, account: Account | None) -> None:
+             overrides: Mapping[str, object] | None, account: Account | None,
+             snapshot: discover.Snapshot | None) -> None:
         for attempt in range(MAX_REPLANS):
             try:
-                self._once(run, ref, dry_run, overrides, account)
+                self._once(run, ref, dry_run, overrides, account, snapshot)
                 return
             except ApplyError as exc:
                 if not isinstance(exc.cause, ConflictError) or attempt == MAX_REPLANS - 1:
@@ -174,10 +178,11 @@ class Reconciler:
                 run.writes += exc.result.writes
                 run.applied += [c.to_json() for c in exc.result.applied]
                 run.notes.append(f"re-planned after a concurrent change: {exc.cause}")
-                account = None
+                account, snapshot = None, None
 
     def _once(self, run: RunResult, ref: AccountRef, dry_run: bool,
-              overrides: Mapping[str, object] | None, account: Account | None) -> None:
+              overrides: Mapping[str, object] | None, account: Account | None,
+              snapshot: discover.Snapshot | None) -> None:
         try:
             if account is not None:  # listed by the fleet pass: only its deployments are new reads
                 acct: Account | None = replace(account, deployments=self.arm.list_deployments(ref))
@@ -206,8 +211,12 @@ class Reconciler:
             self.forget_apim()
             svc = self.apim_service(check_cache=options.semantic_cache is not None)
         desired = render(acct, svc, options)
-        actual = discover.read_actual(self.arm, self.apim, desired)
+        actual = discover.read_actual(self.arm, self.apim, desired, snapshot)
         plan = diff(desired, actual, adopt=options.adopt)
+        if snapshot is not None and plan.changes:
+            # The snapshot may be minutes old and holds no ETags: decide writes on fresh reads.
+            actual = discover.read_actual(self.arm, self.apim, desired)
+            plan = diff(desired, actual, adopt=options.adopt)
         self._finish(run, plan, dry_run, offboarding=False)
 
     def _finish(self, run: RunResult, plan: Plan, dry_run: bool, *, offboarding: bool) -> None:

@@ -137,7 +137,7 @@ def on_timer(svc: Service) -> list[str]:
     """Enumerate the estate; one queue message per account (watched or orphaned owner)."""
     from importer.fleet import enumerate_estate
 
-    estate = enumerate_estate(svc.reconciler)
+    estate = enumerate_estate(svc.reconciler, snapshot=False)  # workers read for themselves
     for note in estate.ignored:
         logger.info("timer: %s", note)
     messages = []

@@ -7,7 +7,7 @@
 #   - the postdeploy hook's Event Grid plan (infra/hooks/events.py) matches infra/events.bicep
 #
 # Usage: scripts/check_infra.sh [extra pytest args]     e.g. -m "not checkov" to skip the ~20 s scan
-# Needs the dev requirements (pip install -r requirements-dev.txt: tree-sitter, tree-sitter-bicep, checkov).
+# Needs the dev requirements (tree-sitter, tree-sitter-bicep) and checkov in .tools/checkov (make does both).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,9 +19,12 @@ fi
 
 python - <<'PY'
 import importlib.util, shutil, sys
-missing = [m for m in ("tree_sitter", "tree_sitter_bicep", "checkov", "pytest") if importlib.util.find_spec(m) is None]
-if missing or shutil.which("checkov") is None:
-    sys.exit(f"missing: {', '.join(missing) or 'checkov on PATH'}; run: pip install -r requirements-dev.txt")
+import os
+missing = [m for m in ("tree_sitter", "tree_sitter_bicep", "pytest") if importlib.util.find_spec(m) is None]
+if not os.path.exists(".tools/checkov/bin/checkov") and shutil.which("checkov") is None:
+    missing.append("checkov (make .tools/checkov/bin/checkov)")
+if missing:
+    sys.exit(f"missing: {', '.join(missing)}; run: make test (installs them)")
 PY
 
 # Offline: no guideline download, no package scan, no version check.

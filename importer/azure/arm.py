@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, cast
 
@@ -202,10 +203,14 @@ class AzureArm:
                 apim.resource_group, apim.name, api_id, cls=_with_etag)))
         except NotFound:
             return None
+        spec = replace(api_from_sdk(obj, ()), operations=self.list_operations(apim, api_id))
+        return ActualApi(spec=spec, etag=etag, owned=owned_account(spec.description) is not None)
+
+    def list_operations(self, apim: ApimRef, api_id: str) -> tuple[tuple[str, str], ...]:
+        client = self.clients.apim(apim.subscription)
         ops = call(f"list operations of API {api_id}", lambda: list(
             client.api_operation.list_by_api(apim.resource_group, apim.name, api_id)))
-        spec = api_from_sdk(obj, ops)
-        return ActualApi(spec=spec, etag=etag, owned=owned_account(spec.description) is not None)
+        return tuple(sorted((_s(o.method).upper(), o.url_template or "") for o in ops))
 
     def list_apis(self, apim: ApimRef) -> list[ApiSpec]:
         """Every API (without operations): for path clashes and orphan search."""
@@ -335,6 +340,13 @@ class AzureArm:
         names = sorted(str(p.name) for p in items if p.name)
         return tuple(ProductLinkSpec(product_id=n, api_id=api_id) for n in names)
 
+    def list_product_apis(self, apim: ApimRef, product_id: str) -> list[str]:
+        """Ids of the APIs linked to a product (one paged read for the whole fleet)."""
+        client = self.clients.apim(apim.subscription)
+        items = call(f"list APIs of product {product_id}", lambda: list(
+            client.product_api.list_by_product(apim.resource_group, apim.name, product_id)))
+        return [str(a.name) for a in items if a.name]
+
     def product_exists(self, apim: ApimRef, product_id: str) -> bool:
         client = self.clients.apim(apim.subscription)
         try:
@@ -368,6 +380,14 @@ class AzureArm:
             scope, filter=f"principalId eq '{principal_id}'")))
         return tuple(sorted((role_from_sdk(o) for o in items
                              if (o.scope or "").lower() == scope.lower()), key=lambda r: r.name))
+
+    def list_role_assignments_in_subscription(self, subscription: str,
+                                              principal_id: str) -> list[RoleAssignmentSpec]:
+        """Every assignment of ``principal_id`` in a subscription, at any scope (one paged read)."""
+        auth = self.clients.authorization(subscription)
+        items = call(f"list role assignments in subscription {subscription}", lambda: list(
+            auth.role_assignments.list_for_subscription(filter=f"principalId eq '{principal_id}'")))
+        return [role_from_sdk(o) for o in items]
 
     def create_role_assignment(self, spec: RoleAssignmentSpec, subscription: str) -> None:
         from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters

@@ -23,7 +23,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def checkov_command() -> list[str]:
-    exe = shutil.which("checkov") or str(Path(sys.executable).with_name("checkov"))
+    # checkov lives in its own virtualenv (.tools/checkov, made by `make test`): its pins
+    # (packaging<24, …) conflict with pytest's and the Azure SDKs', so it never shares ours.
+    isolated = Path(__file__).resolve().parents[2] / ".tools" / "checkov" / "bin" / "checkov"
+    exe = str(isolated) if isolated.exists() else (
+        shutil.which("checkov") or str(Path(sys.executable).with_name("checkov")))
     return [
         exe,
         "-d",
@@ -55,7 +59,7 @@ def checkov_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def checkov_report() -> dict[str, Any]:
     if not Path(checkov_command()[0]).exists():
-        pytest.fail("checkov is not installed: pip install -r requirements-dev.txt")
+        pytest.fail("checkov is not installed: run `make test` (it makes .tools/checkov)")
     started = time.monotonic()
     proc = subprocess.run(checkov_command(), capture_output=True, text=True, env=checkov_env(), timeout=600)
     elapsed = time.monotonic() - started

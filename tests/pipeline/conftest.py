@@ -31,12 +31,12 @@ class World:
     apim: str
     sim_sub: str = SUB
 
-    def reconciler(self, **env: str) -> Reconciler:
+    def reconciler(self, apim_ttl_s: float = 0, **env: str) -> Reconciler:
         base = {"IMPORTER_ARM_ENDPOINT": self.sim.url, "IMPORTER_APIM_ID": self.apim,
                 "IMPORTER_SCOPES": f"/subscriptions/{SUB}"}
         settings = Settings.from_env({**base, **env})
         return Reconciler(settings, AzureArm(Clients(settings)), ApimRef.parse(self.apim),
-                          apim_ttl_s=0)
+                          apim_ttl_s=apim_ttl_s)
 
     @property
     def rg(self) -> str:
