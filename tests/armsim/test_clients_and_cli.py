@@ -62,6 +62,17 @@ def test_importing_the_factory_does_not_import_the_sdks():
     assert out.stdout.strip() == "[]"
 
 
+def test_the_stand_in_never_imports_the_azure_sdk():
+    code = ("import sys, armsim.server, armsim.__main__; "
+            "print(sorted(m for m in sys.modules if m == 'azure' or m.startswith('azure.')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    server_modules = [p for p in (ROOT / "armsim").glob("*.py") if p.name != "seed.py"]
+    for module in server_modules:
+        assert "azure" not in "".join(line for line in module.read_text().splitlines(keepends=True)
+                                      if line.lstrip().startswith(("import ", "from "))), module.name
+
+
 def test_python_dash_m_armsim_serves_until_stopped():
     process = subprocess.Popen([sys.executable, "-m", "armsim", "--port", "0"], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
