@@ -100,6 +100,87 @@ def cmd_plan_apply(args: argparse.Namespace, *, dry_run: bool) -> int:
     return EXIT_OK
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from importer.fleet import enumerate_estate, run_pass, summarise
+    from importer.model import ImporterError
+
+    console = _console(args.json)
+    try:
+        settings = _settings(args)
+        if args.scopes:
+            settings = Settings.from_env({**settings.raw, "IMPORTER_SCOPES": args.scopes})
+        rec = build_reconciler(settings, with_state=args.record)
+        estate = enumerate_estate(rec)
+    except ImporterError as exc:
+        return _fail(console, str(exc), args.json)
+    targets = estate.targets()
+    show_progress = console.is_terminal and not args.json
+    if show_progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("reconciling"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=console, transient=True)
+        task = progress.add_task("fleet", total=len(targets))
+        with progress:
+            runs = run_pass(rec, estate, concurrency=args.concurrency, dry_run=args.dry_run,
+                            on_done=lambda _run: progress.advance(task))
+    else:
+        runs = run_pass(rec, estate, concurrency=args.concurrency, dry_run=args.dry_run)
+    summary = summarise(runs)
+    if args.json:
+        print(json.dumps({"summary": summary, "ignored": estate.ignored,
+                          "runs": [r.to_json() for r in runs]}, indent=2))
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"{'Plan' if args.dry_run else 'Reconcile'}: {len(runs)} account(s)")
+        for col in ("account", "outcome", "changes", "writes", "ms", "error"):
+            table.add_column(col, overflow="fold")
+        for r in runs:
+            changes = len(r.plan.changes) if r.plan else 0
+            style = "red" if r.outcome in ("failed", "conflict") else "yellow" if changes else None
+            table.add_row(r.account.rsplit("/", 1)[-1], r.outcome, str(changes), str(r.writes),
+                          str(r.duration_ms), r.error or "", style=style)
+        console.print(table)
+        for note in estate.ignored:
+            console.print(f"note: {note}", style="dim", markup=False)
+        console.print("Summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()), style="bold",
+                      markup=False)
+    if any(r.outcome in ("failed", "conflict") for r in runs):
+        return EXIT_ERROR
+    if args.dry_run and any(r.plan is not None and not r.plan.empty for r in runs):
+        return EXIT_PENDING
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from importer.explain import explain
+    from importer.model import AccountRef, ImporterError
+
+    console = _console(args.json)
+    try:
+        settings = _settings(args)
+        ref = AccountRef.parse(args.account)
+        rec = build_reconciler(settings)  # no history: explaining records nothing
+        from importer.state.factory import build_state
+
+        state = build_state(settings)
+        history = state.history if state.backend != "memory" else None
+        ex = explain(rec, ref, args.deployment, history)
+    except ImporterError as exc:
+        return _fail(console, str(exc), args.json)
+    if args.json:
+        print(json.dumps(ex.to_json(), indent=2))
+    else:
+        marks = {True: ("✔", "green"), False: ("✘", "red"), None: ("·", "dim")}
+        for f in ex.findings:
+            mark, style = marks[f.ok]
+            console.print(f"{mark} {f.check:<14} {f.detail}", style=style, markup=False, highlight=False)
+        console.print(("ON THE GATEWAY: " if ex.on_gateway else "NOT ON THE GATEWAY: ") + ex.verdict,
+                      style="bold green" if ex.on_gateway else "bold red", markup=False)
+    return EXIT_OK if ex.on_gateway else EXIT_PENDING
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from armsim.server import serve_forever
 
@@ -143,6 +224,28 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--record", action="store_true",
                        help="record the run in the run history (AzureWebJobsStorage)")
         p.set_defaults(func=lambda a, n=name: cmd_plan_apply(a, dry_run=(n == "plan")))
+
+    text = "reconcile every account in the watched scopes (the timer's pass, from the CLI)"
+    p = sub.add_parser("reconcile", help=text, description=text + "; also offboards objects whose "
+                       "account is gone. Exit 0 ok, 1 a failure or conflict, 2 changes pending "
+                       "(--dry-run).")
+    _add_common(p, account=False)
+    p.add_argument("--scopes", metavar="IDS", help="comma-separated subscription/resource-group ids "
+                   "(default: the setting IMPORTER_SCOPES)")
+    p.add_argument("--dry-run", action="store_true", help="plan only; write nothing")
+    p.add_argument("--concurrency", type=int, default=8, metavar="N",
+                   help="accounts reconciled at once (default 8)")
+    p.add_argument("--record", action="store_true",
+                   help="record each run in the run history (AzureWebJobsStorage)")
+    p.set_defaults(func=cmd_reconcile)
+
+    text = "why is (or isn't) this model on the gateway?"
+    p = sub.add_parser("explain", help=text, description=text.capitalize() + " Walks the importer's "
+                       "checks against the current state and the run history and stops at the first "
+                       "that fails. Exit 0 on the gateway, 2 not (yet), 1 error. Writes nothing.")
+    _add_common(p)
+    p.add_argument("--deployment", metavar="NAME", help="the model deployment to ask about")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("sandbox", help="serve the local ARM stand-in on 127.0.0.1:PORT until stopped",
                        description="Serve the local ARM stand-in (armsim) on 127.0.0.1:PORT until "

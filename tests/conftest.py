@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.armsim",
     "tests.fixtures.azurite",
+    "tests.fixtures.world",
 ]

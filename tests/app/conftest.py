@@ -23,7 +23,7 @@ from importer.reconcile import Reconciler
 from importer.settings import Settings
 from importer.state.ports import ReconcileRequest
 from tests.app.host import Out, user_function
-from tests.pipeline.conftest import SUB, World, world  # noqa: F401  (fixture re-export)
+from tests.fixtures.world import SUB, World
 
 
 @dataclass
@@ -99,7 +99,7 @@ class Host:
 
 
 @pytest.fixture
-def host(world: World, storage_state: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:  # noqa: F811
+def host(world: World, storage_state: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
     env = {"IMPORTER_ARM_ENDPOINT": world.sim.url, "IMPORTER_APIM_ID": world.apim,
            "IMPORTER_SCOPES": f"/subscriptions/{SUB}"}
     for k, v in env.items():

@@ -11,7 +11,7 @@ from armsim import seed
 from importer.model import AccountRef
 from importer.render import api_id
 from tests.app.conftest import Host
-from tests.pipeline.conftest import AOAI, FOUNDRY, SUB
+from tests.fixtures.world import AOAI, FOUNDRY, SUB
 
 
 def _api_exists(host: Host, ref: AccountRef) -> bool:

@@ -10,7 +10,7 @@ import pytest
 from importer import openapi, policyxml
 from importer.model import AccountRef, Mode
 from importer.render import ROLE_COGNITIVE_SERVICES_USER, ROLE_OPENAI_USER, api_id, backend_id
-from tests.pipeline.conftest import World
+from tests.fixtures.world import World
 
 CASES = [
     ("contoso-aoai", "OpenAI", Mode.AZURE_OPENAI, "contoso-aoai/openai", "openai", ROLE_OPENAI_USER),

@@ -12,7 +12,7 @@ import pytest
 from armsim import seed
 from importer.model import AccountRef
 from importer.render import api_id, backend_id
-from tests.pipeline.conftest import AOAI, SUB, World
+from tests.fixtures.world import AOAI, SUB, World
 
 
 def _edit_policy(w: World, ref: AccountRef) -> None:

@@ -6,7 +6,7 @@ from armsim import seed
 from importer.fleet import enumerate_estate, run_pass, summarise
 from importer.model import AccountRef
 from importer.render import api_id
-from tests.pipeline.conftest import SUB, World
+from tests.fixtures.world import SUB, World
 
 
 def _fleet(world: World, n: int) -> list[str]:

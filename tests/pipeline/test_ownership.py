@@ -11,7 +11,7 @@ import pytest
 
 from importer.model import AccountRef
 from importer.render import api_id, backend_id
-from tests.pipeline.conftest import AOAI, FOUNDRY, SUB, World
+from tests.fixtures.world import AOAI, FOUNDRY, SUB, World
 
 
 def _snapshot(w: World, *, exclude: str = "") -> dict[str, str]:
