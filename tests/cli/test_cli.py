@@ -113,8 +113,9 @@ def test_sandbox_command_serves_the_stand_in() -> None:
         deadline = time.time() + 10
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/subscriptions/{SUB}/providers/"
-                                            "Microsoft.CognitiveServices/accounts?api-version=2025-09-01") as r:
+                accounts = (f"{url}/subscriptions/{SUB}/providers/Microsoft.CognitiveServices/accounts"
+                            "?api-version=2025-09-01")
+                with urllib.request.urlopen(accounts) as r:
                     assert json.loads(r.read())["value"] == []
                 break
             except OSError:
