@@ -184,7 +184,35 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from armsim.server import serve_forever
 
-    serve_forever(args.port)
+    if not args.seed:
+        serve_forever(args.port)
+        return EXIT_OK
+    import threading
+
+    from armsim import seed
+    from armsim.server import start
+    from importer.azure.clients import Clients
+
+    sim = start(args.port)
+    print(f"armsim listening on {sim.url}", flush=True)
+    clients = Clients(Settings.from_env({"IMPORTER_ARM_ENDPOINT": sim.url}))
+    seed.create_apim(clients)
+    seed.create_product(clients, seed.apim_id(), "ai-consumers")
+    for name, kind, models in (("contoso-aoai", "OpenAI", ("gpt-4o", "text-embedding-3-small")),
+                               ("contoso-foundry", "AIServices", ("gpt-4o-mini",))):
+        seed.create_account(clients, name=name, kind=kind)
+        account = seed.account_id(seed.SUBSCRIPTION, seed.AI_GROUP, name)
+        for model in models:
+            seed.create_deployment(clients, account, model, model=model)
+        print(f"account ({kind}): {account}", flush=True)
+    print(f"APIM: {seed.apim_id()}", flush=True)
+    print(f"scope: /subscriptions/{seed.SUBSCRIPTION}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
     return EXIT_OK
 
 
@@ -252,6 +280,9 @@ def parser() -> argparse.ArgumentParser:
                                    "stopped; prints the base URL. Point the importer at it with "
                                    "IMPORTER_ARM_ENDPOINT or --arm-endpoint.")
     p.add_argument("--port", type=int, default=8780, help="TCP port (default 8780; 0 picks one)")
+    p.add_argument("--seed", action="store_true", help="seed it through the SDK with an APIM instance "
+                   "(identity on, product ai-consumers) and two AI accounts with deployments, and print "
+                   "their ids")
     p.set_defaults(func=cmd_sandbox)
 
     p = sub.add_parser("demo", help="the offline end-to-end demo (no Azure account, no network)",
@@ -269,5 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not getattr(args, "verbose", False):
         logging.getLogger("azure").setLevel(logging.WARNING)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except BrokenPipeError:  # `… | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     return code
