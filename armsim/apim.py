@@ -312,7 +312,8 @@ def child_put(ctx: Ctx, kind: Kind, **_: str) -> Response:
         def apply() -> None:
             store.put(rid, body)
 
-        return _async_put(ctx, rid, body, apply, existing is None)
+        preview = _view(ctx, kind, Entity(rid, body, ""))
+        return _async_put(ctx, rid, preview, apply, existing is None)
     entity, created = store.put(ctx.path, body)
     return ctx.entity(entity, 201 if created else 200, body=_view(ctx, kind, entity))
 

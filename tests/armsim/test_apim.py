@@ -388,9 +388,13 @@ def test_tags_and_api_tag_links(apim):
 # Named values, caches, loggers, diagnostics, subscriptions
 
 
-def test_named_value_secret_is_hidden_but_listable(apim):
+def test_named_value_secret_is_hidden_but_listable(apim, armsim):
+    raw = call(armsim.url, "PUT", f"{seed.apim_id()}/namedValues/k2",
+               {"properties": {"displayName": "k2", "value": "s3cret", "secret": True}})
+    assert raw.status == 201 and "value" not in raw.body["properties"]
     params = models.NamedValueCreateContract(display_name="aoai-key", value="s3cret", secret=True)
-    apim.named_value.begin_create_or_update(RG, SVC, "aoai-key", params).result()
+    poller = apim.named_value.begin_create_or_update(RG, SVC, "aoai-key", params)
+    assert poller.result().value is None
     got = apim.named_value.get(RG, SVC, "aoai-key")
     assert got.display_name == "aoai-key" and got.secret is True and got.value is None
     assert apim.named_value.list_value(RG, SVC, "aoai-key").value == "s3cret"
