@@ -86,12 +86,14 @@ class Reconciler:
 
     def __init__(self, settings: Settings, arm: AzureArm, apim: ApimRef, *,
                  locks: Any = None, history: Any = None, apim_ttl_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 publish: Callable[[RunResult], None] | None = None) -> None:
         self.settings = settings
         self.arm = arm
         self.apim = apim
         self.locks = locks
         self.history = history
+        self.publish = publish
         self.scopes = tuple(Scope.parse(s) for s in settings.scopes)
         self._apim_ttl_s = apim_ttl_s
         self._clock = clock
@@ -156,6 +158,8 @@ class Reconciler:
                     trigger, run.outcome, len(run.plan.changes) if run.plan else 0, run.writes,
                     run.duration_ms)
         self._record(run)
+        if self.publish is not None and not dry_run:
+            self.publish(run)
         return run
 
     def _lock(self, ref: AccountRef, wait: bool) -> AbstractContextManager[Any]:

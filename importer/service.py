@@ -60,8 +60,13 @@ def get_service() -> Service:
             if not settings.apim_id:
                 raise InvalidInput("IMPORTER_APIM_ID is not set")
             state = build_state(settings)
+            publish = None
+            if settings.get("IMPORTER_EVENT_TOPIC_ENDPOINT"):
+                from importer.outcomes import OutcomePublisher
+
+                publish = OutcomePublisher(settings.get("IMPORTER_EVENT_TOPIC_ENDPOINT"))
             rec = Reconciler(settings, AzureArm(Clients(settings)), ApimRef.parse(settings.apim_id),
-                             locks=state.locks, history=state.history)
+                             locks=state.locks, history=state.history, publish=publish)
             _service = Service(settings, rec, state)
         return _service
 
