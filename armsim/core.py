@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request, Response
@@ -645,8 +646,6 @@ class Ctx:
 
     def url(self, path: str, **query: str) -> str:
         """Absolute URL on this server (ARM hands out absolute Location and nextLink URLs)."""
-        from urllib.parse import quote, urlencode
-
         query.setdefault("api-version", self.api_version)
         return self.request.host_url.rstrip("/") + quote(path) + "?" + urlencode(query)
 
@@ -661,17 +660,19 @@ class Ctx:
         del response.headers["Content-Type"]
         return response
 
+    def _int(self, name: str, default: int) -> int:
+        raw = self.arg(name)
+        if raw is None:
+            return default
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise bad_request(f"{name} must be an integer, not {raw!r}.") from exc
+
     def page(self, items: list[dict[str, Any]], *, count: bool = False) -> Response:
         """One page of ``items`` with a ``nextLink`` when more remain; ``$top``/``$skip`` honoured."""
-        size = self.state.options.page_size
-        top = self.arg("$top")
-        if top is not None:
-            try:
-                size = max(1, int(top))
-            except ValueError as exc:
-                raise bad_request(f"$top must be an integer, not {top!r}.") from exc
-        skip = int(self.arg("$skip") or 0) if self.offset == 0 else 0
-        start = self.offset or skip
+        size = max(1, self._int("$top", self.state.options.page_size))
+        start = self.offset or max(0, self._int("$skip", 0))
         chunk = items[start:start + size]
         body: dict[str, Any] = {"value": chunk}
         if count:  # APIM's collections carry a total and an empty nextLink on the last page
@@ -688,7 +689,7 @@ class Ctx:
 # Tiny OData $filter: what list calls need (eq, ne, startswith, endswith, contains; joined by and)
 
 _CLAUSE = re.compile(
-    r"^\s*(?:(?P<fn>startswith|endswith|contains|substringof)\(\s*(?P<fa>[\w/]+)\s*,\s*'(?P<fv>(?:[^']|'')*)'\s*\)"
+    r"^\s*(?:(?P<fn>startswith|endswith|contains)\(\s*(?P<fa>[\w/]+)\s*,\s*'(?P<fv>(?:[^']|'')*)'\s*\)"
     r"|(?P<field>[\w/]+)\s+(?P<op>eq|ne)\s+'(?P<value>(?:[^']|'')*)')\s*$",
     re.IGNORECASE,
 )
