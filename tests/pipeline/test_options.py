@@ -1,0 +1,114 @@
+"""Idempotence for every option the importer supports: apply, then plan is empty and a second apply
+makes 0 ARM writes. Options are given as settings, as tags and as per-run overrides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from importer import policyxml
+from importer.model import AccountRef
+from importer.render import api_id
+from tests.fixtures.world import AOAI, FOUNDRY, SUB, World
+
+SAFETY = "https://contoso-safety.cognitiveservices.azure.com/"
+
+
+def _cache(world: World) -> None:
+    from azure.mgmt.apimanagement import models
+
+    world.apim_client().cache.create_or_update(world.rg, world.svc, "default", models.CacheContract(
+        connection_string="redis.example:10000,password=x,ssl=True", use_from_location="default",
+        description="external redis with RediSearch"))
+
+
+def _fragment(world: World) -> None:
+    from azure.mgmt.apimanagement import models
+
+    world.apim_client().policy_fragment.begin_create_or_update(
+        world.rg, world.svc, "org-ai-policy", models.PolicyFragmentContract(
+            value="<fragment><set-header name=\"x-org\" exists-action=\"override\"><value>1</value>"
+                  "</set-header></fragment>", format="xml")).result()
+
+
+COMBOS: list[tuple[str, dict[str, str], list[str]]] = [
+    ("token-limit", {"IMPORTER_TOKENS_PER_MINUTE": "5000"}, ["token-limit"]),
+    ("quota", {"IMPORTER_TOKEN_QUOTA": "100000/Monthly"}, ["token-limit"]),
+    ("tpm+quota", {"IMPORTER_TOKENS_PER_MINUTE": "5000", "IMPORTER_TOKEN_QUOTA": "1000/Daily"},
+     ["token-limit"]),
+    ("metrics", {"IMPORTER_TOKEN_METRICS": "true", "IMPORTER_METRICS_NAMESPACE": "team-ai"},
+     ["emit-token-metric"]),
+    ("cache", {"IMPORTER_SEMANTIC_CACHE_DEPLOYMENT": "text-embedding-3-small"},
+     ["semantic-cache-lookup", "semantic-cache-store"]),
+    ("safety", {"IMPORTER_CONTENT_SAFETY_ENDPOINT": SAFETY}, ["llm-content-safety"]),
+    ("circuit-breaker", {"IMPORTER_CIRCUIT_BREAKER": "true"}, []),
+    ("fragment", {"IMPORTER_POLICY_FRAGMENT": "org-ai-policy"}, ["include-fragment"]),
+    ("base-path+products", {"IMPORTER_BASE_PATH": "ai/{account}", "IMPORTER_PRODUCTS": "ai-consumers"}, []),
+    ("everything", {"IMPORTER_TOKENS_PER_MINUTE": "5000", "IMPORTER_TOKEN_QUOTA": "1000/Daily",
+                    "IMPORTER_TOKEN_METRICS": "true",
+                    "IMPORTER_SEMANTIC_CACHE_DEPLOYMENT": "text-embedding-3-small",
+                    "IMPORTER_CONTENT_SAFETY_ENDPOINT": SAFETY, "IMPORTER_CIRCUIT_BREAKER": "true",
+                    "IMPORTER_POLICY_FRAGMENT": "org-ai-policy", "IMPORTER_PRODUCTS": "ai-consumers"},
+     ["token-limit", "emit-token-metric", "semantic-cache-lookup", "llm-content-safety",
+      "include-fragment"]),
+]
+
+
+@pytest.mark.parametrize("mode", ["azure-openai", "azure-openai-v1"])
+@pytest.mark.parametrize(("label", "env", "statements"), COMBOS, ids=[c[0] for c in COMBOS])
+def test_every_option_is_idempotent(world: World, mode: str, label: str, env: dict[str, str],
+                                    statements: list[str]) -> None:
+    _cache(world)
+    _fragment(world)
+    ref = AccountRef.parse(AOAI)
+    rec = world.reconciler(IMPORTER_MODE=mode, **env)
+    run = rec.reconcile(ref)
+    assert run.error is None and run.outcome == "applied", run.error
+    policy = world.apim_client().api_policy.get(world.rg, world.svc, api_id(ref), "policy").value
+    tags = [t for _, t in policyxml.statements(policy)]
+    for wanted in statements:
+        assert any(t.endswith(wanted) for t in tags), (wanted, tags)
+    world.sim.log.clear()
+    assert rec.reconcile(ref, dry_run=True).plan.empty
+    again = rec.reconcile(ref)
+    assert again.outcome == "noop" and world.writes() == 0
+
+
+def test_azure_ai_mode_with_options_on_an_aiservices_account(world: World) -> None:
+    _cache(world)
+    ref = AccountRef.parse(FOUNDRY)
+    rec = world.reconciler(IMPORTER_MODE="azure-ai", IMPORTER_TOKENS_PER_MINUTE="1000",
+                           IMPORTER_TOKEN_METRICS="true")
+    assert rec.reconcile(ref).outcome == "applied"
+    world.sim.log.clear()
+    assert rec.reconcile(ref).outcome == "noop" and world.writes() == 0
+
+
+def test_options_as_tags_then_turned_off_remove_their_backends(world: World) -> None:
+    from azure.mgmt.cognitiveservices import models
+
+    _cache(world)
+    ref = AccountRef.parse(AOAI)
+    cs = world.clients.cognitive(SUB)
+    cs.accounts.begin_update("rg-ai", ref.name, models.Account(tags={
+        "apim-importer-cache": "text-embedding-3-small", "apim-importer-tpm": "100"})).result()
+    rec = world.reconciler(IMPORTER_CONTENT_SAFETY_ENDPOINT=SAFETY)
+    assert rec.reconcile(ref).outcome == "applied"
+    backends = {b.rsplit("/", 1)[-1] for b in world.sim.ids("Microsoft.ApiManagement/service/backends")}
+    assert len(backends) == 3  # main, embeddings, safety
+    cs.accounts.begin_update("rg-ai", ref.name, models.Account(tags={
+        "apim-importer-cache": "off", "apim-importer-safety": "off"})).result()
+    run = rec.reconcile(ref)
+    assert run.outcome == "applied", run.error
+    kinds: list[Any] = sorted((c.action.value, c.kind) for c in run.plan.changes)
+    assert kinds == [("delete", "backend"), ("delete", "backend"), ("update", "policy")]
+    assert len(world.sim.ids("Microsoft.ApiManagement/service/backends")) == 1
+    assert rec.reconcile(ref, dry_run=True).plan.empty
+
+
+def test_semantic_cache_without_an_external_cache_explains_what_is_missing(world: World) -> None:
+    run = world.reconciler(IMPORTER_SEMANTIC_CACHE_DEPLOYMENT="text-embedding-3-small").reconcile(
+        AccountRef.parse(AOAI))
+    assert run.outcome == "failed" and "cache" in run.error.lower()
+    assert world.writes() == 0
