@@ -14,9 +14,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--page-size", type=int, default=100, help="items per page of list responses")
     parser.add_argument("--throttling", action="store_true", help="enable ARM-like token-bucket throttling")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
+    parser.add_argument("--gateway", action="store_true", help="also serve the imported APIs on a local "
+                        "gateway (its own port; the APIM service's gatewayUrl points at it)")
+    parser.add_argument("--gateway-port", type=int, default=0,
+                        help="the gateway's port (default: a free one)")
     args = parser.parse_args(argv)
     serve_forever(args.port, host=args.host, page_size=args.page_size, throttling=args.throttling,
-                  latency=args.latency)
+                  latency=args.latency, gateway=args.gateway, gateway_port=args.gateway_port)
 
 
 if __name__ == "__main__":

@@ -159,7 +159,9 @@ def _service_body(ctx: Ctx, resource_id: str, request: dict[str, Any], previous:
         "provisioningState": "Succeeded",
         "targetProvisioningState": "",
         "createdAtUtc": old.get("createdAtUtc", utcnow()),
-        "gatewayUrl": f"https://{host}",
+        # With the local gateway on (Sim(gateway=True)), the service's gateway is served by it.
+        "gatewayUrl": (f"{ctx.state.options.gateway_url}/{name}" if ctx.state.options.gateway_url
+                       else f"https://{host}"),
         "gatewayRegionalUrl": f"https://{name.lower()}-{_loc(request['location'])}-01.regional.azure-api.net",
         "portalUrl": f"https://{name.lower()}.portal.azure-api.net",
         "developerPortalUrl": f"https://{name.lower()}.developer.azure-api.net",

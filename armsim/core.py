@@ -761,6 +761,7 @@ class Options:
     tenant_id: str = TENANT_ID
     lro_polls: int = 0  # status reads every LRO stays InProgress unless a fault says otherwise
     policy_indent: str = "  "  # APIM's REST examples re-indent policies with two spaces
+    gateway_url: str = ""  # the local gateway's base URL when it runs (Sim(gateway=True)), else ""
 
 
 class State:

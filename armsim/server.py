@@ -42,6 +42,7 @@ from armsim.core import (
     subscription_of,
     to_cloudevent,
 )
+from armsim.gateway import Gateway
 from armsim.routing import Route, literal_segments
 
 logger = logging.getLogger(__name__)
@@ -180,13 +181,17 @@ class Sim:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, page_size: int = 100,
                  tenant_id: str | None = None, lro_polls: int = 0, policy_indent: str = "  ",
                  latency: float = 0.0, faults: Iterable[dict[str, Any]] = (), throttling: bool = False,
-                 **throttle: Any) -> None:
+                 gateway: bool = False, gateway_port: int = 0, **throttle: Any) -> None:
         unknown = set(throttle) - _THROTTLE_FIELDS
         if unknown:
             raise TypeError(f"unknown armsim option(s): {', '.join(sorted(unknown))}")
         options = Options(page_size=page_size, lro_polls=lro_polls, policy_indent=policy_indent)
         if tenant_id:
             options.tenant_id = tenant_id
+        # The optional data plane: serves the imported APIs on its own port (armsim/gateway.py).
+        self.gateway: Gateway | None = Gateway(self, host, gateway_port) if gateway else None
+        if self.gateway is not None:
+            options.gateway_url = self.gateway.url
         self._initial = (dataclasses.replace(options), list(faults), latency,
                          ThrottleConfig(enabled=throttling, **throttle))
         self.faults = Faults()
@@ -203,6 +208,8 @@ class Sim:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> Sim:
+        if self.gateway is not None:
+            self.gateway.start()
         if self._thread is None:
             # A short poll interval makes stop() quick; idle cost is negligible.
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -211,6 +218,8 @@ class Sim:
         return self
 
     def serve_forever(self) -> None:
+        if self.gateway is not None:
+            self.gateway.start()
         self._server.serve_forever()
 
     def stop(self) -> None:
@@ -219,6 +228,8 @@ class Sim:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self.gateway is not None:
+            self.gateway.stop()
 
     def __enter__(self) -> Sim:
         return self.start()
@@ -237,6 +248,8 @@ class Sim:
             self.throttle.config = dataclasses.replace(throttle)
             self.throttle.configure()
             self._apply_initial_faults()
+            if self.gateway is not None:
+                self.gateway.reset()
 
     def _apply_initial_faults(self) -> None:
         _, faults, latency, _ = self._initial
@@ -299,7 +312,8 @@ class Sim:
         route = path.removeprefix("/_armsim").strip("/")
         body = request.get_json(silent=True) or {}
         if route == "health":
-            return json_response({"status": "ok", "url": self.url})
+            return json_response({"status": "ok", "url": self.url,
+                                  "gateway": self.gateway.url if self.gateway else None})
         if route == "reset" and method == "POST":
             self.reset()
             return json_response({"status": "reset"})
@@ -354,9 +368,13 @@ def serve_forever(port: int, host: str = "127.0.0.1", **options: Any) -> None:
     """Serve in the foreground until Ctrl-C (``python -m armsim``, ``importer sandbox``)."""
     sim = Sim(host, port, **options)
     print(f"armsim listening on {sim.url}", flush=True)
+    if sim.gateway is not None:
+        print(f"armsim gateway on {sim.gateway.url}/{{APIM service name}}", flush=True)
     try:
         sim.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         sim._server.server_close()
+        if sim.gateway is not None:
+            sim.gateway.stop()

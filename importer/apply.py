@@ -85,6 +85,10 @@ def _write(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) ->
             arm.unlink_product(apim, link)
         else:
             arm.link_product(apim, link)
+    elif kind == "subscription":
+        if action is not Action.DELETE:  # made on first use by the prober, never planned
+            raise ValueError("the plan only deletes subscriptions")
+        arm.delete_subscription(apim, change.id, change.etag)
     else:  # pragma: no cover - KIND_ORDER is closed
         raise ValueError(f"unknown kind {kind}")
 

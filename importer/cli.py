@@ -181,11 +181,61 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK if ex.on_gateway else EXIT_PENDING
 
 
+def _usage_text(result: Any) -> str:
+    u = result.usage
+    if u is None:
+        return ""
+    parts = [f"{name} {n}" for name, n in (("prompt", u.prompt), ("completion", u.completion),
+                                             ("total", u.total)) if n is not None]
+    return "tokens: " + ", ".join(parts) if parts else ""
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from importer.model import AccountRef, ImporterError
+    from importer.prober import Prober, gateway_test
+
+    console = _console(args.json)
+    try:
+        settings = _settings(args)
+        ref = AccountRef.parse(args.account)
+        rec = build_reconciler(settings)
+        key = sys.stdin.readline().strip() if args.key == "-" else args.key
+        prober = rec.prober or Prober(rec.arm, rec.apim, level="routing", local=rec.arm.clients.local,
+                                      retry_wait_s=0.05 if rec.arm.clients.local else 2.0)
+        report = gateway_test(prober, settings, ref, deployment=args.deployment, key=key,
+                              service=rec.apim_service())
+    except ImporterError as exc:
+        return _fail(console, str(exc), args.json)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+        return EXIT_OK if report.ok else EXIT_ERROR
+    console.print(f"Gateway {report.gateway_url}/{report.api_path} ({report.mode}), key: {report.key}",
+                  style="bold", markup=False)
+    for note in report.notes:
+        console.print(f"note: {note}", style="dim", markup=False)
+    for r in report.results:
+        if r.source == "skipped":
+            console.print(f"· {r.deployment}: skipped, {r.reason}", style="dim", markup=False)
+            continue
+        mark, style = ("✔", "green") if r.ok else ("✘", "red")
+        status = str(r.status) if r.status is not None else "no answer"
+        line = f"{mark} {r.deployment} ({r.operation}): {status} in {r.latency_ms} ms"
+        extra = [t for t in (_usage_text(r), ", ".join(f"{k}: {v}" for k, v in r.headers)) if t]
+        console.print(line + ("  " + "  ".join(extra) if extra else ""), style=style, markup=False)
+        if not r.ok:
+            console.print(f"    {r.source}: {r.reason}", style=style, markup=False)
+    tried = [r for r in report.results if r.source != "skipped"]
+    passed = sum(r.ok for r in tried)
+    console.print(f"{'OK' if report.ok else 'FAILED'}: {passed}/{len(tried)} deployment(s) answered "
+                  "through the gateway.", style="bold green" if report.ok else "bold red", markup=False)
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from armsim.server import serve_forever
 
     if not args.seed:
-        serve_forever(args.port)
+        serve_forever(args.port, gateway=args.gateway)
         return EXIT_OK
     import threading
 
@@ -193,8 +243,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     from armsim.server import start
     from importer.azure.clients import Clients
 
-    sim = start(args.port)
+    sim = start(args.port, gateway=args.gateway)
     print(f"armsim listening on {sim.url}", flush=True)
+    if sim.gateway is not None:
+        print(f"armsim gateway on {sim.gateway.url}/{{APIM service name}}", flush=True)
     clients = Clients(Settings.from_env({"IMPORTER_ARM_ENDPOINT": sim.url}))
     seed.create_apim(clients)
     seed.create_product(clients, seed.apim_id(), "ai-consumers")
@@ -275,6 +327,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--deployment", metavar="NAME", help="the model deployment to ask about")
     p.set_defaults(func=cmd_explain)
 
+    text = "send a minimal request per deployment through the APIM gateway, like the portal's Test tab"
+    p = sub.add_parser("test", help=text, description=text[0].upper() + text[1:] + ": chat completions "
+                       "for chat models, embeddings for embedding models, at the gateway URL of the APIM "
+                       "service plus the account's API path. Prints status, latency, token usage and the "
+                       "token-limit headers the policy names, and says whether the gateway (key, routing, "
+                       "allow-list, token limit) or the model answered. The key is the importer's own "
+                       "APIM subscription for the API (made on first use, read through listSecrets, never "
+                       "printed), or --key. Exit 0 all answered, 1 otherwise.")
+    _add_common(p)
+    p.add_argument("--deployment", metavar="NAME",
+                   help="the deployment to call (default: every routable deployment of the account)")
+    p.add_argument("--key", metavar="KEY", help="a subscription key to send instead of the importer's own; "
+                   "'-' reads it from stdin (keeps it out of the process list and shell history)")
+    p.set_defaults(func=cmd_test)
+
     p = sub.add_parser("sandbox", help="serve the local ARM stand-in on 127.0.0.1:PORT until stopped",
                        description="Serve the local ARM stand-in (armsim) on 127.0.0.1:PORT until "
                                    "stopped; prints the base URL. Point the importer at it with "
@@ -283,6 +350,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", action="store_true", help="seed it through the SDK with an APIM instance "
                    "(identity on, product ai-consumers) and two AI accounts with deployments, and print "
                    "their ids")
+    p.add_argument("--gateway", action="store_true", help="also serve the imported APIs on a local gateway "
+                   "(key check, routing, allow-list, a fake model); the APIM service's gatewayUrl points at "
+                   "it, so python -m importer test works against the sandbox")
     p.set_defaults(func=cmd_sandbox)
 
     p = sub.add_parser("demo", help="the offline end-to-end demo (no Azure account, no network)",

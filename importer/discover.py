@@ -24,7 +24,14 @@ from importer.model import (
     ProductLinkSpec,
     RoleAssignmentSpec,
 )
-from importer.render import BACKEND_ROLES, api_id, backend_id, owned_account
+from importer.render import (
+    BACKEND_ROLES,
+    api_id,
+    backend_id,
+    owned_account,
+    owns_subscription,
+    probe_subscription_id,
+)
 
 
 def _mine(description: str, ref: AccountRef) -> bool:
@@ -133,8 +140,12 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
 
 
 def read_owned(arm: AzureArm, apim: ApimRef, ref: AccountRef, principal_id: str | None) -> Actual:
-    """Everything this importer made for ``ref`` (for offboarding), whatever the options were."""
+    """Everything this importer made for ``ref`` (for offboarding), whatever the options were,
+    including the probe key's subscription."""
     api = _own_api(arm.get_api(apim, api_id(ref)), ref)
+    sub = arm.get_subscription(apim, probe_subscription_id(ref))
+    if sub is not None:
+        sub = replace(sub, owned=owns_subscription(sub.spec, ref))
     backends = tuple(b for b in (_own_backend(arm.get_backend(apim, backend_id(ref, role)), ref)
                                  for role in BACKEND_ROLES) if b is not None)
     roles: tuple[RoleAssignmentSpec, ...] = ()
@@ -143,4 +154,4 @@ def read_owned(arm: AzureArm, apim: ApimRef, ref: AccountRef, principal_id: str 
             roles = arm.list_role_assignments(ref.id, ref.subscription, principal_id)
         except NotFound:
             roles = ()  # the account (the scope) is gone, and its assignments with it
-    return Actual(api=api, backends=backends, role_assignments=roles)
+    return Actual(api=api, backends=backends, role_assignments=roles, subscription=sub)

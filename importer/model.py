@@ -355,6 +355,26 @@ class RoleAssignmentSpec:
 
 
 @dataclass(frozen=True)
+class SubscriptionSpec:
+    """An APIM subscription (a key) the importer owns: the one ``test`` and the probes use.
+
+    APIM caps a subscription's display name at 100 characters, too short for the ownership mark
+    line, so ownership is the mark's text in the display name plus a scope on this account's API."""
+
+    sid: str
+    scope: str  # "/apis/{apiId}" when written; APIM answers with the full resource id
+    display_name: str
+    state: str = "active"
+
+
+@dataclass(frozen=True)
+class ActualSubscription:
+    spec: SubscriptionSpec
+    etag: str | None = None
+    owned: bool = False
+
+
+@dataclass(frozen=True)
 class Desired:
     account: AccountRef
     api: ApiSpec
@@ -389,6 +409,7 @@ class Actual:
     policy_etag: str | None = None
     product_links: tuple[ProductLinkSpec, ...] = ()
     role_assignments: tuple[RoleAssignmentSpec, ...] = ()
+    subscription: ActualSubscription | None = None  # read only when offboarding
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,8 +423,9 @@ class Action(StrEnum):
     CONFLICT = "conflict"  # a foreign object blocks us: reported, never written
 
 
-# Dependency order of kinds for apply; delete runs in reverse.
-KIND_ORDER = ("role_assignment", "backend", "api", "policy", "product_link")
+# Dependency order of kinds for apply; delete runs in reverse. A subscription (the test key) is scoped
+# to the API, so it goes before the API when both are deleted; the plan never creates one.
+KIND_ORDER = ("role_assignment", "backend", "api", "policy", "product_link", "subscription")
 
 
 @dataclass(frozen=True)

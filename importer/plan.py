@@ -238,9 +238,14 @@ def diff(desired: Desired, actual: Actual, *, adopt: bool = False) -> Plan:
 
 
 def offboard(account: AccountRef, actual: Actual) -> Plan:
-    """Delete exactly what carries this account's mark: the API (its policy, operations and product
-    links go with it), its backends and role assignments. Foreign objects are left alone."""
+    """Delete exactly what carries this account's mark: the probe key's subscription, the API (its
+    policy, operations and product links go with it), its backends and role assignments. Foreign
+    objects are left alone."""
     changes: list[Change] = []
+    if actual.subscription is not None and actual.subscription.owned:
+        sub = actual.subscription.spec
+        changes.append(Change(Action.DELETE, "subscription", sub.sid, reason="account offboarded",
+                              diff=(f"scope: {sub.scope}",), desired=sub, etag=actual.subscription.etag))
     if actual.api is not None and actual.api.owned:
         spec = actual.api.spec
         changes.append(Change(Action.DELETE, "api", spec.api_id, reason="account offboarded",

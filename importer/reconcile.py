@@ -1,4 +1,4 @@
-"""Reconcile one account: lock → read truth → render desired → plan → apply → record.
+"""Reconcile one account: lock → read truth → render desired → plan → apply → probe → record.
 
 Level-triggered: the caller only says which account to look at. Every trigger (event, queue,
 timer, HTTP, CLI) ends here. Errors never escape as exceptions: the RunResult carries the error
@@ -35,7 +35,9 @@ from importer.model import (
     in_scopes,
 )
 from importer.plan import diff, offboard
-from importer.render import render
+from importer.probe import token_limit_headers
+from importer.prober import Prober, Target
+from importer.render import render, routable_deployments
 from importer.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,12 @@ MAX_REPLANS = 3
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _changed_routing(run: RunResult) -> bool:
+    """The run wrote the API or its policy: what the gateway routes may have changed."""
+    return any(c.get("kind") in ("api", "policy") and c.get("action") in ("create", "update")
+               for c in run.applied)
 
 
 @dataclass
@@ -87,13 +95,16 @@ class Reconciler:
     def __init__(self, settings: Settings, arm: AzureArm, apim: ApimRef, *,
                  locks: Any = None, history: Any = None, apim_ttl_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic,
-                 publish: Callable[[RunResult], None] | None = None) -> None:
+                 publish: Callable[[RunResult], None] | None = None,
+                 prober: Prober | None = None) -> None:
         self.settings = settings
         self.arm = arm
         self.apim = apim
         self.locks = locks
         self.history = history
         self.publish = publish
+        # IMPORTER_PROBE decides (off → None); tests may hand in their own.
+        self.prober = prober if prober is not None else Prober.from_settings(settings, arm, apim)
         self.scopes = tuple(Scope.parse(s) for s in settings.scopes)
         self._apim_ttl_s = apim_ttl_s
         self._clock = clock
@@ -136,7 +147,9 @@ class Reconciler:
         try:
             self.check_scope(ref)
             with self._lock(ref, lock_wait):
-                self._run(run, ref, dry_run, overrides, account, snapshot)
+                target = self._run(run, ref, dry_run, overrides, account, snapshot)
+            if target is not None and _changed_routing(run):
+                self._probe(run, target)
         except ImporterError as exc:
             from importer.state.ports import LockBusy
 
@@ -170,11 +183,10 @@ class Reconciler:
 
     def _run(self, run: RunResult, ref: AccountRef, dry_run: bool,
              overrides: Mapping[str, object] | None, account: Account | None,
-             snapshot: discover.Snapshot | None) -> None:
+             snapshot: discover.Snapshot | None) -> Target | None:
         for attempt in range(MAX_REPLANS):
             try:
-                self._once(run, ref, dry_run, overrides, account, snapshot)
-                return
+                return self._once(run, ref, dry_run, overrides, account, snapshot)
             except ApplyError as exc:
                 if not isinstance(exc.cause, ConflictError) or attempt == MAX_REPLANS - 1:
                     raise
@@ -183,10 +195,12 @@ class Reconciler:
                 run.applied += [c.to_json() for c in exc.result.applied]
                 run.notes.append(f"re-planned after a concurrent change: {exc.cause}")
                 account, snapshot = None, None
+        return None  # pragma: no cover - the loop returns or raises
 
     def _once(self, run: RunResult, ref: AccountRef, dry_run: bool,
               overrides: Mapping[str, object] | None, account: Account | None,
-              snapshot: discover.Snapshot | None) -> None:
+              snapshot: discover.Snapshot | None) -> Target | None:
+        """One read → plan → apply pass; returns where to probe when something was applied."""
         try:
             if account is not None:  # listed by the fleet pass: only its deployments are new reads
                 acct: Account | None = replace(account, deployments=self.arm.list_deployments(ref))
@@ -201,7 +215,7 @@ class Reconciler:
             actual = discover.read_owned(self.arm, self.apim, ref, svc.principal_id)
             plan = offboard(ref, actual)
             self._finish(run, plan, dry_run, offboarding=True)
-            return
+            return None
         options = resolve_options(self.settings, acct.tag_map, overrides, account=ref.name)
         for d in acct.deployments:
             if not d.routable:
@@ -222,6 +236,29 @@ class Reconciler:
             actual = discover.read_actual(self.arm, self.apim, desired)
             plan = diff(desired, actual, adopt=options.adopt)
         self._finish(run, plan, dry_run, offboarding=False)
+        if dry_run or self.prober is None or run.outcome != "applied":
+            return None
+        return Target(ref, svc.gateway_url, desired.api.path, options.mode, desired.api.key_header,
+                      token_limit_headers(desired.policy.xml), routable_deployments(acct))
+
+    def _probe(self, run: RunResult, target: Target) -> None:
+        """Probe the gateway after an apply. Never fails the run: a failed or broken probe is
+        recorded (not ok) and logged as a WARNING."""
+        assert self.prober is not None
+        try:
+            record, note = self.prober.after_apply(target)
+        except Exception as exc:  # an unreachable ARM or a bug: the apply stands
+            record, note = {"ok": False, "kind": self.prober.level, "status": None, "latency_ms": 0,
+                            "summary": f"probe failed to run: {exc}", "checked_at": _now()}, None
+        if note:
+            run.notes.append(note)
+        if record is None:
+            return
+        run.probe = record
+        if record["ok"]:
+            logger.info("run %s account %s: %s", run.run_id, target.ref, record["summary"])
+        else:
+            logger.warning("run %s account %s: %s", run.run_id, target.ref, record["summary"])
 
     def _finish(self, run: RunResult, plan: Plan, dry_run: bool, *, offboarding: bool) -> None:
         run.plan = plan

@@ -36,6 +36,7 @@ from importer.model import (
     ProductLinkSpec,
     RoleAssignmentSpec,
     SemanticCache,
+    SubscriptionSpec,
     TokenLimit,
     TokenMetrics,
 )
@@ -83,6 +84,26 @@ def backend_id(ref: AccountRef, role: str = "main") -> str:
     if role not in _ROLE_SUFFIX:
         raise ValueError(f"unknown backend role {role!r}: expected one of {', '.join(BACKEND_ROLES)}")
     return _stem(ref, _ROLE_SUFFIX[role])
+
+
+def probe_subscription_id(ref: AccountRef) -> str:
+    """The APIM subscription (key) that ``test`` and the probes use: ``{api id}-probe``."""
+    return _stem(ref, "-probe")
+
+
+def probe_subscription(ref: AccountRef) -> SubscriptionSpec:
+    """Scoped to the account's API only; the display name carries the mark (APIM allows 100 chars)."""
+    return SubscriptionSpec(sid=probe_subscription_id(ref), scope=f"/apis/{api_id(ref)}",
+                            display_name=f"{OWNER_MARK} probe {ref.name}", state="active")
+
+
+def owns_subscription(spec: SubscriptionSpec, ref: AccountRef) -> bool:
+    """Ours for ``ref``: our sid, the mark in the display name, and scoped to this account's API
+    (whose id carries the account's hash)."""
+    scope = spec.scope.rstrip("/").lower()
+    return (spec.sid.lower() == probe_subscription_id(ref).lower()
+            and spec.display_name.startswith(OWNER_MARK)
+            and scope.endswith(f"/apis/{api_id(ref)}".lower()))
 
 
 def role_assignment_name(scope: str, role_guid: str, principal_id: str) -> str:

@@ -19,6 +19,7 @@ from importer.model import (
     AccountRef,
     ActualApi,
     ActualBackend,
+    ActualSubscription,
     ApimRef,
     ApimService,
     ApiSpec,
@@ -29,6 +30,7 @@ from importer.model import (
     ProductLinkSpec,
     RoleAssignmentSpec,
     Scope,
+    SubscriptionSpec,
 )
 
 logger = logging.getLogger(__name__)
@@ -367,6 +369,49 @@ class AzureArm:
         try:
             with arm_call(f"unlink API {link.api_id} from product {link.product_id}"):
                 client.product_api.delete(apim.resource_group, apim.name, link.product_id, link.api_id)
+        except NotFound:
+            pass
+
+    # -- subscriptions (the probe key) ------------------------------------------------------------
+
+    def get_subscription(self, apim: ApimRef, sid: str) -> ActualSubscription | None:
+        """The subscription without its keys (APIM gives keys only through listSecrets)."""
+        client = self.clients.apim(apim.subscription)
+        try:
+            obj, etag = cast(tuple[Any, str | None], call(f"read subscription {sid}", lambda: (
+                client.subscription.get(apim.resource_group, apim.name, sid, cls=_with_etag))))
+        except NotFound:
+            return None
+        spec = SubscriptionSpec(sid=obj.name or sid, scope=obj.scope or "",
+                                display_name=obj.display_name or "", state=_s(obj.state))
+        return ActualSubscription(spec=spec, etag=etag)
+
+    def put_subscription(self, apim: ApimRef, spec: SubscriptionSpec, etag: str | None) -> None:
+        from azure.mgmt.apimanagement.models import SubscriptionCreateParameters
+
+        client = self.clients.apim(apim.subscription)
+        params = SubscriptionCreateParameters(scope=spec.scope, display_name=spec.display_name,
+                                              state=spec.state)
+        with arm_call(f"write subscription {spec.sid}"):
+            client.subscription.create_or_update(apim.resource_group, apim.name, spec.sid, params,
+                                                 notify=False, if_match=etag)
+
+    def subscription_key(self, apim: ApimRef, sid: str) -> str:
+        """The primary key (POST listSecrets). The caller holds it in memory only: never log it."""
+        client = self.clients.apim(apim.subscription)
+        # logging_enable=False: even a client built with network tracing must not log this body.
+        secrets = call(f"read the keys of subscription {sid}", lambda: client.subscription.list_secrets(
+            apim.resource_group, apim.name, sid, logging_enable=False))
+        key = secrets.primary_key or secrets.secondary_key
+        if not key:
+            raise NotFound(f"subscription {sid} has no key")
+        return str(key)
+
+    def delete_subscription(self, apim: ApimRef, sid: str, etag: str | None) -> None:
+        client = self.clients.apim(apim.subscription)
+        try:
+            with arm_call(f"delete subscription {sid}"):
+                client.subscription.delete(apim.resource_group, apim.name, sid, if_match=etag or "*")
         except NotFound:
             pass
 

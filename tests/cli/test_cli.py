@@ -93,8 +93,8 @@ def test_explain_walks_to_the_first_failing_check(world: World, capsys: pytest.C
     assert world.writes() == before
 
 
-@pytest.mark.parametrize("command", [[], ["plan"], ["apply"], ["reconcile"], ["explain"], ["sandbox"],
-                                     ["demo"]])
+@pytest.mark.parametrize("command", [[], ["plan"], ["apply"], ["reconcile"], ["explain"], ["test"],
+                                     ["sandbox"], ["demo"]])
 def test_help_works_for_every_command(command: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-m", "importer", *command, "--help"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
@@ -122,6 +122,28 @@ def test_sandbox_command_serves_the_stand_in() -> None:
                 if time.time() > deadline:
                     raise
                 time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_sandbox_with_a_gateway_serves_apply_then_test(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's offline walk-through: a seeded sandbox with its gateway, apply, then test."""
+    argv = [sys.executable, "-m", "importer", "sandbox", "--port", "0", "--seed", "--gateway"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().strip() for _ in range(6)]
+        assert lines[1].startswith("armsim gateway on http://127.0.0.1:")
+        url = lines[0].rsplit(" ", 1)[-1]
+        apim = next(line for line in lines if line.startswith("APIM: ")).split(" ", 1)[1]
+        common = ["--apim", apim, "--arm-endpoint", url]
+        assert main(["apply", "--account", AOAI, *common, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["probe"]["ok"] is True
+        code, out = _run(capsys, "test", "--account", AOAI, *common, "--json")
+        body = json.loads(out)
+        assert code == 0 and [r["status"] for r in body["results"]] == [200, 200]
+        assert body["gateway"].startswith("http://127.0.0.1:")
     finally:
         proc.terminate()
         proc.wait(10)

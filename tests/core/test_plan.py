@@ -16,6 +16,7 @@ from importer.model import (
     Actual,
     ActualApi,
     ActualBackend,
+    ActualSubscription,
     ApiSpec,
     BackendSpec,
     Change,
@@ -312,6 +313,17 @@ def test_offboard_ignores_marks_of_other_accounts() -> None:
     d = desired()
     role = replace(d.role_assignments[0], description=render.owner_description(other, "x"))
     assert plan.offboard(REF, Actual(role_assignments=(role,))).changes == ()
+
+
+def test_offboard_deletes_our_probe_subscription_first_and_never_a_foreign_one() -> None:
+    d = desired()
+    ours = ActualSubscription(render.probe_subscription(REF), etag='"sub-1"', owned=True)
+    p = plan.offboard(REF, replace(actual_from(d), subscription=ours))
+    assert _summary(p)[:2] == [("delete", "subscription", render.probe_subscription_id(REF)),
+                               ("delete", "api", API)]
+    assert p.changes[0].etag == '"sub-1"'
+    foreign = replace(ours, owned=False)
+    assert "subscription" not in {c.kind for c in plan.offboard(REF, Actual(subscription=foreign)).changes}
 
 
 def test_offboard_nothing() -> None:

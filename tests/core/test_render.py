@@ -93,6 +93,22 @@ def test_owned_account(description: str | None, owner: str | None) -> None:
     assert render.owned_account(description) == owner
 
 
+def test_probe_subscription_is_deterministic_scoped_and_fits_apims_limits() -> None:
+    spec = render.probe_subscription(REF)
+    assert spec.sid == f"{render.api_id(REF)}-probe" and spec.scope == f"/apis/{render.api_id(REF)}"
+    assert spec.state == "active" and spec.display_name.startswith("managed-by=apim-ai-importer")
+    longest = replace(REF, name="a" * 64)
+    assert len(render.probe_subscription(longest).display_name) <= 100
+    assert len(render.probe_subscription_id(longest)) <= 80
+    assert render.owns_subscription(spec, REF)
+    full = replace(spec, scope=f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ApiManagement"
+                               f"/service/apim/apis/{render.api_id(REF).upper()}")
+    assert render.owns_subscription(full, REF)
+    assert not render.owns_subscription(replace(spec, display_name="someone's"), REF)
+    assert not render.owns_subscription(replace(spec, scope="/apis"), REF)
+    assert not render.owns_subscription(spec, replace(REF, name="other"))
+
+
 def test_owner_description_ends_with_the_mark() -> None:
     assert render.owner_description(REF, "Hello.") == f"Hello.\n{MARK}"
     other_case = AccountRef(SUB.upper(), "RG-AI", "CONTOSO-AI")

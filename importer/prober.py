@@ -1,0 +1,231 @@
+"""Prober: requests through the gateway with a key the importer owns, after an apply (the probe) and
+for ``python -m importer test``.
+
+Edge module: the key's subscription is read, made on first use and its key listed through the ARM
+adapter; requests go through the gateway adapter; importer/probe.py decides what to send and what
+answers mean. The key lives in a local variable for one call: never logged, stored, returned or
+put in an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from importer import gateway, probe
+from importer.azure.arm import AzureArm
+from importer.config import resolve_options
+from importer.model import (
+    AccountRef,
+    ApimRef,
+    ConflictError,
+    Deployment,
+    InvalidInput,
+    Mode,
+    NotFound,
+)
+from importer.probe import Answer, CallResult, ProbeRequest
+from importer.render import api_id, owns_subscription, probe_subscription, routable_deployments
+from importer.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+LEVELS = ("off", "routing", "call")
+Send = Callable[..., Answer]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def level(settings: Settings) -> str:
+    value = settings.get("IMPORTER_PROBE").strip().lower() or "routing"
+    if value not in LEVELS:
+        raise InvalidInput(f"IMPORTER_PROBE={value!r}: expected one of {', '.join(LEVELS)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to send: the account's API on the gateway, and what its policy adds to answers."""
+
+    ref: AccountRef
+    gateway_url: str
+    api_path: str
+    mode: Mode
+    key_header: str = "api-key"
+    token_headers: tuple[str, ...] = ()
+    deployments: tuple[Deployment, ...] = ()  # routable, for IMPORTER_PROBE=call
+
+
+@dataclass
+class GatewayReport:
+    """``python -m importer test``: one result per deployment tried."""
+
+    account: str
+    gateway_url: str
+    api_path: str
+    mode: str
+    key: str  # where the key came from, never the key
+    results: list[CallResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        tried = [r for r in self.results if r.source != "skipped"]
+        return bool(tried) and all(r.ok for r in tried)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"account": self.account, "gateway": self.gateway_url, "apiPath": self.api_path,
+                "mode": self.mode, "key": self.key, "ok": self.ok, "notes": self.notes,
+                "results": [r.to_json() for r in self.results]}
+
+
+class Prober:
+    """Sends probe requests. ``send`` is the gateway adapter (a seam for tests); against the local
+    stand-in (``local``) only a loopback gateway is ever called."""
+
+    def __init__(self, arm: AzureArm, apim: ApimRef, *, level: str = "routing", local: bool = False,
+                 send: Send = gateway.send, attempts: int = 3, retry_wait_s: float = 2.0,
+                 timeout_s: float = 15.0) -> None:
+        self.arm = arm
+        self.apim = apim
+        self.level = level
+        self.local = local
+        self.send = send
+        self.attempts = max(1, attempts)
+        self.retry_wait_s = retry_wait_s
+        self.timeout_s = timeout_s
+
+    @classmethod
+    def from_settings(cls, settings: Settings, arm: AzureArm, apim: ApimRef) -> Prober | None:
+        """None when IMPORTER_PROBE is off."""
+        chosen = level(settings)
+        if chosen == "off":
+            return None
+        local = bool(arm.clients.local)
+        return cls(arm, apim, level=chosen, local=local, retry_wait_s=0.05 if local else 2.0)
+
+    # -- where and with what key ------------------------------------------------------------------
+
+    def gateway_problem(self, url: str) -> str | None:
+        """Why ``url`` must not be called, or None."""
+        if not url:
+            return "the APIM service has no gateway URL"
+        if self.local and not gateway.is_loopback(url):
+            return (f"the stand-in's gateway URL {url} is not served locally: start it with a gateway "
+                    "(python -m importer sandbox --gateway, or armsim.start(gateway=True))")
+        return None
+
+    def key(self, ref: AccountRef) -> tuple[str, bool]:
+        """(the key of the importer's subscription for ``ref``'s API, made just now?). Makes the
+        subscription on first use; refuses one with our id that is not ours."""
+        want = probe_subscription(ref)
+        have = self.arm.get_subscription(self.apim, want.sid)
+        made = False
+        if have is not None and not owns_subscription(have.spec, ref):
+            raise ConflictError(f"subscription {want.sid} exists without the importer's mark or with "
+                                "another scope: remove it, or pass a key with --key")
+        if have is None or have.spec.state.lower() != "active":
+            self.arm.put_subscription(self.apim, want, have.etag if have else None)
+            made = True
+            logger.info("%s subscription %s (scope %s) for gateway probes",
+                        "made" if have is None else "re-activated", want.sid, want.scope)
+        return self.arm.subscription_key(self.apim, want.sid), made
+
+    # -- sending ------------------------------------------------------------------------------------
+
+    def call(self, target: Target, request: ProbeRequest, key: str | None, *,
+             retry_statuses: Iterable[int] = (404,)) -> CallResult:
+        """Send ``request``; retry the gateway's "not (yet) there" answers, which a change just
+        written can give until the gateway loads it."""
+        retry = set(retry_statuses)
+        url = request.url(target.gateway_url, target.api_path)
+        result: CallResult | None = None
+        for attempt in range(self.attempts):
+            if attempt:
+                time.sleep(self.retry_wait_s)
+            answer = self.send(url, request.method, request.body, key=key, key_header=target.key_header,
+                               timeout=self.timeout_s)
+            result = probe.classify(request, answer, target.token_headers)
+            if not (result.source == "gateway" and result.status in retry):
+                break
+        assert result is not None
+        return result
+
+    def routing(self, target: Target, key: str | None, fresh_key: bool = False) -> CallResult:
+        request = probe.routing_request(target.mode, (d.name for d in target.deployments))
+        return self.call(target, request, key, retry_statuses=(401, 404) if fresh_key else (404,))
+
+    def deployment(self, target: Target, name: str, model_name: str, key: str | None,
+                   fresh_key: bool = False) -> CallResult:
+        operation = probe.operation_for(name, model_name)
+        if operation is None:
+            return probe.skipped(name, model_name)
+        request = probe.build_request(target.mode, name, operation, model_name)
+        return self.call(target, request, key, retry_statuses=(401, 404) if fresh_key else (404,))
+
+    # -- after an apply -----------------------------------------------------------------------------
+
+    def after_apply(self, target: Target) -> tuple[dict[str, Any] | None, str | None]:
+        """(the probe record, a note). No record when the gateway cannot be called from here."""
+        problem = self.gateway_problem(target.gateway_url)
+        if problem:
+            return None, f"probe skipped: {problem}"
+        key, fresh = self.key(target.ref)
+        checked_at = _now()
+        routing = self.routing(target, key, fresh)
+        calls: list[CallResult] = []
+        if self.level == "call":
+            calls = [self.deployment(target, d.name, d.model_name, key, fresh) for d in target.deployments]
+        return probe.probe_record(self.level, routing, checked_at, calls), None
+
+
+def gateway_test(prober: Prober, settings: Settings, ref: AccountRef, *, deployment: str | None = None,
+                 key: str | None = None, service: Any = None) -> GatewayReport:
+    """``python -m importer test``: read the account, its API and policy as they are now, then try
+    one deployment (``deployment``) or every routable one. ``service`` is the APIM service
+    (ApimService) when the caller has read it."""
+    arm = prober.arm
+    account = arm.get_account(ref)
+    svc = service or arm.get_apim(prober.apim)
+    problem = prober.gateway_problem(svc.gateway_url)
+    if problem:
+        raise InvalidInput(f"cannot test through the gateway: {problem}")
+    api = arm.get_api(prober.apim, api_id(ref))
+    if api is None:
+        raise NotFound(f"no API {api_id(ref)} for {ref.name} in APIM {prober.apim.name}: run "
+                       "python -m importer apply first")
+    mode = probe.mode_from_path(api.spec.path) or resolve_options(settings, account.tag_map,
+                                                                  account=ref.name).mode
+    policy, _etag = arm.get_policy(prober.apim, api.spec.api_id)
+    routable = routable_deployments(account)
+    target = Target(ref, svc.gateway_url, api.spec.path, mode, api.spec.key_header or "api-key",
+                    probe.token_limit_headers(policy.xml if policy else None), routable)
+    fresh = False
+    if key is None:
+        key, fresh = prober.key(ref)
+        source = f"the importer's subscription {probe_subscription(ref).sid}"
+    else:
+        source = "given (--key)"
+    report = GatewayReport(ref.id, svc.gateway_url, api.spec.path, mode.value, source)
+    if deployment is not None:
+        known = {d.name.lower(): d for d in account.deployments}
+        found = known.get(deployment.lower())
+        if found is None:
+            report.notes.append(f"the account has no deployment '{deployment}'")
+        elif found not in routable:
+            report.notes.append(f"deployment '{found.name}' is not routed: provisioningState "
+                                f"{found.provisioning_state or 'unknown'}")
+        wanted = [(found.name if found else deployment, found.model_name if found else "")]
+    else:
+        wanted = [(d.name, d.model_name) for d in routable]
+        if not wanted:
+            report.notes.append("the account has no deployment in state Succeeded: nothing to call")
+    for name, model_name in wanted:
+        report.results.append(prober.deployment(target, name, model_name, key, fresh))
+    return report
