@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -44,6 +45,17 @@ ACCOUNTS: dict[str, tuple[str, tuple[tuple[str, str, str, str], ...]]] = {
                             ("Phi-4", "Phi-4", "7", "Microsoft"))),
     "gamma": ("OpenAI", (("o3-mini", "o3-mini", "2025-01-31", "OpenAI"),)),
 }
+# Full size (scripts/faults.py): bystander accounts that every pass also reconciles.
+EXTRA_ACCOUNTS = int(os.environ.get("FAULTS_EXTRA_ACCOUNTS", "0"))
+FULL = os.environ.get("FAULTS_FULL", "") == "1"
+
+
+def estate_accounts() -> dict[str, tuple[str, tuple[tuple[str, str, str, str], ...]]]:
+    extra = {f"extra-{i:03d}": ("OpenAI", (("gpt-4o", "gpt-4o", "2024-11-20", "OpenAI"),))
+             for i in range(EXTRA_ACCOUNTS)}
+    return {**ACCOUNTS, **extra}
+
+
 VOLATILE = {"etag", "systemData", "createdOn", "updatedOn", "createdAtUtc", "createdDate", "updatedDate",
             "startTime", "endTime", "dateCreated", "internalId"}
 _MARK = re.compile(r"\[managed-by=apim-ai-importer account=([^\]\s]+)\]")
@@ -145,7 +157,7 @@ class FaultWorld:
         return self.sim.log.writes()
 
 
-def seed_estate(sim: Sim, clients: Clients, accounts: dict[str, Any] = ACCOUNTS) -> FaultWorld:
+def seed_estate(sim: Sim, clients: Clients, accounts: dict[str, Any] | None = None) -> FaultWorld:
     from azure.mgmt.apimanagement import models
     from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
 
@@ -153,7 +165,7 @@ def seed_estate(sim: Sim, clients: Clients, accounts: dict[str, Any] = ACCOUNTS)
     with sim.state.lock:  # a fixed principal: role-assignment names (uuid5 of it) match across estates
         sim.state.store.get(APIM).body["identity"]["principalId"] = PRINCIPAL
     seed.create_product(clients, APIM, PRODUCT)
-    for name, (kind, deployments) in accounts.items():
+    for name, (kind, deployments) in (estate_accounts() if accounts is None else accounts).items():
         seed.create_account(clients, name=name, kind=kind)
         for dep, model, version, fmt in deployments:
             seed.create_deployment(clients, account_id(name), dep, model=model, version=version,

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ import pytest
 from importer.model import AccountRef
 from importer.reconcile import MAX_REPLANS
 from importer.render import api_id, backend_id
-from tests.faults.conftest import APIM, PRODUCT, Estates, FaultWorld, account_id, assert_converged
+from tests.faults.conftest import APIM, FULL, PRODUCT, Estates, FaultWorld, account_id, assert_converged
 
 ALPHA = AccountRef.parse(account_id("alpha"))
 GAMMA = AccountRef.parse(account_id("gamma"))
@@ -133,7 +134,7 @@ def test_5xx_beyond_the_retry_budget_fails_transient_then_the_next_run_converges
     world, first, ctx = _faulted(estates, "onboard", None,
                                  lambda w: w.sim.faults.script("PUT", ALPHA_POLICY, [status] * 50))
     outcomes = _outcomes(first)
-    assert outcomes == {"alpha": "failed", "beta": "applied", "gamma": "applied"}
+    assert outcomes.pop("alpha") == "failed" and set(outcomes.values()) == {"applied"}, outcomes
     failed = next(r for r in first if r.outcome == "failed")
     assert failed.error_kind == "transient" and failed.writes == 3  # role, backend, API written
     assert world.sim.resource(f"{APIM}/apis/{api_id(ALPHA)}/policies/policy") is None
@@ -286,26 +287,32 @@ def test_a_permanent_failure_after_k_writes_then_the_next_run_converges(estates:
     _next_run_converges(world, ctx)
 
 
+@pytest.mark.parametrize("concurrency", [1, 8] if FULL else [1])
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
-def test_the_process_killed_after_k_writes_then_the_next_run_converges(estates: Estates, k: int) -> None:
-    """A real kill: a subprocess runs the pass (one account at a time); the (k+1)-th write hangs up,
-    and the process gets SIGKILL while the SDK is retrying it. Exactly k writes landed."""
+def test_the_process_killed_after_k_writes_then_the_next_run_converges(estates: Estates, k: int,
+                                                                       concurrency: int) -> None:
+    """A real kill: a subprocess runs the pass (one account at a time in CI: alpha's apply is cut
+    after its k-th write); every write after the k-th hangs up, and the process gets SIGKILL while
+    the SDK is retrying. Exactly k writes landed."""
     reference = estates.reference("onboard")
     world = estates.fresh()
     before = world.foreign()
     world.sim.faults.script("PUT", None, [None] * k + ["reset"] * 200)
     env = {**os.environ, **world.env, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.faults.runner", "--concurrency", "1"], env=env,
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while not world.sim.log.select(fault="reset"):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the (k+1)-th write never came"
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=10)
+    with tempfile.TemporaryFile() as stderr:
+        cmd = [sys.executable, "-m", "tests.faults.runner", "--concurrency", str(concurrency)]
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            deadline = time.monotonic() + 30
+            while not world.sim.log.select(fault="reset"):
+                if proc.poll() is not None:
+                    stderr.seek(0)
+                    pytest.fail(f"the pass ended before its (k+1)-th write: {stderr.read()[-2000:]!r}")
+                assert time.monotonic() < deadline, "the (k+1)-th write never came"
+                time.sleep(0.01)
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.wait(timeout=10)
     assert proc.returncode == -signal.SIGKILL
     landed = [e for e in world.sim.log.select(kind="write") if e.fault is None]
     assert len(landed) == k and all(e.status < 300 for e in landed), [(e.path, e.status) for e in landed]
@@ -328,8 +335,8 @@ def test_offboarding_interrupted_after_k_deletes_leaves_nothing_orphaned(estates
     assert gamma.outcome == "failed", gamma
     runs = _next_run_converges(world, ctx)
     assert _outcomes(runs)["gamma"] == "offboarded"
-    assert world.owned_ids("Microsoft.ApiManagement/service/backends") == sorted(
-        f"{APIM}/backends/{backend_id(AccountRef.parse(account_id(n)))}" for n in ("alpha", "beta"))
+    owned = world.owned_ids("Microsoft.ApiManagement/service/backends")
+    assert owned and not [b for b in owned if "ai-gamma-" in b]
 
 
 def test_json_state_is_comparable(estates: Estates) -> None:
