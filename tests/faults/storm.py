@@ -58,6 +58,7 @@ class StormResult:
     storm_writes: int
     minimum_writes: int
     storm_reads: int
+    minimum_reads: int
     messages_processed: int
     worker_errors: list[str] = field(default_factory=list)
     poisoned: int = 0
@@ -115,7 +116,7 @@ def run_storm(estates: Estates, n: int, *, workers: int = 4, seed_value: int = 7
     clean, _, _ = _prepared(estates, n)
     clean_runs = clean.run_pass()
     assert all(r.ok for r in clean_runs), [r.error for r in clean_runs if r.error]
-    minimum, clean_state = clean.writes(), clean.state()
+    minimum, minimum_reads, clean_state = clean.writes(), clean.sim.log.reads(), clean.state()
 
     world, foreign_before, events = _prepared(estates, n)
     for k, v in world.env.items():
@@ -179,6 +180,7 @@ def run_storm(estates: Estates, n: int, *, workers: int = 4, seed_value: int = 7
     return StormResult(
         accounts=len(ACCOUNTS) + n, distinct_events=len(events), delivered=len(storm), enqueued=enqueued,
         storm_writes=world.writes(), minimum_writes=minimum, storm_reads=world.sim.log.reads(),
+        minimum_reads=minimum_reads,
         messages_processed=processed[0], worker_errors=errors, poisoned=state.queue.count(poison=True),
         seconds=round(seconds, 2), storm_state=world.state(), clean_state=clean_state,
         storm_foreign=(foreign_before, world.foreign()), leftover_plans=world.plans_nothing())

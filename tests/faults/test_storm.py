@@ -21,7 +21,8 @@ def test_event_storm_converges_like_one_clean_pass(estates: Estates, monkeypatch
                                                    record_property) -> None:  # noqa: ANN001
     result = run_storm(estates, ACCOUNTS, setenv=monkeypatch.setenv)
     for name in ("accounts", "distinct_events", "delivered", "enqueued", "storm_writes", "minimum_writes",
-                 "storm_reads", "messages_processed", "poisoned", "seconds"):
+                 "storm_reads", "minimum_reads",
+                 "messages_processed", "poisoned", "seconds"):
         record_property(name, getattr(result, name))
     record_property("ratio", round(result.ratio, 3))
     assert result.distinct_events == 4 * ACCOUNTS
