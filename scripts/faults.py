@@ -40,7 +40,7 @@ ROWS = [
     ("process_killed_after_k_writes", "process SIGKILLed after k writes (k=1..5)"),
     ("offboarding_interrupted", "offboarding cut after k deletes"),
     ("event_storm", "event storm (x5 duplicates, shuffled, deletes first)"),
-    ("json_state_is_comparable", "the yardstick detects a difference"),
+    ("yardstick_detects_a_difference", "the yardstick detects a difference"),
 ]
 
 

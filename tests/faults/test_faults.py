@@ -117,7 +117,8 @@ def test_429_with_retry_after_is_waited_out_within_the_run(estates: Estates) -> 
 
 
 @pytest.mark.parametrize("status", [500, 503])
-@pytest.mark.parametrize("target", [("PUT", ALPHA_API), ("PUT", ALPHA_POLICY), ("GET", r"/policies/policy$")])
+@pytest.mark.parametrize("target", [("PUT", ALPHA_API), ("PUT", ALPHA_POLICY), ("GET", r"/policies/policy$")],
+                         ids=["put-api", "put-policy", "get-policy"])
 def test_5xx_within_the_retry_budget_recovers_in_the_same_run(estates: Estates, status: int,
                                                              target: tuple[str, str]) -> None:
     scenario, setup = ("onboard", None) if target[0] == "PUT" else ("repair", drifted)
@@ -154,7 +155,8 @@ def test_a_single_connection_reset_is_retried_in_the_same_run(estates: Estates) 
     _next_run_converges(world, ctx)
 
 
-@pytest.mark.parametrize("target", [ALPHA_BACKEND, ALPHA_API, ALPHA_POLICY, r"/products/.*/apis/ai-alpha-"])
+@pytest.mark.parametrize("target", [ALPHA_BACKEND, ALPHA_API, ALPHA_POLICY, r"/products/.*/apis/ai-alpha-"],
+                         ids=["backend", "api", "policy", "product-link"])
 def test_connection_resets_beyond_the_retry_budget_then_the_next_run_converges(estates: Estates,
                                                                                target: str) -> None:
     world, first, ctx = _faulted(estates, "onboard", None,
@@ -287,8 +289,8 @@ def test_a_permanent_failure_after_k_writes_then_the_next_run_converges(estates:
     _next_run_converges(world, ctx)
 
 
-@pytest.mark.parametrize("concurrency", [1, 8] if FULL else [1])
-@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("concurrency", [1, 8] if FULL else [1], ids=lambda c: f"concurrency{c}")
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5], ids=lambda k: f"k{k}")
 def test_the_process_killed_after_k_writes_then_the_next_run_converges(estates: Estates, k: int,
                                                                        concurrency: int) -> None:
     """A real kill: a subprocess runs the pass (one account at a time in CI: alpha's apply is cut
@@ -339,7 +341,7 @@ def test_offboarding_interrupted_after_k_deletes_leaves_nothing_orphaned(estates
     assert owned and not [b for b in owned if "ai-gamma-" in b]
 
 
-def test_json_state_is_comparable(estates: Estates) -> None:
+def test_the_yardstick_detects_a_difference(estates: Estates) -> None:
     """The yardstick itself: two fault-free estates compare equal, and a real difference shows."""
     reference = estates.reference("onboard")
     world = estates.fresh()
