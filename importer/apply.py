@@ -45,12 +45,14 @@ class ApplyError(ImporterError):
         self.kind = cause.kind
 
 
-def preflight(arm: AzureArm, apim: ApimRef, plan: Plan) -> None:
-    """Fail before the first write on what would otherwise fail half-way through."""
+def preflight(arm: AzureArm, apim: ApimRef, plan: Plan,
+              known_products: frozenset[str] = frozenset()) -> None:
+    """Fail before the first write on what would otherwise fail half-way through.
+    ``known_products`` were listed moments ago by the fleet pass: no need to read them again."""
     for change in plan.writes:
         if change.kind == "product_link" and change.action is Action.CREATE:
             link: ProductLinkSpec = change.desired
-            if not arm.product_exists(apim, link.product_id):
+            if link.product_id not in known_products and not arm.product_exists(apim, link.product_id):
                 raise InvalidInput(
                     f"product '{link.product_id}' does not exist in APIM {apim.name}: create it, or "
                     "remove it from IMPORTER_PRODUCTS / the apim-importer-products tag")
@@ -93,11 +95,12 @@ def _write(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) ->
         raise ValueError(f"unknown kind {kind}")
 
 
-def apply(arm: AzureArm, apim: ApimRef, plan: Plan, *, run_id: str = "-") -> ApplyResult:
+def apply(arm: AzureArm, apim: ApimRef, plan: Plan, *, run_id: str = "-",
+          known_products: frozenset[str] = frozenset()) -> ApplyResult:
     result = ApplyResult()
     if plan.empty:
         return result
-    preflight(arm, apim, plan)
+    preflight(arm, apim, plan, known_products)
     for change in plan.writes:
         try:
             _write(arm, apim, plan.account, change)

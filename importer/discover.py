@@ -87,7 +87,8 @@ def _path_clash(others: Iterable[ApiSpec], desired: Desired) -> str | None:
     return None
 
 
-def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapshot | None = None) -> Actual:
+def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapshot | None = None,
+                *, paths_from: Snapshot | None = None) -> Actual:
     """Actual state for ``desired``'s ids: API (+operations), policy, backends, links, roles.
 
     With a ``snapshot``, listed objects are taken from it (no ETags); without, each is read."""
@@ -104,7 +105,10 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
     links: tuple[ProductLinkSpec, ...] = ()
     if api is None:
         # Only when we are about to create: is the path taken by someone else's API?
-        path_clash = _path_clash(snapshot.apis.values() if snapshot else arm.list_apis(apim), desired)
+        # A fleet pass checks against its listing (``paths_from``) rather than listing every API
+        # again for each new account; APIM itself refuses a duplicate path at PUT time anyway.
+        listing = snapshot or paths_from
+        path_clash = _path_clash(listing.apis.values() if listing else arm.list_apis(apim), desired)
     else:
         policy, policy_etag = arm.get_policy(apim, aid)
         wanted_products = {link.product_id for link in desired.product_links}

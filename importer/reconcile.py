@@ -24,6 +24,7 @@ from importer.config import enabled, resolve_options
 from importer.model import (
     Account,
     AccountRef,
+    Action,
     ApimRef,
     ApimService,
     ConflictError,
@@ -231,11 +232,14 @@ class Reconciler:
         desired = render(acct, svc, options)
         actual = discover.read_actual(self.arm, self.apim, desired, snapshot)
         plan = diff(desired, actual, adopt=options.adopt)
-        if snapshot is not None and plan.changes:
-            # The snapshot may be minutes old and holds no ETags: decide writes on fresh reads.
-            actual = discover.read_actual(self.arm, self.apim, desired)
+        if snapshot is not None and any(c.action is not Action.CREATE for c in plan.changes):
+            # The snapshot may be minutes old and holds no ETags: an update, delete or conflict is
+            # decided on fresh reads. Creates need no ETag (a PUT of an absent object), and the
+            # fresh read can't close that race either, so they go ahead on the snapshot's word.
+            actual = discover.read_actual(self.arm, self.apim, desired, paths_from=snapshot)
             plan = diff(desired, actual, adopt=options.adopt)
-        self._finish(run, plan, dry_run, offboarding=False)
+        self._finish(run, plan, dry_run, offboarding=False,
+                     known_products=frozenset(snapshot.product_apis) if snapshot else frozenset())
         if dry_run or self.prober is None or run.outcome != "applied":
             return None
         return Target(ref, svc.gateway_url, desired.api.path, options.mode, desired.api.key_header,
@@ -260,12 +264,13 @@ class Reconciler:
         else:
             logger.warning("run %s account %s: %s", run.run_id, target.ref, record["summary"])
 
-    def _finish(self, run: RunResult, plan: Plan, dry_run: bool, *, offboarding: bool) -> None:
+    def _finish(self, run: RunResult, plan: Plan, dry_run: bool, *, offboarding: bool,
+                known_products: frozenset[str] = frozenset()) -> None:
         run.plan = plan
         if dry_run:
             run.outcome = "planned" if not plan.empty else ("conflict" if plan.conflicts else "noop")
             return
-        result = apply(self.arm, self.apim, plan, run_id=run.run_id)
+        result = apply(self.arm, self.apim, plan, run_id=run.run_id, known_products=known_products)
         run.writes += result.writes
         run.applied += [c.to_json() for c in result.applied]
         if plan.conflicts:
