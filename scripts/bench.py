@@ -315,7 +315,17 @@ def run_child(sim: Sim, role: str, env: dict[str, str], n: int, concurrency: int
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     result.update(log_stats(sim.log.entries, n, result["wall_s"]))
     result["loadavg_1m_after"] = round(os.getloadavg()[0], 2)  # 2 cores: above ~2, the pass shared them
+    result["code"] = code_version()  # the subprocess imported the importer as it was at this moment
     return result
+
+
+def code_version() -> str:
+    """HEAD, plus '+dirty' when importer/ has uncommitted changes (the tree is shared while we run)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+                          check=False).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "importer", "function_app.py"],
+                           capture_output=True, text=True, cwd=ROOT, check=False).stdout.strip()
+    return head + ("+dirty" if dirty else "")
 
 
 def settle(sim: Sim, env: dict[str, str], n: int, concurrency: int) -> list[dict[str, Any]]:
@@ -642,8 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "latency_s": args.latency,
         "concurrency": args.concurrency, "cpus": os.cpu_count(), "python": sys.version.split()[0],
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                 cwd=ROOT, check=False).stdout.strip(),
+        "commit": code_version(),
         "throttle": {"read_burst": READ_BURST, "read_rate": READ_RATE, "write_burst": WRITE_BURST,
                      "write_rate": WRITE_RATE, "per": "subscription"},
         "subscriptions": args.subscriptions,
