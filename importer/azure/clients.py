@@ -40,12 +40,13 @@ class StaticCredential:
 class Clients:
     """Lazily built, cached SDK clients, one per (kind, subscription).
 
-    ``arm_endpoint``, ``polling_interval`` and ``retry_total`` override the settings (tests use them).
+    ``arm_endpoint``, ``polling_interval`` and ``retry_total`` override the settings (tests use them);
+    ``pacing=False`` turns off client-side pacing (importer.azure.pacing), to watch ARM's 429s.
     """
 
     def __init__(self, settings: Settings | None = None, *, arm_endpoint: str | None = None,
                  polling_interval: float | None = None, retry_total: int | None = None,
-                 credential: TokenCredential | None = None) -> None:
+                 credential: TokenCredential | None = None, pacing: bool = True) -> None:
         self.settings = settings or Settings.from_env()
         endpoint = self.settings.arm_endpoint if arm_endpoint is None else arm_endpoint
         self.arm_endpoint = endpoint.rstrip("/")
@@ -56,6 +57,11 @@ class Clients:
         self._credential = credential
         self._cache: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
+        from importer.azure.pacing import ArmPacer
+
+        # One pacer for every client: ARM's budget is per subscription, whichever client spends it.
+        self.pacer = ArmPacer()
+        self.pacing = pacing
 
     @property
     def credential(self) -> TokenCredential:
@@ -71,7 +77,7 @@ class Clients:
 
     def _options(self) -> dict[str, Any]:
         """Keyword arguments shared by every management client."""
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"custom_hook_policy": self.pacer} if self.pacing else {}
         if self.polling_interval is not None:
             options["polling_interval"] = self.polling_interval
         if self.local:
