@@ -640,6 +640,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="deal the accounts over this many subscriptions (each its own throttle buckets; "
                              "APIM stays in the first). The headline figures use 1.")
     parser.add_argument("--out", default="docs/bench", help="directory for results.json and bench.png")
+    parser.add_argument("--merge-from", default=None,
+                        help="a results.json whose other sizes are kept (sizes run now replace theirs)")
     parser.add_argument("--skip-event", action="store_true")
     parser.add_argument("--skip-imports", action="store_true")
     args = parser.parse_args(argv)
@@ -663,6 +665,14 @@ def main(argv: list[str] | None = None) -> int:
         results["sizes"].append(bench_size(n, args.latency, roles, args.concurrency, args.baseline_full_max,
                                            args.subscriptions))
         json_path.write_text(json.dumps(results, indent=1))  # keep what is done if a later size fails
+    if args.merge_from:
+        earlier = json.loads(Path(args.merge_from).read_text())
+        kept = [dict(size, measured_in=earlier.get("started"), code=earlier.get("commit"))
+                for size in earlier.get("sizes", []) if size["n"] not in sizes]
+        results["sizes"] = sorted(kept + results["sizes"], key=lambda size: size["n"])
+        for key in ("event", "imports"):
+            if key in earlier:
+                results[f"{key}_earlier"] = earlier[key]
     results["ratios"] = ratios(results)
     if not args.skip_event:
         results["event"] = bench_event(args.latency)
