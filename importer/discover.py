@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from importer.azure.arm import AzureArm
 from importer.model import (
     AccountRef,
+    Action,
     Actual,
     ActualApi,
     ActualBackend,
@@ -21,6 +22,7 @@ from importer.model import (
     BackendSpec,
     Desired,
     NotFound,
+    Plan,
     ProductLinkSpec,
     RoleAssignmentSpec,
 )
@@ -31,6 +33,7 @@ from importer.render import (
     owned_account,
     owns_subscription,
     probe_subscription_id,
+    role_assignment_name,
 )
 
 
@@ -87,11 +90,31 @@ def _path_clash(others: Iterable[ApiSpec], desired: Desired) -> str | None:
     return None
 
 
+def owned_principal(scope_roles: Iterable[RoleAssignmentSpec], ref: AccountRef) -> str | None:
+    """The principal of this importer's own assignment on the account, if exactly one principal
+    holds one: an assignment carrying our mark for ``ref`` whose name is the deterministic name for
+    its own (scope, role, principal). Anything else (none, several, a renamed one) → None."""
+    found = {r.principal_id.lower() for r in scope_roles
+             if _mine(r.description, ref)
+             and r.name.lower() == role_assignment_name(ref.id, r.role_definition_guid, r.principal_id)}
+    return found.pop() if len(found) == 1 else None
+
+
+def roles_of(scope_roles: Iterable[RoleAssignmentSpec], desired: Desired) -> tuple[RoleAssignmentSpec, ...]:
+    """The assignments of ``desired``'s principal among those listed at the account's scope."""
+    if not desired.role_assignments:
+        return ()
+    principal = desired.role_assignments[0].principal_id.lower()
+    return tuple(r for r in scope_roles if r.principal_id.lower() == principal)
+
+
 def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapshot | None = None,
-                *, paths_from: Snapshot | None = None) -> Actual:
+                *, paths_from: Snapshot | None = None,
+                scope_roles: tuple[RoleAssignmentSpec, ...] | None = None) -> Actual:
     """Actual state for ``desired``'s ids: API (+operations), policy, backends, links, roles.
 
-    With a ``snapshot``, listed objects are taken from it (no ETags); without, each is read."""
+    With a ``snapshot``, listed objects are taken from it (no ETags); without, each is read.
+    ``scope_roles`` (every assignment at the account's scope, already read) saves the role read."""
     ref = desired.account
     aid = desired.api.api_id
     if snapshot is not None:
@@ -124,7 +147,11 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
         wanted += [bid for bid in (backend_id(ref, role) for role in BACKEND_ROLES)
                    if bid not in wanted and bid in policy.xml]
     found: list[ActualBackend | None] = []
-    for bid in wanted:
+    if snapshot is None and len(wanted) > 1:
+        # Feature backends share the API id as a prefix: one listing instead of a read each.
+        named = {b.spec.backend_id.lower(): b for b in arm.list_backends_named(apim, aid)}
+        found = [named.get(bid.lower()) for bid in wanted]
+    for bid in wanted if not found else ():
         if snapshot is not None:
             spec = snapshot.backends.get(bid.lower())
             found.append(None if spec is None else ActualBackend(spec=spec))
@@ -132,7 +159,9 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
             found.append(arm.get_backend(apim, bid))
     backends = tuple(b for b in (_own_backend(x, ref) for x in found) if b is not None)
     roles: tuple[RoleAssignmentSpec, ...] = ()
-    if desired.role_assignments:
+    if scope_roles is not None:
+        roles = roles_of(scope_roles, desired)
+    elif desired.role_assignments:
         principal = desired.role_assignments[0].principal_id
         if (snapshot is not None and snapshot.principal_id == principal
                 and ref.subscription.lower() in snapshot.role_subscriptions):
@@ -141,6 +170,22 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
             roles = arm.list_role_assignments(ref.id, ref.subscription, principal)
     return Actual(api=api, path_clash=path_clash, backends=backends, policy=policy,
                   policy_etag=policy_etag, product_links=links, role_assignments=roles)
+
+
+def unguarded(actual: Actual, plan: Plan) -> list[str]:
+    """Backends the plan updates or deletes that were read from a listing (no ETag to guard the
+    write with): re-read them with :func:`refresh_backends` before applying."""
+    have = {b.spec.backend_id.lower(): b for b in actual.backends}
+    return sorted({c.id for c in plan.changes if c.kind == "backend"
+                   and c.action in (Action.UPDATE, Action.DELETE)
+                   and c.id.lower() in have and have[c.id.lower()].etag is None})
+
+
+def refresh_backends(arm: AzureArm, apim: ApimRef, ref: AccountRef, actual: Actual,
+                     ids: Iterable[str]) -> Actual:
+    fresh = {i.lower(): _own_backend(arm.get_backend(apim, i), ref) for i in ids}
+    kept = [b for b in actual.backends if b.spec.backend_id.lower() not in fresh]
+    return replace(actual, backends=tuple(kept + [b for b in fresh.values() if b is not None]))
 
 
 def read_owned(arm: AzureArm, apim: ApimRef, ref: AccountRef, principal_id: str | None) -> Actual:

@@ -125,6 +125,26 @@ class Reconciler:
             self._apim_cache[check_cache] = (self._clock(), svc)
         return svc
 
+    def cached_apim_service(self, *, check_cache: bool = False) -> ApimService | None:
+        """The APIM service from the cache if it is fresh, else None (no read)."""
+        with self._apim_lock:
+            hit = self._apim_cache.get(check_cache)
+            if hit and self._clock() - hit[0] < self._apim_ttl_s:
+                return hit[1]
+        return None
+
+    def _service(self, run: RunResult, check_cache: bool, enable_identity: bool,
+                 dry_run: bool) -> ApimService:
+        """APIM's own word on its identity (and cache); turns the identity on if asked to."""
+        svc = self.apim_service(check_cache=check_cache)
+        if svc.principal_id is None and enable_identity and not dry_run:
+            self.arm.enable_apim_identity(self.apim)
+            run.writes += 1
+            run.notes.append("turned on APIM's system-assigned identity")
+            self.forget_apim()
+            svc = self.apim_service(check_cache=check_cache)
+        return svc
+
     def forget_apim(self) -> None:
         with self._apim_lock:
             self._apim_cache.clear()
@@ -222,21 +242,40 @@ class Reconciler:
             if not d.routable:
                 run.notes.append(f"deployment {d.name} not routed: provisioningState="
                                  f"{d.provisioning_state or 'unknown'}")
-        svc = self.apim_service(check_cache=options.semantic_cache is not None)
-        if svc.principal_id is None and options.enable_apim_identity and not dry_run:
-            self.arm.enable_apim_identity(self.apim)
-            run.writes += 1
-            run.notes.append("turned on APIM's system-assigned identity")
-            self.forget_apim()
-            svc = self.apim_service(check_cache=options.semantic_cache is not None)
+        check_cache = options.semantic_cache is not None
+        cached = self.cached_apim_service(check_cache=check_cache)
+        scope_roles = None
+        speculative = False
+        if cached is None and snapshot is None:
+            # A cold single-account run: APIM's principal is taken from our own assignment on the
+            # account (one read we make anyway), and the APIM service is read only if the plan has
+            # something to do. An identity change alone is found by the next fleet pass.
+            scope_roles = self.arm.list_role_assignments_at(ref.id, ref.subscription)
+            principal = discover.owned_principal(scope_roles, ref)
+            if principal is not None:
+                cached = ApimService(ref=self.apim, principal_id=principal,
+                                     has_external_cache=check_cache)
+                speculative = True
+        svc = cached or self._service(run, check_cache, options.enable_apim_identity, dry_run)
         desired = render(acct, svc, options)
-        actual = discover.read_actual(self.arm, self.apim, desired, snapshot)
+        actual = discover.read_actual(self.arm, self.apim, desired, snapshot, scope_roles=scope_roles)
         plan = diff(desired, actual, adopt=options.adopt)
+        if speculative and plan.changes:
+            # Something to do: decide it on the APIM service's own word, not on our assignment's.
+            assert scope_roles is not None
+            svc = self._service(run, check_cache, options.enable_apim_identity, dry_run)
+            desired = render(acct, svc, options)
+            actual = replace(actual, role_assignments=discover.roles_of(scope_roles, desired))
+            plan = diff(desired, actual, adopt=options.adopt)
         if snapshot is not None and any(c.action is not Action.CREATE for c in plan.changes):
             # The snapshot may be minutes old and holds no ETags: an update, delete or conflict is
             # decided on fresh reads. Creates need no ETag (a PUT of an absent object), and the
             # fresh read can't close that race either, so they go ahead on the snapshot's word.
             actual = discover.read_actual(self.arm, self.apim, desired, paths_from=snapshot)
+            plan = diff(desired, actual, adopt=options.adopt)
+        stale = discover.unguarded(actual, plan)
+        if stale:  # listed without ETags: re-read what is about to be written
+            actual = discover.refresh_backends(self.arm, self.apim, ref, actual, stale)
             plan = diff(desired, actual, adopt=options.adopt)
         self._finish(run, plan, dry_run, offboarding=False,
                      known_products=frozenset(snapshot.product_apis) if snapshot else frozenset())

@@ -296,6 +296,18 @@ class AzureArm:
             client.backend.list_by_service(apim.resource_group, apim.name)))
         return [backend_from_sdk(o) for o in items]
 
+    def list_backends_named(self, apim: ApimRef, prefix: str) -> list[ActualBackend]:
+        """Backends whose name starts with ``prefix`` (one account's: main, embeddings, safety) in
+        one read. A listing carries no ETags: a write decided on it re-reads the backend first."""
+        from importer.render import owned_account
+
+        quoted = prefix.replace("'", "''")
+        client = self.clients.apim(apim.subscription)
+        items = call(f"list backends named {prefix}*", lambda: list(client.backend.list_by_service(
+            apim.resource_group, apim.name, filter=f"startswith(name,'{quoted}')")))
+        specs = [backend_from_sdk(o) for o in items]
+        return [ActualBackend(spec=s, owned=owned_account(s.description) is not None) for s in specs]
+
     def put_backend(self, apim: ApimRef, spec: BackendSpec, etag: str | None) -> None:
         from azure.mgmt.apimanagement.models import (
             BackendCircuitBreaker,
@@ -423,6 +435,15 @@ class AzureArm:
         auth = self.clients.authorization(subscription)
         items = call(f"list role assignments on {scope}", lambda: list(auth.role_assignments.list_for_scope(
             scope, filter=f"principalId eq '{principal_id}'")))
+        return tuple(sorted((role_from_sdk(o) for o in items
+                             if (o.scope or "").lower() == scope.lower()), key=lambda r: r.name))
+
+    def list_role_assignments_at(self, scope: str, subscription: str) -> tuple[RoleAssignmentSpec, ...]:
+        """Every principal's assignments made exactly at ``scope`` (``atScope()`` also returns the
+        inherited ones, dropped here): a cold run finds APIM's principal in its own assignment."""
+        auth = self.clients.authorization(subscription)
+        items = call(f"list role assignments on {scope}", lambda: list(auth.role_assignments.list_for_scope(
+            scope, filter="atScope()")))
         return tuple(sorted((role_from_sdk(o) for o in items
                              if (o.scope or "").lower() == scope.lower()), key=lambda r: r.name))
 

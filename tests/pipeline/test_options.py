@@ -71,8 +71,10 @@ def test_every_option_is_idempotent(world: World, mode: str, label: str, env: di
         assert any(t.endswith(wanted) for t in tags), (wanted, tags)
     world.sim.log.clear()
     assert rec.reconcile(ref, dry_run=True).plan.empty
+    world.sim.log.clear()
     again = rec.reconcile(ref)
     assert again.outcome == "noop" and world.writes() == 0
+    assert world.reads() <= 8, world.sim.log.as_dicts()  # the budget, whatever the options
 
 
 def test_azure_ai_mode_with_options_on_an_aiservices_account(world: World) -> None:
