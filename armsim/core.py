@@ -298,6 +298,17 @@ class RequestLog:
     def writes(self, **filters: Any) -> int:
         return self.count(kind="write", **filters)
 
+    def round_trips(self) -> int:
+        """Sequential round trips: the longest chain of requests each received after the previous
+        one was answered, so requests in flight together count once. (Greedy by end time gives
+        the largest set of pairwise non-overlapping intervals.)"""
+        chain, last_end = 0, float("-inf")
+        for start, end in sorted(((e.time, e.time + e.duration) for e in self.entries),
+                                 key=lambda iv: iv[1]):
+            if start >= last_end:
+                chain, last_end = chain + 1, end
+        return chain
+
     def as_dicts(self) -> list[dict[str, Any]]:
         return [asdict(e) for e in self.entries]
 

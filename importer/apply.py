@@ -1,6 +1,6 @@
-"""Apply: carry a Plan out through the ARM adapter, in dependency order, ETag-guarded.
+"""Apply: carry a Plan out through the ARM adapter, in dependency waves, ETag-guarded.
 
-Stops at the first failure and reports what it did (``ApplyError.applied``). Checks first what
+Stops after the first failed wave and reports what it did (``ApplyError.applied``). Checks first what
 would fail half-way (a linked product that does not exist), so a bad plan writes nothing.
 """
 
@@ -95,21 +95,57 @@ def _write(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) ->
         raise ValueError(f"unknown kind {kind}")
 
 
+# Writes that depend on nothing else in the plan go out together: the role assignment, backends and
+# the API first; then what needs the API (its policy, which also names the backends, and product
+# links); deletes after, in reverse dependency order.
+_WAVE = {"role_assignment": 0, "backend": 0, "api": 0, "policy": 1, "product_link": 1}
+_DELETE_WAVE = {"subscription": 2, "product_link": 2, "policy": 3, "api": 3, "backend": 4,
+                "role_assignment": 4}
+
+
+def waves(plan: Plan) -> list[list[Change]]:
+    """The plan's writes grouped into dependency waves, each in plan order."""
+    out: dict[int, list[Change]] = {}
+    for change in plan.writes:
+        table = _DELETE_WAVE if change.action is Action.DELETE else _WAVE
+        out.setdefault(table[change.kind], []).append(change)
+    return [out[k] for k in sorted(out)]
+
+
 def apply(arm: AzureArm, apim: ApimRef, plan: Plan, *, run_id: str = "-",
           known_products: frozenset[str] = frozenset()) -> ApplyResult:
+    """Carry the plan out wave by wave; a wave's writes are sent together. After a failed write no
+    further wave starts; the writes of its own wave that succeeded are reported as applied."""
     result = ApplyResult()
     if plan.empty:
         return result
     preflight(arm, apim, plan, known_products)
-    for change in plan.writes:
-        try:
-            _write(arm, apim, plan.account, change)
-        except ImporterError as exc:
+    for wave in waves(plan):
+        if len(wave) == 1:
+            outcomes: list[ImporterError | None] = [_attempt(arm, apim, plan.account, wave[0])]
+        else:
+            futures = [arm.submit(_attempt, arm, apim, plan.account, c) for c in wave]
+            outcomes = [f.result() for f in futures]
+        failed: tuple[Change, ImporterError] | None = None
+        for change, error in zip(wave, outcomes, strict=True):
+            if error is None:
+                result.writes += 1
+                result.applied.append(change)
+                logger.info("run %s: %s %s %s (%s)", run_id, change.action.value, change.kind,
+                            change.id, change.reason)
+            elif failed is None:
+                failed = (change, error)
+        if failed is not None:
+            change, error = failed
             logger.warning("run %s: %s %s %s failed after %d writes: %s", run_id, change.action.value,
-                           change.kind, change.id, result.writes, exc)
-            raise ApplyError(exc, result, change) from exc
-        result.writes += 1
-        result.applied.append(change)
-        logger.info("run %s: %s %s %s (%s)", run_id, change.action.value, change.kind, change.id,
-                    change.reason)
+                           change.kind, change.id, result.writes, error)
+            raise ApplyError(error, result, change) from error
     return result
+
+
+def _attempt(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) -> ImporterError | None:
+    try:
+        _write(arm, apim, account, change)
+    except ImporterError as exc:
+        return exc
+    return None

@@ -8,6 +8,7 @@ account.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 from importer.azure.arm import AzureArm
@@ -23,6 +24,7 @@ from importer.model import (
     Desired,
     NotFound,
     Plan,
+    PolicySpec,
     ProductLinkSpec,
     RoleAssignmentSpec,
 )
@@ -108,21 +110,71 @@ def roles_of(scope_roles: Iterable[RoleAssignmentSpec], desired: Desired) -> tup
     return tuple(r for r in scope_roles if r.principal_id.lower() == principal)
 
 
+@dataclass(frozen=True)
+class Prefetch:
+    """Reads of one account's objects sent together, before the desired state is known: every id
+    follows from the account id alone. A field left None is read (in turn) when it is needed."""
+
+    api: Future[ActualApi | None] | None = None  # without its operations
+    operations: Future[tuple[tuple[str, str], ...]] | None = None
+    policy: Future[tuple[PolicySpec | None, str | None]] | None = None
+    backends: Future[list[ActualBackend]] | None = None  # every backend named with the API id's prefix
+    links: Future[tuple[ProductLinkSpec, ...]] | None = None
+    roles: Future[tuple[RoleAssignmentSpec, ...]] | None = None  # at the account's scope
+    apis: Future[list[ApiSpec]] | None = None  # every API: a path clash, when ours is absent
+
+
+def _operations(arm: AzureArm, apim: ApimRef, aid: str) -> tuple[tuple[str, str], ...]:
+    try:
+        return arm.list_operations(apim, aid)
+    except NotFound:  # no API (yet)
+        return ()
+
+
+def prefetch(arm: AzureArm, apim: ApimRef, ref: AccountRef, *, snapshot: Snapshot | None = None,
+             links: bool = False, roles: bool = False, principal: str | None = None) -> Prefetch:
+    """Send the reads of ``ref``'s objects at once. With a ``snapshot`` only what it can't hold
+    (operations, policy) is read, and only for an API it lists. ``roles``: the assignments at the
+    account's scope, of ``principal`` if known, else of every principal (to find our own)."""
+    aid = api_id(ref)
+    if snapshot is not None:
+        if aid.lower() not in snapshot.apis:
+            return Prefetch()
+        return Prefetch(operations=arm.submit(_operations, arm, apim, aid),
+                        policy=arm.submit(arm.get_policy, apim, aid))
+    role_read: Future[tuple[RoleAssignmentSpec, ...]] | None = None
+    if roles:
+        role_read = (arm.submit(arm.list_role_assignments, ref.id, ref.subscription, principal)
+                     if principal else arm.submit(arm.list_role_assignments_at, ref.id, ref.subscription))
+    return Prefetch(api=arm.submit(arm.get_api, apim, aid, operations=False),
+                    operations=arm.submit(_operations, arm, apim, aid),
+                    policy=arm.submit(arm.get_policy, apim, aid),
+                    backends=arm.submit(arm.list_backends_named, apim, aid),
+                    links=arm.submit(arm.list_product_links, apim, aid) if links else None,
+                    roles=role_read)
+
+
 def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapshot | None = None,
-                *, paths_from: Snapshot | None = None,
-                scope_roles: tuple[RoleAssignmentSpec, ...] | None = None) -> Actual:
+                *, paths_from: Snapshot | None = None, prefetched: Prefetch | None = None) -> Actual:
     """Actual state for ``desired``'s ids: API (+operations), policy, backends, links, roles.
 
-    With a ``snapshot``, listed objects are taken from it (no ETags); without, each is read.
-    ``scope_roles`` (every assignment at the account's scope, already read) saves the role read."""
+    With a ``snapshot``, listed objects are taken from it (no ETags); without, each is read, or
+    taken from ``prefetched`` (reads already in flight)."""
     ref = desired.account
     aid = desired.api.api_id
+    pf = prefetched or Prefetch()
+
+    def operations() -> tuple[tuple[str, str], ...]:
+        return pf.operations.result() if pf.operations else arm.list_operations(apim, aid)
+
     if snapshot is not None:
         listed = snapshot.apis.get(aid.lower())
         api = None if listed is None else _own_api(ActualApi(spec=replace(
-            listed, operations=arm.list_operations(apim, aid))), ref)
+            listed, operations=operations())), ref)
     else:
-        api = _own_api(arm.get_api(apim, aid), ref)
+        got = pf.api.result() if pf.api else arm.get_api(apim, aid, operations=False)
+        api = None if got is None else _own_api(replace(got, spec=replace(
+            got.spec, operations=operations())), ref)
     path_clash = None
     policy, policy_etag = None, None
     links: tuple[ProductLinkSpec, ...] = ()
@@ -131,15 +183,17 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
         # A fleet pass checks against its listing (``paths_from``) rather than listing every API
         # again for each new account; APIM itself refuses a duplicate path at PUT time anyway.
         listing = snapshot or paths_from
-        path_clash = _path_clash(listing.apis.values() if listing else arm.list_apis(apim), desired)
+        others = (listing.apis.values() if listing else pf.apis.result() if pf.apis
+                  else arm.list_apis(apim))
+        path_clash = _path_clash(others, desired)
     else:
-        policy, policy_etag = arm.get_policy(apim, aid)
+        policy, policy_etag = pf.policy.result() if pf.policy else arm.get_policy(apim, aid)
         wanted_products = {link.product_id for link in desired.product_links}
         if snapshot is not None and wanted_products <= set(snapshot.product_apis):
             links = tuple(ProductLinkSpec(product_id=p, api_id=aid) for p in sorted(wanted_products)
                           if aid.lower() in snapshot.product_apis[p])
         elif wanted_products:
-            links = arm.list_product_links(apim, aid)
+            links = pf.links.result() if pf.links else arm.list_product_links(apim, aid)
     # Desired backends, plus our feature backends the current policy still names (a feature was
     # just turned off: plan deletes them). Costs no read in the steady state.
     wanted = [s.backend_id for s in desired.backends]
@@ -147,20 +201,21 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
         wanted += [bid for bid in (backend_id(ref, role) for role in BACKEND_ROLES)
                    if bid not in wanted and bid in policy.xml]
     found: list[ActualBackend | None] = []
-    if snapshot is None and len(wanted) > 1:
-        # Feature backends share the API id as a prefix: one listing instead of a read each.
-        named = {b.spec.backend_id.lower(): b for b in arm.list_backends_named(apim, aid)}
-        found = [named.get(bid.lower()) for bid in wanted]
-    for bid in wanted if not found else ():
-        if snapshot is not None:
+    if snapshot is not None:
+        for bid in wanted:
             spec = snapshot.backends.get(bid.lower())
             found.append(None if spec is None else ActualBackend(spec=spec))
-        else:
-            found.append(arm.get_backend(apim, bid))
+    elif pf.backends is not None or len(wanted) > 1:
+        # Feature backends share the API id as a prefix: one listing instead of a read each.
+        named = {b.spec.backend_id.lower(): b for b in (
+            pf.backends.result() if pf.backends else arm.list_backends_named(apim, aid))}
+        found = [named.get(bid.lower()) for bid in wanted]
+    else:
+        found = [arm.get_backend(apim, bid) for bid in wanted]
     backends = tuple(b for b in (_own_backend(x, ref) for x in found) if b is not None)
     roles: tuple[RoleAssignmentSpec, ...] = ()
-    if scope_roles is not None:
-        roles = roles_of(scope_roles, desired)
+    if pf.roles is not None:
+        roles = roles_of(pf.roles.result(), desired)
     elif desired.role_assignments:
         principal = desired.role_assignments[0].principal_id
         if (snapshot is not None and snapshot.principal_id == principal

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -145,6 +146,14 @@ class Reconciler:
             svc = self.apim_service(check_cache=check_cache)
         return svc
 
+    def _cached_principal(self) -> str | None:
+        """APIM's principal from a fresh cache entry (either kind), else None (no read)."""
+        for check_cache in (False, True):
+            svc = self.cached_apim_service(check_cache=check_cache)
+            if svc is not None:
+                return svc.principal_id
+        return None
+
     def forget_apim(self) -> None:
         with self._apim_lock:
             self._apim_cache.clear()
@@ -222,13 +231,30 @@ class Reconciler:
               overrides: Mapping[str, object] | None, account: Account | None,
               snapshot: discover.Snapshot | None) -> Target | None:
         """One read → plan → apply pass; returns where to probe when something was applied."""
-        try:
-            if account is not None:  # listed by the fleet pass: only its deployments are new reads
-                acct: Account | None = replace(account, deployments=self.arm.list_deployments(ref))
-            else:
-                acct = self.arm.get_account(ref)
-        except NotFound:
-            acct = None
+        arm = self.arm
+        pf = discover.Prefetch()
+        if account is not None:  # listed by the fleet pass: its deployments (and, with a snapshot,
+            # operations and policy) are the only new reads; an opted-out account reads no more.
+            deployments = arm.submit(arm.list_deployments, ref)
+            if enabled(self.settings, account.tag_map, ref.name):
+                pf = discover.prefetch(arm, self.apim, ref, snapshot=snapshot, links=True,
+                                       roles=snapshot is None, principal=self._cached_principal())
+            try:
+                acct: Account | None = replace(account, deployments=deployments.result())
+            except NotFound:
+                acct = None
+        else:
+            # Everything at once: the account, its deployments and our objects (ids follow from
+            # the account id). Reads for an account that turns out gone or opted out are wasted,
+            # which is rare; a run otherwise costs one round trip of reads, not one per object.
+            reads = (arm.submit(arm.get_account, ref, with_deployments=False),
+                     arm.submit(arm.list_deployments, ref))
+            pf = discover.prefetch(arm, self.apim, ref, links=bool(self.settings.get("IMPORTER_PRODUCTS")),
+                                   roles=True, principal=self._cached_principal())
+            try:
+                acct = replace(reads[0].result(), deployments=reads[1].result())
+            except NotFound:
+                acct = None
         if acct is None or not enabled(self.settings, acct.tag_map, ref.name):
             why = "account not found" if acct is None else "opted out by tag"
             run.notes.append(why)
@@ -243,42 +269,48 @@ class Reconciler:
                 run.notes.append(f"deployment {d.name} not routed: provisioningState="
                                  f"{d.provisioning_state or 'unknown'}")
         check_cache = options.semantic_cache is not None
+        known_products: frozenset[str] = frozenset(snapshot.product_apis) if snapshot else frozenset()
+        product_checks: dict[str, Future[bool]] = {}
+        if pf.api is not None and pf.api.result() is None:
+            # About to create the API: the path-clash listing and the products' existence (the
+            # apply's preflight) go out together, alongside the APIM service read below.
+            pf = replace(pf, apis=arm.submit(arm.list_apis, self.apim))
+            product_checks = {p: arm.submit(arm.product_exists, self.apim, p) for p in options.products}
         cached = self.cached_apim_service(check_cache=check_cache)
-        scope_roles = None
         speculative = False
-        if cached is None and snapshot is None:
+        if cached is None and snapshot is None and pf.roles is not None:
             # A cold single-account run: APIM's principal is taken from our own assignment on the
             # account (one read we make anyway), and the APIM service is read only if the plan has
             # something to do. An identity change alone is found by the next fleet pass.
-            scope_roles = self.arm.list_role_assignments_at(ref.id, ref.subscription)
-            principal = discover.owned_principal(scope_roles, ref)
+            principal = discover.owned_principal(pf.roles.result(), ref)
             if principal is not None:
                 cached = ApimService(ref=self.apim, principal_id=principal,
                                      has_external_cache=check_cache)
                 speculative = True
         svc = cached or self._service(run, check_cache, options.enable_apim_identity, dry_run)
         desired = render(acct, svc, options)
-        actual = discover.read_actual(self.arm, self.apim, desired, snapshot, scope_roles=scope_roles)
+        actual = discover.read_actual(arm, self.apim, desired, snapshot, prefetched=pf)
         plan = diff(desired, actual, adopt=options.adopt)
         if speculative and plan.changes:
             # Something to do: decide it on the APIM service's own word, not on our assignment's.
-            assert scope_roles is not None
             svc = self._service(run, check_cache, options.enable_apim_identity, dry_run)
             desired = render(acct, svc, options)
-            actual = replace(actual, role_assignments=discover.roles_of(scope_roles, desired))
+            actual = discover.read_actual(arm, self.apim, desired, snapshot, prefetched=pf)
             plan = diff(desired, actual, adopt=options.adopt)
         if snapshot is not None and any(c.action is not Action.CREATE for c in plan.changes):
             # The snapshot may be minutes old and holds no ETags: an update, delete or conflict is
             # decided on fresh reads. Creates need no ETag (a PUT of an absent object), and the
             # fresh read can't close that race either, so they go ahead on the snapshot's word.
-            actual = discover.read_actual(self.arm, self.apim, desired, paths_from=snapshot)
+            fresh = discover.prefetch(arm, self.apim, ref, links=bool(desired.product_links),
+                                      roles=True, principal=svc.principal_id)
+            actual = discover.read_actual(arm, self.apim, desired, paths_from=snapshot, prefetched=fresh)
             plan = diff(desired, actual, adopt=options.adopt)
+        known_products |= {p for p, exists in product_checks.items() if exists.result()}
         stale = discover.unguarded(actual, plan)
         if stale:  # listed without ETags: re-read what is about to be written
             actual = discover.refresh_backends(self.arm, self.apim, ref, actual, stale)
             plan = diff(desired, actual, adopt=options.adopt)
-        self._finish(run, plan, dry_run, offboarding=False,
-                     known_products=frozenset(snapshot.product_apis) if snapshot else frozenset())
+        self._finish(run, plan, dry_run, offboarding=False, known_products=known_products)
         if dry_run or self.prober is None or run.outcome != "applied":
             return None
         return Target(ref, svc.gateway_url, desired.api.path, options.mode, desired.api.key_header,

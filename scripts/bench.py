@@ -501,24 +501,35 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
             ref = AccountRef.parse(account)
             policy = sim.resource(f"{APIM_ID}/apis/{api_id(ref)}/policies/policy") or {}
             live = deployment in json.dumps(policy)
-            cases[name] = {"round_trips": len(entries), "wall_s": round(elapsed, 3), "outcome": outcome,
+            trips = sim.log.round_trips()
+            cases[name] = {"round_trips": trips, "requests_sent": len(entries),
+                           "wall_s": round(elapsed, 3), "outcome": outcome,
                            "deployment_routed_by_policy": live,
                            "requests": [f"{pattern(e)} -> {e.status}" for e in entries]}
-            print(f"event case {name}: {len(entries)} sequential round trips, {elapsed:.2f} s, "
+            print(f"event case {name}: {trips} sequential round trips ({len(entries)} requests), "
+                  f"{elapsed:.2f} s, "
                   f"{outcome}, live={live}", flush=True)
             for line in cases[name]["requests"]:
                 print(f"    {line}", flush=True)
 
         existing = account_ids(fleet)[0]
-        case("new_deployment_on_imported_account",
-             lambda: seed.create_deployment(clients, existing, "o3-mini", model="o3-mini",
-                                            version="2025-01-31"), existing, "o3-mini")
-        fresh = account_id("acct-new")
+        # Warm: the worker read the APIM service in the last minute. Cold: a fresh worker.
+        for worker in ("warm", "cold"):
+            if worker == "cold":
+                rec.forget_apim()
+            model = "o3-mini" if worker == "warm" else "o4-mini"
+            case(f"new_deployment_on_imported_account_{worker}_worker",
+                 lambda m=model: seed.create_deployment(clients, existing, m, model=m,  # type: ignore[misc]
+                                                        version="2025-01-31"), existing, model)
+            if worker == "cold":
+                rec.forget_apim()
+            name = f"acct-new-{worker}"
+            fresh = account_id(name)
 
-        def new_account() -> None:
-            seed.create_account(clients, rg=AI_GROUP, name="acct-new")
-            seed.create_deployment(clients, fresh, "gpt-4o")
-        case("first_deployment_on_new_account", new_account, fresh, "gpt-4o")
+            def new_account(name: str = name, fresh: str = fresh) -> None:
+                seed.create_account(clients, rg=AI_GROUP, name=name)
+                seed.create_deployment(clients, fresh, "gpt-4o")
+            case(f"first_deployment_on_new_account_{worker}_worker", new_account, fresh, "gpt-4o")
         service.reset_service()
         clients.close()
         return cases

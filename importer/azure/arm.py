@@ -7,10 +7,12 @@ Every SDK call goes through ``errors.call`` so callers only ever see importer er
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from importer.azure.clients import Clients
 from importer.azure.errors import arm_call, call, translate
@@ -34,6 +36,8 @@ from importer.model import (
 )
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 ROLE_DEFINITION_PREFIX = "/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
 
@@ -130,8 +134,22 @@ def role_from_sdk(obj: Any) -> RoleAssignmentSpec:
 class AzureArm:
     """Reads and writes through the real SDK clients (or the stand-in, via Clients)."""
 
+    # Reads of one account are independent (their ids follow from the account id) and a plan's
+    # writes come in two dependency waves, so each is sent at once: a run costs a few round trips,
+    # not one per object. Tasks never submit tasks, so a fleet pass waiting on them can't deadlock.
+    POOL_SIZE = 32
+
     def __init__(self, clients: Clients) -> None:
         self.clients = clients
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run one adapter call on the shared pool (the SDK clients are safe to share)."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.POOL_SIZE, thread_name_prefix="arm")
+        return self._pool.submit(fn, *args, **kwargs)
 
     # -- Cognitive Services ----------------------------------------------------------------------
 
@@ -196,7 +214,8 @@ class AzureArm:
 
     # -- APIs --------------------------------------------------------------------------------------
 
-    def get_api(self, apim: ApimRef, api_id: str) -> ActualApi | None:
+    def get_api(self, apim: ApimRef, api_id: str, *, operations: bool = True) -> ActualApi | None:
+        """The API with its ETag; its operations too unless the caller lists them itself."""
         from importer.render import owned_account
 
         client = self.clients.apim(apim.subscription)
@@ -205,7 +224,9 @@ class AzureArm:
                 apim.resource_group, apim.name, api_id, cls=_with_etag)))
         except NotFound:
             return None
-        spec = replace(api_from_sdk(obj, ()), operations=self.list_operations(apim, api_id))
+        spec = api_from_sdk(obj, ())
+        if operations:
+            spec = replace(spec, operations=self.list_operations(apim, api_id))
         return ActualApi(spec=spec, etag=etag, owned=owned_account(spec.description) is not None)
 
     def list_operations(self, apim: ApimRef, api_id: str) -> tuple[tuple[str, str], ...]:
