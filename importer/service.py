@@ -126,6 +126,13 @@ def on_queue_message(svc: Service, body: str, *, dequeue_count: int = 1,
     except (ValueError, ImporterError) as exc:
         logger.warning("queue message rejected (not retried): %s", exc)
         return {"outcome": "rejected", "error": str(exc)}
+    served = _served_by(svc, ref, req)
+    if served is not None:
+        logger.info("request %s for %s (%s) already served by run %s, which started %s, after it "
+                    "was enqueued at %s: nothing to do", req.request_id, ref, req.reason,
+                    served.run_id, served.started_at, req.enqueued_at)
+        return {"outcome": "coalesced", "account": ref.id, "servedBy": served.run_id,
+                "requestId": req.request_id}
     run = svc.reconciler.reconcile(ref, trigger=req.trigger, request_id=req.request_id)
     if run.error_kind in ("transient", "busy", "conflict"):
         logger.warning("run %s account %s: %s failure, try %d of %d: %s", run.run_id, ref,
@@ -133,6 +140,32 @@ def on_queue_message(svc: Service, body: str, *, dequeue_count: int = 1,
         raise Transient(f"{run.error_kind}: {run.error}")
     result: dict[str, Any] = run.to_json()
     return result
+
+
+# A run that started this long after a request was enqueued has seen what the request announced:
+# the margin covers clock skew between instances and ARM's read-after-write lag.
+COALESCE_MARGIN_S = 2.0
+
+
+def _served_by(svc: Service, ref: AccountRef, req: Any) -> Any:
+    """The account's last run if it succeeded and started after ``req`` was enqueued (plus the
+    margin): duplicates and bursts of events for one account then cost one run, not one each.
+    Never decides anything risky: a miss only means one more (idempotent) run."""
+    from importer.state.ports import parse_time
+
+    history = svc.reconciler.history
+    if history is None:
+        return None
+    try:
+        last = history.last_for(ref.id)
+        if last is None or last.outcome not in ("noop", "applied", "offboarded"):
+            return None
+        lead = (parse_time(last.started_at, "started_at")
+                - parse_time(req.enqueued_at, "enqueued_at")).total_seconds()
+    except Exception:  # history is best effort: when in doubt, run
+        logger.exception("could not read the run history of %s; running", ref)
+        return None
+    return last if lead >= COALESCE_MARGIN_S else None
 
 
 # -- timer ------------------------------------------------------------------------------------------

@@ -228,3 +228,56 @@ def test_http_lock_held_and_no_wait_is_409(host: Host) -> None:
 def test_http_run_lookup_validates_ids(host: Host) -> None:
     assert host.http("http_run", route_params={"run_id": "../etc"})[0] == 400
     assert host.http("http_run", route_params={"run_id": "deadbeef0000"})[0] == 404
+
+
+def _request_enqueued(account: str, seconds_before: str, lead_s: float) -> str:
+    """A queue message for ``account`` enqueued ``lead_s`` seconds before ``seconds_before``."""
+    import uuid
+    from datetime import timedelta
+
+    from importer.state.ports import ReconcileRequest, parse_time
+
+    at = (parse_time(seconds_before, "t") - timedelta(seconds=lead_s)).isoformat()
+    return ReconcileRequest(account=account, trigger="event", reason="test", request_id=str(uuid.uuid4()),
+                            enqueued_at=at).to_json()
+
+
+@pytest.mark.parametrize(("lead_s", "coalesced"), [(3.0, True), (1.0, False)],
+                         ids=["run-started-3s-after-enqueue", "within-the-2s-margin"])
+def test_a_request_already_served_by_a_later_run_is_coalesced(host: Host, lead_s: float,
+                                                              coalesced: bool) -> None:
+    import azure.functions as func
+
+    from importer.hosting import user_function
+    from importer.state.ports import ReconcileRequest
+
+    w = host.world
+    host.state.queue.send(ReconcileRequest.from_json(_request_enqueued(AOAI, "2000-01-01T00:00:00+00:00", 0)))
+    host.pump()
+    first = host.state.history.last_for(AOAI)
+    assert first.outcome == "applied"
+    w.sim.log.clear()
+    body = _request_enqueued(AOAI, first.started_at, lead_s)
+    user_function("reconcile_worker")(func.QueueMessage(id="m", body=body.encode()))
+    if coalesced:  # a storm's duplicates: no ARM request, no new run
+        assert len(w.sim.log) == 0
+        assert host.state.history.last_for(AOAI).run_id == first.run_id
+    else:
+        assert w.sim.log.reads() > 0 and w.writes() == 0
+        assert host.state.history.last_for(AOAI).run_id != first.run_id
+
+
+def test_a_request_after_a_failed_run_is_not_coalesced(host: Host) -> None:
+    import azure.functions as func
+
+    from importer.hosting import user_function
+    from importer.state.ports import RunRecord
+
+    now = "2030-01-01T00:00:10+00:00"
+    host.state.history.record(RunRecord(run_id="f" * 12, account=AOAI, trigger="event", started_at=now,
+                                        finished_at=now, duration_ms=1, outcome="failed",
+                                        error="boom", error_kind="transient"))
+    host.world.sim.log.clear()
+    body = _request_enqueued(AOAI, now, 60)
+    user_function("reconcile_worker")(func.QueueMessage(id="m", body=body.encode()))
+    assert host.world.sim.log.reads() > 0 and host.world.writes() > 0  # it ran, and onboarded
