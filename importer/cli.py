@@ -56,7 +56,7 @@ def build_reconciler(settings: Settings, *, with_state: bool = False) -> Any:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    return {"mode": args.mode} if getattr(args, "mode", None) else {}
+    return {key: value for key in ("mode", "openapi") if (value := getattr(args, key, None))}
 
 
 def _fail(console: Any, message: str, json_mode: bool) -> int:
@@ -301,6 +301,10 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--mode", choices=("azure-openai", "azure-ai", "azure-openai-v1"),
                        help="client-compatibility mode (default: tag apim-importer-mode, "
                             "else IMPORTER_MODE)")
+        p.add_argument("--openapi", choices=("bundled", "official"),
+                       help="OpenAPI document: the project's own, or the official one by link from "
+                            "IMPORTER_OPENAPI_BASE_URL (default: tag apim-importer-openapi, else "
+                            "IMPORTER_OPENAPI)")
         p.add_argument("--record", action="store_true",
                        help="record the run in the run history (AzureWebJobsStorage)")
         p.set_defaults(func=lambda a, n=name: cmd_plan_apply(a, dry_run=(n == "plan")))

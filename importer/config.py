@@ -18,6 +18,7 @@ from importer.model import (
     ContentSafety,
     InvalidInput,
     Mode,
+    OpenApi,
     Options,
     SemanticCache,
     TokenLimit,
@@ -41,13 +42,14 @@ TAG_METRICS = "apim-importer-metrics"
 TAG_CACHE = "apim-importer-cache"
 TAG_SAFETY = "apim-importer-safety"
 TAG_CIRCUIT_BREAKER = "apim-importer-circuit-breaker"
+TAG_OPENAPI = "apim-importer-openapi"
 TAGS: tuple[str, ...] = (TAG_ENABLED, TAG_MODE, TAG_BASE_PATH, TAG_PRODUCTS, TAG_TPM, TAG_QUOTA,
-                         TAG_METRICS, TAG_CACHE, TAG_SAFETY, TAG_CIRCUIT_BREAKER)
+                         TAG_METRICS, TAG_CACHE, TAG_SAFETY, TAG_CIRCUIT_BREAKER, TAG_OPENAPI)
 
 OVERRIDE_KEYS: tuple[str, ...] = (
     "mode", "basePath", "products", "tokensPerMinute", "tokenQuota", "tokenMetrics",
     "semanticCacheDeployment", "contentSafetyEndpoint", "circuitBreaker", "policyFragment", "adopt",
-    "enableApimIdentity", "displayName",
+    "enableApimIdentity", "displayName", "openapi",
 )
 
 QUOTA_PERIODS: tuple[str, ...] = ("Hourly", "Daily", "Weekly", "Monthly", "Yearly")
@@ -60,6 +62,11 @@ _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
 _URL_CHARS = re.compile(r"^[A-Za-z0-9._~:/-]+$")
 _URL_PATH = re.compile(r"^[A-Za-z0-9._~/-]*$")
+# A base URL the official documents are fetched from (and APIM imports them from): RFC 3986 path
+# characters and percent escapes; never whitespace, quotes, '<', '>', '&', '?' or '#'.
+_BASE_URL_CHARS = re.compile(r"^[A-Za-z0-9._~:/%@!$()*+,;=-]+$")
+_LOOPBACK = ("127.0.0.1", "localhost")
+MAX_URL = 500
 _INT = re.compile(r"^[0-9]{1,12}$")
 MAX_BASE_PATH = 200
 MAX_DISPLAY_NAME = 300
@@ -161,6 +168,37 @@ def check_https_endpoint(value: object, source: Src) -> str:
             or parts.username is not None or parts.password is not None or not _HOST.fullmatch(host)
             or not _URL_PATH.fullmatch(parts.path) or (port is not None and not 0 < port < 65536)
             or value != value.strip()):
+        raise _fail(source, value, expected)
+    return value
+
+
+def parse_openapi(value: object, source: Src) -> OpenApi:
+    text = value.value if isinstance(value, OpenApi) else value
+    if isinstance(text, str):
+        for o in OpenApi:
+            if text.strip().lower() == o.value:
+                return o
+    raise _fail(source, value, "one of " + ", ".join(o.value for o in OpenApi))
+
+
+def check_openapi_base_url(value: object, source: Src) -> str:
+    """The folder the official OpenAPI documents are linked from: https (http only to 127.0.0.1 or
+    localhost, the local stand-in), a plain host, a path ending in '/', no query, fragment or user."""
+    expected = ("an https:// URL ending in '/' (http:// only to 127.0.0.1 or localhost), with a plain host "
+                "name, optional port and path, no query, fragment, credentials, whitespace, quotes, "
+                "'<', '>' or '&'")
+    if not isinstance(value, str) or len(value) > MAX_URL or not _BASE_URL_CHARS.fullmatch(value):
+        raise _fail(source, value, expected)
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise _fail(source, value, expected) from exc
+    host = parts.hostname or ""
+    scheme_ok = parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK)
+    if (not scheme_ok or parts.username is not None or parts.password is not None or "@" in parts.netloc
+            or not _HOST.fullmatch(host) or (port is not None and not 0 < port < 65536)
+            or not parts.path.startswith("/") or not value.endswith("/")):
         raise _fail(source, value, expected)
     return value
 
@@ -291,6 +329,8 @@ def _apply_settings(layers: _Layers, s: Settings) -> None:
 
     o = layers.options
     o = replace(o, mode=parse_mode(*get("IMPORTER_MODE")))
+    o = replace(o, openapi=parse_openapi(*get("IMPORTER_OPENAPI")))
+    o = replace(o, openapi_base_url=check_openapi_base_url(*get("IMPORTER_OPENAPI_BASE_URL")))
     o = replace(o, base_path=check_base_path(*get("IMPORTER_BASE_PATH")))
     o = replace(o, products=check_products(*get("IMPORTER_PRODUCTS")))
     o = replace(o, circuit_breaker=_setting_flag(*get("IMPORTER_CIRCUIT_BREAKER")))
@@ -333,6 +373,8 @@ def _apply_tags(layers: _Layers, tags: dict[str, str], where: str, s: Settings) 
             layers.safety_endpoint = _safety_from_tag(_switch(value, src), raw, src, s)
         elif tag == TAG_CIRCUIT_BREAKER:
             o = replace(o, circuit_breaker=_switch(value, src))
+        elif tag == TAG_OPENAPI:
+            o = replace(o, openapi=parse_openapi(value, src))
     layers.options = o
 
 
@@ -387,6 +429,8 @@ def _apply_overrides(layers: _Layers, overrides: Mapping[str, object]) -> None:
             o = replace(o, enable_apim_identity=_strict_bool(value, src))
         elif key == "displayName":
             o = replace(o, display_name=None if value is None else check_display_name(value, src))
+        elif key == "openapi":
+            o = replace(o, openapi=parse_openapi(value, src))
     layers.options = o
 
 
@@ -445,6 +489,8 @@ def check_options(options: Options) -> Options:
                               f"{src} semantic_cache.embeddings_deployment")
     if options.content_safety is not None:
         check_https_endpoint(options.content_safety.endpoint, f"{src} content_safety.endpoint")
+    parse_openapi(options.openapi, f"{src} openapi")
+    check_openapi_base_url(options.openapi_base_url, f"{src} openapi_base_url")
     return options
 
 

@@ -200,6 +200,34 @@ class Mode(StrEnum):
         return self is Mode.AZURE_OPENAI
 
 
+class OpenApi(StrEnum):
+    """Which OpenAPI document an API is imported from: the project's own (inline) or the official one
+    (imported by link from IMPORTER_OPENAPI_BASE_URL)."""
+
+    BUNDLED = "bundled"
+    OFFICIAL = "official"
+
+
+# Where Microsoft's AI gateway samples keep the official per-mode documents, pinned to a commit (so
+# the documents behind these links never change), and each mode's file name there.
+OFFICIAL_OPENAPI_BASE_URL = ("https://raw.githubusercontent.com/Azure-Samples/AI-Gateway/"
+                             "561d71992bd660af94efc76a8f2f21df0e6ac8e5/modules/apim/v3/specs/")
+OFFICIAL_OPENAPI_FILES: dict[Mode, str] = {
+    Mode.AZURE_OPENAI: "AIFoundryOpenAI.json",
+    Mode.AZURE_AI: "AIFoundryAzureAI.json",
+    Mode.AZURE_OPENAI_V1: "AIFoundryOpenAIV1.json",
+}
+
+
+@dataclass(frozen=True)
+class LinkedDocument:
+    """An OpenAPI document imported by link: its URL and the operations it yields (fetched and
+    derived outside render, which stays pure)."""
+
+    url: str
+    operations: tuple[tuple[str, str], ...]
+
+
 # Which account kinds can serve which mode. An OpenAI account has no /models inference route.
 MODES_BY_KIND: dict[str, tuple[Mode, ...]] = {
     "OpenAI": (Mode.AZURE_OPENAI, Mode.AZURE_OPENAI_V1),
@@ -296,6 +324,8 @@ class Options:
     adopt: bool = False
     display_name: str | None = None
     description: str | None = None
+    openapi: OpenApi = OpenApi.BUNDLED
+    openapi_base_url: str = OFFICIAL_OPENAPI_BASE_URL  # a setting only: where the official files are
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from importer import discover
 from importer.apply import ApplyError, apply
 from importer.azure.arm import AzureArm
 from importer.config import enabled, resolve_options
+from importer.fetch import linked_document
 from importer.model import (
     Account,
     AccountRef,
@@ -39,7 +40,7 @@ from importer.model import (
 from importer.plan import diff, offboard
 from importer.probe import token_limit_headers
 from importer.prober import Prober, Target
-from importer.render import render, routable_deployments
+from importer.render import openapi_link, render, routable_deployments
 from importer.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -264,6 +265,8 @@ class Reconciler:
             self._finish(run, plan, dry_run, offboarding=True)
             return None
         options = resolve_options(self.settings, acct.tag_map, overrides, account=ref.name)
+        link = openapi_link(options)  # official document: fetched (cached per process) for render
+        linked = linked_document(link) if link is not None else None
         for d in acct.deployments:
             if not d.routable:
                 run.notes.append(f"deployment {d.name} not routed: provisioningState="
@@ -288,13 +291,13 @@ class Reconciler:
                                      has_external_cache=check_cache)
                 speculative = True
         svc = cached or self._service(run, check_cache, options.enable_apim_identity, dry_run)
-        desired = render(acct, svc, options)
+        desired = render(acct, svc, options, linked)
         actual = discover.read_actual(arm, self.apim, desired, snapshot, prefetched=pf)
         plan = diff(desired, actual, adopt=options.adopt)
         if speculative and plan.changes:
             # Something to do: decide it on the APIM service's own word, not on our assignment's.
             svc = self._service(run, check_cache, options.enable_apim_identity, dry_run)
-            desired = render(acct, svc, options)
+            desired = render(acct, svc, options, linked)
             actual = discover.read_actual(arm, self.apim, desired, snapshot, prefetched=pf)
             plan = diff(desired, actual, adopt=options.adopt)
         if snapshot is not None and any(c.action is not Action.CREATE for c in plan.changes):

@@ -20,6 +20,7 @@ from importer import config, openapi
 from importer.model import (
     DEPLOYMENT_NAME,
     MODES_BY_KIND,
+    OFFICIAL_OPENAPI_FILES,
     OWNER_MARK,
     Account,
     AccountRef,
@@ -30,7 +31,9 @@ from importer.model import (
     Deployment,
     Desired,
     InvalidInput,
+    LinkedDocument,
     Mode,
+    OpenApi,
     Options,
     PolicySpec,
     ProductLinkSpec,
@@ -367,7 +370,30 @@ def _check_mode(account: Account, mode: Mode) -> None:
                            + " (set the tag apim-importer-mode or IMPORTER_MODE)")
 
 
-def render(account: Account, apim: ApimService, options: Options) -> Desired:
+def openapi_link(options: Options) -> str | None:
+    """The official document's URL for the options' mode when they ask for it (IMPORTER_OPENAPI /
+    tag apim-importer-openapi = official), else None: the bundled document is imported inline."""
+    if OpenApi(options.openapi) is not OpenApi.OFFICIAL:
+        return None
+    base = config.check_openapi_base_url(options.openapi_base_url, "setting IMPORTER_OPENAPI_BASE_URL")
+    return base + OFFICIAL_OPENAPI_FILES[Mode(options.mode)]
+
+
+def _import(options: Options, linked: LinkedDocument | None) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """(format, value, operations) of the API import: inline bundled document, or the link."""
+    link = openapi_link(options)
+    if link is None:
+        mode = Mode(options.mode)
+        return "openapi+json", openapi.document_text(mode), openapi.operations(openapi.document(mode))
+    if linked is None or linked.url != link:
+        raise ValueError(f"the official OpenAPI document {link} was not fetched (got "
+                         f"{linked.url if linked else 'none'}): the caller fetches it before render")
+    return "openapi+json-link", link, linked.operations
+
+
+def render(account: Account, apim: ApimService, options: Options,
+           linked: LinkedDocument | None = None) -> Desired:
+    """``linked``: the official document, fetched by the caller, when the options ask for it."""
     ref = account.ref
     mode = Mode(options.mode)
     config.check_options(options)
@@ -421,15 +447,19 @@ def render(account: Account, apim: ApimService, options: Options) -> Desired:
     display = options.display_name or f"{ref.name} ({mode.value})"
     description = options.description or (
         f"Azure AI Foundry API for account {ref.name} ({mode.value} mode), imported by apim-ai-importer.")
+    import_format, import_value, operations = _import(options, linked)
+    if import_format.endswith("-link"):
+        # Switching bundled <-> official changes the description, so the plan re-imports the API.
+        description = f"{description.rstrip()}\nOpenAPI document: {import_value}"
     api = ApiSpec(
         api_id=the_api_id,
         display_name=display,
         description=owner_description(ref, description),
         path=f"{config.resolve_base_path(options, ref)}/{mode.suffix}",
         service_url=backends[0].url,
-        import_format="openapi+json",
-        import_value=openapi.document_text(mode),
-        operations=openapi.operations(openapi.document(mode)),
+        import_format=import_format,
+        import_value=import_value,
+        operations=operations,
     )
     policy = PolicySpec(the_api_id, render_policy(
         mode, options, backend=main_id, deployments=[d.name for d in deployments],

@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from importer.model import OFFICIAL_OPENAPI_BASE_URL
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -29,6 +31,13 @@ SETTINGS: tuple[Setting, ...] = (
             "http://127.0.0.1:8780"),
     Setting("IMPORTER_MODE", "azure-openai", "Default client-compatibility mode: azure-openai, azure-ai "
             "or azure-openai-v1.", "azure-openai"),
+    Setting("IMPORTER_OPENAPI", "bundled", "Default OpenAPI document: bundled (the project's own, imported "
+            "inline) or official (Microsoft's per-mode document, imported by link from "
+            "IMPORTER_OPENAPI_BASE_URL).", "official"),
+    Setting("IMPORTER_OPENAPI_BASE_URL", OFFICIAL_OPENAPI_BASE_URL, "Where the official documents "
+            "(AIFoundryOpenAI.json, AIFoundryAzureAI.json, AIFoundryOpenAIV1.json) are; ends with '/'. "
+            "https only (http only to 127.0.0.1 or localhost, for the stand-in).",
+            "https://mirror.contoso.com/ai-gateway/specs/"),
     Setting("IMPORTER_BASE_PATH", "{account}", "Default API base path; `{account}` is replaced by the "
             "account name.", "ai/{account}"),
     Setting("IMPORTER_PRODUCTS", "", "Comma-separated ids of existing APIM products to link the API to.",

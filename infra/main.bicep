@@ -53,6 +53,16 @@ param watchScopes string
 ])
 param importerMode string = 'azure-openai'
 
+@description('Default OpenAPI document: bundled (the project\'s own, inline) or official (Microsoft\'s, imported by link). -> IMPORTER_OPENAPI')
+@allowed([
+  'bundled'
+  'official'
+])
+param openapi string = 'bundled'
+
+@description('Where the official OpenAPI documents are (a folder URL ending in /; https). The app downloads them, so it must reach this host. -> IMPORTER_OPENAPI_BASE_URL')
+param openapiBaseUrl string = 'https://raw.githubusercontent.com/Azure-Samples/AI-Gateway/561d71992bd660af94efc76a8f2f21df0e6ac8e5/modules/apim/v3/specs/'
+
 @description('Default API base path; {account} is replaced by the account name. -> IMPORTER_BASE_PATH')
 param basePath string = '{account}'
 
@@ -270,6 +280,14 @@ var appSettings = [
   {
     name: 'IMPORTER_MODE'
     value: importerMode
+  }
+  {
+    name: 'IMPORTER_OPENAPI'
+    value: openapi
+  }
+  {
+    name: 'IMPORTER_OPENAPI_BASE_URL'
+    value: openapiBaseUrl
   }
   {
     name: 'IMPORTER_BASE_PATH'

@@ -1,8 +1,10 @@
 """OpenAPI documents the importer imports, one per mode: the project's own. Pure; package data, cached.
 
-Operation rule (the ARM stand-in repeats it): (METHOD, path + ``?a={a}&b={b}`` for the inline
-``in: query, required: true`` parameters, path item's then operation's, in declared order; ``$ref`` not
-followed), as APIM templates them on import. Optional query parameters are undeclared: APIM forwards them.
+Operation rule (the ARM stand-in repeats it): (METHOD, path + ``?a={a}&b={b}`` for the required query
+parameters), as APIM templates them on import. Parameters are the path item's, then the operation's; an
+operation's parameter replaces the path item's of the same name and location; local ``$ref``s
+(``#/components/parameters/...``) are followed, anything else is ignored. Optional query parameters are
+undeclared: APIM forwards them. The project's own documents use no ``$ref``; linked (official) ones do.
 """
 
 from __future__ import annotations
@@ -38,24 +40,51 @@ def document_text(mode: Mode) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
 
 
-def _required_query(params: Any) -> list[str]:
-    names: list[str] = []
-    for p in params or ():
-        if isinstance(p, dict) and p.get("in") == "query" and p.get("required") is True:
-            names.append(str(p["name"]))
-    return names
+_MAX_REF_DEPTH = 32
+
+
+def _resolve(doc: dict[str, Any], item: Any) -> dict[str, Any]:
+    """``item``, or what its local ``$ref`` (a JSON pointer into ``doc``) points at; {} when that
+    is missing, not local, or a chain of refs longer than _MAX_REF_DEPTH (a cycle)."""
+    for _ in range(_MAX_REF_DEPTH):
+        if not isinstance(item, dict):
+            return {}
+        ref = item.get("$ref")
+        if ref is None:
+            return item
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            return {}
+        node: Any = doc
+        for part in ref[2:].split("/"):
+            key = part.replace("~1", "/").replace("~0", "~")
+            node = node.get(key) if isinstance(node, dict) else None
+        item = node
+    return {}
+
+
+def _required_query(doc: dict[str, Any], shared: Any, own: Any) -> list[str]:
+    """Names of the required query parameters, keyed like APIM by (name, in): the operation's
+    parameter replaces the path item's, keeping its place."""
+    params: dict[tuple[str, str], dict[str, Any]] = {}
+    for raw in [*(shared if isinstance(shared, list) else ()), *(own if isinstance(own, list) else ())]:
+        p = _resolve(doc, raw)
+        if p.get("name") and p.get("in"):
+            params[(str(p["name"]), str(p["in"]))] = p
+    return [name for (name, where), p in params.items() if where == "query" and p.get("required")]
 
 
 def operations(doc: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """(METHOD, urlTemplate) for every operation in ``doc``, sorted."""
     out: set[tuple[str, str]] = set()
     for path, item in (doc.get("paths") or {}).items():
-        shared = _required_query(item.get("parameters"))
-        for method, op in item.items():
-            if method not in _METHODS:
+        if not isinstance(item, dict):
+            continue
+        for method in _METHODS:
+            op = item.get(method)
+            if not isinstance(op, dict):
                 continue
-            names = list(dict.fromkeys(shared + _required_query(op.get("parameters"))))
-            query = "&".join(f"{n}={{{n}}}" for n in names)
+            query = "&".join(f"{n}={{{n}}}" for n in _required_query(doc, item.get("parameters"),
+                                                                     op.get("parameters")))
             out.add((method.upper(), f"{path}?{query}" if query else path))
     return tuple(sorted(out))
 

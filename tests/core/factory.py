@@ -56,7 +56,8 @@ def settings(**env: str) -> Settings:
 def desired(options: Options | None = None, **kw: object) -> Desired:
     acc = kw.pop("account", None) or account()
     svc = kw.pop("apim", None) or apim()
-    return render.render(acc, svc, options or Options())  # type: ignore[arg-type]
+    linked = kw.pop("linked", None)
+    return render.render(acc, svc, options or Options(), linked)  # type: ignore[arg-type]
 
 
 def actual_from(d: Desired, *, policy_xml: str | None = None) -> Actual:

@@ -12,6 +12,7 @@ from importer.model import (
     ContentSafety,
     InvalidInput,
     Mode,
+    OpenApi,
     Options,
     SemanticCache,
     TokenLimit,
@@ -57,6 +58,15 @@ SETTING_CASES: list[tuple[dict[str, str], str, object]] = [
     ({"IMPORTER_ADOPT": "1"}, "adopt", True),
     ({"IMPORTER_OPT_IN": "false"}, "enabled", True),
     ({"IMPORTER_OPT_IN": "true"}, "enabled", False),
+    ({"IMPORTER_OPENAPI": " Official "}, "openapi", OpenApi.OFFICIAL),
+    ({"IMPORTER_OPENAPI": "bundled"}, "openapi", OpenApi.BUNDLED),
+    ({"IMPORTER_OPENAPI_BASE_URL": "https://mirror.example.com/ai-gateway/specs/"}, "openapi_base_url",
+     "https://mirror.example.com/ai-gateway/specs/"),
+    ({"IMPORTER_OPENAPI_BASE_URL": "https://mirror.example.com:8443/%7Eme/"}, "openapi_base_url",
+     "https://mirror.example.com:8443/%7Eme/"),
+    ({"IMPORTER_OPENAPI_BASE_URL": "http://127.0.0.1:8780/_armsim/files/"}, "openapi_base_url",
+     "http://127.0.0.1:8780/_armsim/files/"),
+    ({"IMPORTER_OPENAPI_BASE_URL": "http://localhost/specs/"}, "openapi_base_url", "http://localhost/specs/"),
 ]
 
 
@@ -95,6 +105,27 @@ BAD_SETTINGS: list[tuple[str, str]] = [
     ("IMPORTER_ENABLE_APIM_IDENTITY", "sure"),
     ("IMPORTER_ADOPT", "y"),
     ("IMPORTER_OPT_IN", "enabled"),
+    ("IMPORTER_OPENAPI", "latest"),
+    ("IMPORTER_OPENAPI", ""),
+    ("IMPORTER_OPENAPI_BASE_URL", "http://mirror.example.com/specs/"),
+    ("IMPORTER_OPENAPI_BASE_URL", "http://127.0.0.2/specs/"),
+    ("IMPORTER_OPENAPI_BASE_URL", "https://mirror.example.com/specs"),
+    ("IMPORTER_OPENAPI_BASE_URL", "https://mirror.example.com"),
+    ("IMPORTER_OPENAPI_BASE_URL", "https://mirror.example.com/a b/"),
+    ("IMPORTER_OPENAPI_BASE_URL", "https://mirror.example.com/a\tb/"),
+    ("IMPORTER_OPENAPI_BASE_URL", "https://mirror.example.com/a'b/"),
+    ("IMPORTER_OPENAPI_BASE_URL", "https://mirror.example.com/a\"b/"),
+    ("IMPORTER_OPENAPI_BASE_URL", "https://mirror.example.com/<b>/"),
+    ("IMPORTER_OPENAPI_BASE_URL", "https://mirror.example.com/a&b/"),
+    ("IMPORTER_OPENAPI_BASE_URL", "https://mirror.example.com/?x=/"),
+    ("IMPORTER_OPENAPI_BASE_URL", "https://mirror.example.com/#x/"),
+    ("IMPORTER_OPENAPI_BASE_URL", "https://u:p@mirror.example.com/x/"),
+    ("IMPORTER_OPENAPI_BASE_URL", "https://localhost@evil.example.com/x/"),
+    ("IMPORTER_OPENAPI_BASE_URL", "file:///etc/"),
+    ("IMPORTER_OPENAPI_BASE_URL", "ftp://mirror.example.com/x/"),
+    ("IMPORTER_OPENAPI_BASE_URL", "https://mirror.example.com:99999/x/"),
+    ("IMPORTER_OPENAPI_BASE_URL", "https://" + "a" * 500 + ".com/"),
+    ("IMPORTER_OPENAPI_BASE_URL", ""),
 ]
 
 
@@ -129,6 +160,8 @@ TAG_CASES: list[tuple[dict[str, str], dict[str, str], str, object]] = [
     ({"IMPORTER_CIRCUIT_BREAKER": "true"}, {"apim-importer-circuit-breaker": "off"}, "circuit_breaker",
      False),
     ({}, {"owner": "team-x", "cost-center": "<anything>"}, "mode", Mode.AZURE_OPENAI),  # not ours: ignored
+    ({}, {"apim-importer-openapi": "official"}, "openapi", OpenApi.OFFICIAL),
+    ({"IMPORTER_OPENAPI": "official"}, {"APIM-Importer-OpenAPI": "BUNDLED"}, "openapi", OpenApi.BUNDLED),
 ]
 
 
@@ -149,6 +182,8 @@ BAD_TAGS: list[tuple[str, str]] = [
     ("apim-importer-cache", "bad name"),
     ("apim-importer-safety", "maybe"),
     ("apim-importer-circuit-breaker", "2"),
+    ("apim-importer-openapi", "latest"),
+    ("apim-importer-openapi", "https://evil.example.com/"),
 ]
 
 
@@ -232,6 +267,8 @@ OVERRIDE_CASES: list[tuple[dict[str, Any], str, object]] = [
     ({"enableApimIdentity": True}, "enable_apim_identity", True),
     ({"displayName": "Contoso AI — prod \"gateway\" <v1> & more"}, "display_name",
      "Contoso AI — prod \"gateway\" <v1> & more"),
+    ({"openapi": "official"}, "openapi", OpenApi.OFFICIAL),
+    ({"openapi": OpenApi.BUNDLED}, "openapi", OpenApi.BUNDLED),
 ]
 
 
@@ -262,6 +299,9 @@ BAD_OVERRIDES: list[tuple[str, object]] = [
     ("displayName", "tab\there"),
     ("displayName", "x" * 301),
     ("displayName", 7),
+    ("openapi", "link"),
+    ("openapi", True),
+    ("openapi", None),
 ]
 
 
@@ -284,12 +324,14 @@ PRECEDENCE: list[tuple[str, str, str, str, object, str, object]] = [
     ("products", "IMPORTER_PRODUCTS", "s", "apim-importer-products", "t", "products", ["o"]),
     ("circuit_breaker", "IMPORTER_CIRCUIT_BREAKER", "false", "apim-importer-circuit-breaker", "on",
      "circuitBreaker", False),
+    ("openapi", "IMPORTER_OPENAPI", "official", "apim-importer-openapi", "bundled", "openapi", "official"),
 ]
 EXPECTED = {
     "mode": (Mode.AZURE_AI, Mode.AZURE_OPENAI_V1, Mode.AZURE_OPENAI),
     "base_path": ("s/{account}", "t/{account}", "o/{account}"),
     "products": (("s",), ("t",), ("o",)),
     "circuit_breaker": (False, True, False),
+    "openapi": (OpenApi.OFFICIAL, OpenApi.BUNDLED, OpenApi.OFFICIAL),
 }
 
 
@@ -355,3 +397,16 @@ def test_endpoint_paths_and_ports_are_allowed() -> None:
 def test_resolve_base_path(base: str, expected: str) -> None:
     ref = AccountRef.parse(REF.id)
     assert config.resolve_base_path(Options(base_path=base), ref) == expected
+
+
+def test_a_bad_base_url_is_refused_even_with_the_bundled_document() -> None:
+    # Like every setting: checked before anything is written, whatever the accounts choose.
+    with pytest.raises(InvalidInput, match="setting IMPORTER_OPENAPI_BASE_URL=.*ending in '/'"):
+        resolve({"IMPORTER_OPENAPI_BASE_URL": "https://mirror.example.com/specs"})
+
+
+def test_the_base_url_default_is_the_pinned_ai_gateway_folder() -> None:
+    base = resolve().openapi_base_url
+    assert base == ("https://raw.githubusercontent.com/Azure-Samples/AI-Gateway/"
+                    "561d71992bd660af94efc76a8f2f21df0e6ac8e5/modules/apim/v3/specs/")
+    assert config.check_openapi_base_url(base, "default") == base

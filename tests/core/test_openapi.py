@@ -117,3 +117,91 @@ def test_document_returns_a_copy() -> None:
     doc = openapi.document(Mode.AZURE_AI)
     doc["paths"].clear()
     assert openapi.document(Mode.AZURE_AI)["paths"]
+
+
+# ---------------------------------------------------------------------------------------------
+# $ref: local refs are followed (linked official documents use them); the stand-in has the same rule
+
+P = "#/components/parameters/"
+REF_CASES: list[tuple[str, dict[str, Any], tuple[tuple[str, str], ...]]] = [
+    ("operation-ref", {"paths": {"/a": {"get": {"parameters": [{"$ref": P + "v"}]}}},
+                       "components": {"parameters": {"v": {"name": "api-version", "in": "query",
+                                                           "required": True}}}},
+     (("GET", "/a?api-version={api-version}"),)),
+    ("path-item-ref", {"paths": {"/a": {"parameters": [{"$ref": P + "v"}], "post": {}, "get": {}}},
+                       "components": {"parameters": {"v": {"name": "v", "in": "query", "required": True}}}},
+     (("GET", "/a?v={v}"), ("POST", "/a?v={v}"))),
+    ("ref-to-ref", {"paths": {"/a": {"get": {"parameters": [{"$ref": P + "alias"}]}}},
+                    "components": {"parameters": {"alias": {"$ref": P + "v"},
+                                                  "v": {"name": "v", "in": "query", "required": True}}}},
+     (("GET", "/a?v={v}"),)),
+    ("optional-ref", {"paths": {"/a": {"get": {"parameters": [{"$ref": P + "o"}]}}},
+                      "components": {"parameters": {"o": {"name": "o", "in": "query", "required": False}}}},
+     (("GET", "/a"),)),
+    ("path-and-header-refs", {"paths": {"/d/{id}": {"get": {"parameters": [{"$ref": P + "id"},
+                                                                          {"$ref": P + "h"}]}}},
+                              "components": {"parameters": {
+                                  "id": {"name": "id", "in": "path", "required": True},
+                                  "h": {"name": "h", "in": "header", "required": True}}}},
+     (("GET", "/d/{id}"),)),
+    ("escaped-pointer", {"paths": {"/a": {"get": {"parameters": [{"$ref": P + "a~1b~0c"}]}}},
+                         "components": {"parameters": {"a/b~c": {"name": "x", "in": "query",
+                                                                 "required": True}}}},
+     (("GET", "/a?x={x}"),)),
+    ("operation-overrides-path-item", {"paths": {"/a": {
+        "parameters": [{"$ref": P + "v"}, {"name": "w", "in": "query", "required": True}],
+        "get": {"parameters": [{"name": "v", "in": "query", "required": False}]},
+        "put": {"parameters": [{"$ref": P + "w2"}]}}},
+        "components": {"parameters": {"v": {"name": "v", "in": "query", "required": True},
+                                      "w2": {"name": "w", "in": "query", "required": True}}}},
+     (("GET", "/a?w={w}"), ("PUT", "/a?v={v}&w={w}"))),
+    ("missing-target", {"paths": {"/a": {"get": {"parameters": [{"$ref": P + "nope"}]}}}}, (("GET", "/a"),)),
+    ("remote-ref-ignored", {"paths": {"/a": {"get": {"parameters": [{"$ref": "other.json#/v"}]}}},
+                            "v": {"name": "v", "in": "query", "required": True}},
+     (("GET", "/a"),)),
+]
+CYCLE: dict[str, Any] = {"paths": {"/a": {"get": {"parameters": [{"$ref": P + "x"}]}}},
+                         "components": {"parameters": {"x": {"$ref": P + "y"}, "y": {"$ref": P + "x"}}}}
+
+
+@pytest.mark.parametrize(("doc", "expected"), [(d, e) for _, d, e in REF_CASES],
+                         ids=[c[0] for c in REF_CASES])
+def test_local_refs_are_followed(doc: dict[str, Any], expected: tuple[tuple[str, str], ...]) -> None:
+    assert openapi.operations(doc) == expected
+
+
+def test_a_ref_cycle_yields_no_parameter() -> None:
+    assert openapi.operations(CYCLE) == (("GET", "/a"),)
+
+
+def _stand_in(doc: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    from armsim.apim import derive_operations
+
+    return tuple(sorted((p["method"], p["urlTemplate"]) for _, p in derive_operations(doc)))
+
+
+@pytest.mark.parametrize("doc", [d for d, _ in RULE_CASES] + [d for _, d, _ in REF_CASES])
+def test_the_stand_in_derives_the_same_operations(doc: dict[str, Any]) -> None:
+    assert openapi.operations(doc) == _stand_in(doc)
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_official_documents_operations_as_the_stand_in_derives_them(mode: Mode) -> None:
+    path = SPECS / OFFICIAL[mode]
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    ops = openapi.operations(doc)
+    assert ops == _stand_in(doc)
+    if mode is not Mode.AZURE_OPENAI_V1:  # api-version comes through a $ref in the Azure AI document
+        assert all("api-version={api-version}" in t for m, t in ops if t.startswith(("/chat", "/deploy")))
+
+
+def test_official_azure_openai_document_names_the_deployment_as_the_policy_reads_it() -> None:
+    # The allow-list reads MatchedParameters["deployment-id"] (docs/policy.md) with either document.
+    path = SPECS / OFFICIAL[Mode.AZURE_OPENAI]
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    ops = openapi.operations(json.loads(path.read_text(encoding="utf-8")))
+    deployment_paths = [t for _, t in ops if t.startswith("/deployments/")]
+    assert deployment_paths and all(t.startswith("/deployments/{deployment-id}/") for t in deployment_paths)

@@ -372,3 +372,38 @@ def test_api_diff_ignores_the_import_document() -> None:
     assert plan.api_diff(a.api.spec, d.api) == ()
     bare = ApiSpec("x", "n", "d", "p")
     assert plan.api_diff(bare, replace(bare, import_value="{}")) == ()
+
+
+
+def test_link_mode_compares_operations_by_method_and_path_only() -> None:
+    from importer.model import LinkedDocument, OpenApi
+
+    link = "https://x.example.com/specs/AIFoundryOpenAI.json"
+    ops = (("GET", "/models?api-version={api-version}"), ("POST", "/chat/completions?api-version={v}"))
+    d = desired(Options(openapi=OpenApi.OFFICIAL, openapi_base_url="https://x.example.com/specs/"),
+                linked=LinkedDocument(link, ops))
+    a = actual_from(d)
+    assert a.api is not None
+    # APIM templated the required query parameters otherwise (or not at all): not drift in link mode.
+    other = (("GET", "/models"), ("POST", "/chat/completions?api-version={api-version}&x={x}"))
+    assert plan.diff(d, _api(a, operations=other)).empty
+    # A missing or extra operation still is; the diff line has no query part.
+    p = plan.diff(d, _api(a, operations=(("GET", "/models"), ("DELETE", "/x"))))
+    assert [c.diff for c in p.changes] == [("operation: + POST /chat/completions", "operation: - DELETE /x")]
+    # The bundled document compares whole templates.
+    b = desired()
+    ab = actual_from(b)
+    assert ab.api is not None
+    first, *rest = b.api.operations
+    changed = ((first[0], first[1].split("?")[0] + "?x={x}"), *rest)
+    assert not plan.diff(b, _api(ab, operations=changed)).empty
+
+
+def test_link_mode_create_names_the_document() -> None:
+    from importer.model import LinkedDocument, OpenApi
+
+    link = render.openapi_link(Options(openapi=OpenApi.OFFICIAL))
+    assert link is not None
+    d = desired(Options(openapi=OpenApi.OFFICIAL), linked=LinkedDocument(link, (("GET", "/a"),)))
+    api = next(c for c in plan.diff(d, Actual()).changes if c.kind == "api")
+    assert api.diff == (f"path: {d.api.path}", "operations: 1", f"document: {link}")

@@ -10,6 +10,7 @@ import pytest
 
 from importer import openapi, render
 from importer.model import (
+    OFFICIAL_OPENAPI_BASE_URL,
     OWNER_MARK,
     AccountRef,
     ApiSpec,
@@ -17,7 +18,9 @@ from importer.model import (
     ContentSafety,
     Deployment,
     InvalidInput,
+    LinkedDocument,
     Mode,
+    OpenApi,
     Options,
     ProductLinkSpec,
     RoleAssignmentSpec,
@@ -247,3 +250,51 @@ def test_unroutable_deployments_are_left_out() -> None:
     deployments = (Deployment("ok"), Deployment("a\"b"), Deployment("x\n"),
                    Deployment("late", provisioning_state="Accepted"))
     assert [d.name for d in render.routable_deployments(account(deployments=deployments))] == ["ok"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The official OpenAPI document, by link
+
+LINK_OPS = (("GET", "/models?api-version={api-version}"), ("POST", "/chat/completions"))
+FILES = {Mode.AZURE_OPENAI: "AIFoundryOpenAI.json", Mode.AZURE_AI: "AIFoundryAzureAI.json",
+         Mode.AZURE_OPENAI_V1: "AIFoundryOpenAIV1.json"}
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_official_document_is_imported_by_link(mode: Mode) -> None:
+    options = Options(mode=mode, openapi=OpenApi.OFFICIAL)
+    link = OFFICIAL_OPENAPI_BASE_URL + FILES[mode]
+    assert render.openapi_link(options) == link
+    d = desired(options, linked=LinkedDocument(link, LINK_OPS))
+    bundled = desired(Options(mode=mode))
+    assert d.api == replace(
+        bundled.api, import_format="openapi+json-link", import_value=link, operations=LINK_OPS,
+        description=bundled.api.description.replace(f"\n{MARK}", f"\nOpenAPI document: {link}\n{MARK}"))
+    assert render.owned_account(d.api.description) == REF.id
+    assert (d.backends, d.policy, d.role_assignments) == (bundled.backends, bundled.policy,
+                                                          bundled.role_assignments)
+
+
+def test_link_follows_the_base_url_and_a_custom_description() -> None:
+    options = Options(openapi=OpenApi.OFFICIAL, openapi_base_url="http://127.0.0.1:8780/_armsim/files/",
+                      description="Team gateway.")
+    link = "http://127.0.0.1:8780/_armsim/files/AIFoundryOpenAI.json"
+    d = desired(options, linked=LinkedDocument(link, LINK_OPS))
+    assert d.api.description == f"Team gateway.\nOpenAPI document: {link}\n{MARK}"
+
+
+def test_bundled_document_needs_no_link() -> None:
+    assert render.openapi_link(Options()) is None
+    assert desired(Options(), linked=LinkedDocument("https://x.example.com/a.json", LINK_OPS)).api == \
+        desired().api
+
+
+@pytest.mark.parametrize("linked", [None, LinkedDocument("https://elsewhere.example.com/x.json", LINK_OPS)])
+def test_official_document_must_have_been_fetched_for_its_link(linked: LinkedDocument | None) -> None:
+    with pytest.raises(ValueError, match="not fetched"):
+        desired(Options(openapi=OpenApi.OFFICIAL), linked=linked)
+
+
+def test_a_bad_base_url_built_some_other_way_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="openapi_base_url"):
+        desired(Options(openapi=OpenApi.OFFICIAL, openapi_base_url="https://x.example.com/a\"b/"))
