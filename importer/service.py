@@ -193,7 +193,7 @@ _IMPORT_FIELDS = {"account": str, "dryRun": bool, "wait": bool, "mode": str, "ba
                   "products": list, "tokensPerMinute": int, "tokenQuota": str, "tokenMetrics": bool,
                   "semanticCacheDeployment": str, "contentSafetyEndpoint": str,
                   "circuitBreaker": bool, "policyFragment": str, "adopt": bool,
-                  "enableApimIdentity": bool, "displayName": str}
+                  "enableApimIdentity": bool, "displayName": str, "openapi": str}
 
 
 def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:

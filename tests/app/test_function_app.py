@@ -170,6 +170,13 @@ def test_http_import_plan_and_apply(host: Host) -> None:
     status, many = host.http("http_runs", params={"account": AOAI})
     assert status == 200 and [r["run_id"] for r in many["runs"]][0] == run_id
     assert host.http("http_health")[0] == 200
+    # The openapi option goes through the same validation as the tag and the CLI flag.
+    status, body = host.http("http_imports", method="POST", body=json.dumps(
+        {"account": AOAI, "dryRun": True, "tokensPerMinute": 5000, "openapi": "bundled"}).encode())
+    assert status == 200 and body["outcome"] == "noop"
+    status, body = host.http("http_imports", method="POST", body=json.dumps(
+        {"account": AOAI, "openapi": "yaml"}).encode())
+    assert status == 400 and "openapi" in body["error"]["message"]
 
 
 BAD_BODIES = [
