@@ -65,6 +65,21 @@ class Snapshot:
     product_apis: Mapping[str, frozenset[str]]  # product id → lowercase api ids linked to it
 
 
+def owns_anything(snapshot: Snapshot, ref: AccountRef) -> bool:
+    """Whether the pass's listings show an object of ours for ``ref`` (an API, a backend, APIM's
+    role assignment on the account), or can't tell (its subscription's assignments not listed)."""
+    if ref.subscription.lower() not in snapshot.role_subscriptions:
+        return True
+    api = snapshot.apis.get(api_id(ref).lower())
+    if api is not None and _mine(api.description, ref):
+        return True
+    for role in BACKEND_ROLES:
+        backend = snapshot.backends.get(backend_id(ref, role).lower())
+        if backend is not None and _mine(backend.description, ref):
+            return True
+    return any(_mine(r.description, ref) for r in snapshot.roles.get(ref.id.lower(), ()))
+
+
 def take_snapshot(arm: AzureArm, apim: ApimRef, principal_id: str | None, subscriptions: Iterable[str],
                   products: Iterable[str]) -> Snapshot:
     apis = {a.api_id.lower(): a for a in arm.list_apis(apim)}
@@ -243,19 +258,31 @@ def refresh_backends(arm: AzureArm, apim: ApimRef, ref: AccountRef, actual: Actu
     return replace(actual, backends=tuple(kept + [b for b in fresh.values() if b is not None]))
 
 
-def read_owned(arm: AzureArm, apim: ApimRef, ref: AccountRef, principal_id: str | None) -> Actual:
+def read_owned(arm: AzureArm, apim: ApimRef, ref: AccountRef, principal_id: str | None,
+               prefetched: Prefetch | None = None) -> Actual:
     """Everything this importer made for ``ref`` (for offboarding), whatever the options were,
-    including the probe key's subscription."""
-    api = _own_api(arm.get_api(apim, api_id(ref)), ref)
+    including the probe key's subscription. Reads already in flight (``prefetched``) are used:
+    then role assignments are those of every principal at the scope (the plan deletes only the
+    ones carrying our mark) and APIM's principal is not needed."""
+    pf = prefetched or Prefetch()
+    aid = api_id(ref)
+    api = _own_api(pf.api.result() if pf.api else arm.get_api(apim, aid, operations=False), ref)
     sub = arm.get_subscription(apim, probe_subscription_id(ref))
     if sub is not None:
         sub = replace(sub, owned=owns_subscription(sub.spec, ref))
-    backends = tuple(b for b in (_own_backend(arm.get_backend(apim, backend_id(ref, role)), ref)
-                                 for role in BACKEND_ROLES) if b is not None)
+    ids = [backend_id(ref, role) for role in BACKEND_ROLES]
+    if pf.backends is not None:  # listed, no ETags: the caller re-reads what it will delete
+        named = {b.spec.backend_id.lower(): b for b in pf.backends.result()}
+        found = [named.get(i.lower()) for i in ids]
+    else:
+        found = [arm.get_backend(apim, i) for i in ids]
+    backends = tuple(b for b in (_own_backend(x, ref) for x in found) if b is not None)
     roles: tuple[RoleAssignmentSpec, ...] = ()
-    if principal_id:
-        try:
+    try:
+        if pf.roles is not None:
+            roles = pf.roles.result()
+        elif principal_id:
             roles = arm.list_role_assignments(ref.id, ref.subscription, principal_id)
-        except NotFound:
-            roles = ()  # the account (the scope) is gone, and its assignments with it
+    except NotFound:
+        roles = ()  # the account (the scope) is gone, and its assignments with it
     return Actual(api=api, backends=backends, role_assignments=roles, subscription=sub)

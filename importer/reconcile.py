@@ -234,20 +234,28 @@ class Reconciler:
         """One read → plan → apply pass; returns where to probe when something was applied."""
         arm = self.arm
         pf = discover.Prefetch()
-        if account is not None:  # listed by the fleet pass: its deployments (and, with a snapshot,
-            # operations and policy) are the only new reads; an opted-out account reads no more.
+        acct: Account | None
+        if account is not None and not enabled(self.settings, account.tag_map, ref.name):
+            # Listed by the fleet pass and not imported (opted out, or IMPORTER_OPT_IN and
+            # untagged): when the pass's listings show nothing of ours for it, nothing is read.
+            if snapshot is not None and not discover.owns_anything(snapshot, ref):
+                run.notes.append("opted out by tag")
+                self._finish(run, Plan(ref, ()), dry_run, offboarding=True)
+                return None
+            acct = account
+        elif account is not None:  # listed by the fleet pass: its deployments (and, with a
+            # snapshot, operations and policy) are the only new reads.
             deployments = arm.submit(arm.list_deployments, ref)
-            if enabled(self.settings, account.tag_map, ref.name):
-                pf = discover.prefetch(arm, self.apim, ref, snapshot=snapshot, links=True,
-                                       roles=snapshot is None, principal=self._cached_principal())
+            pf = discover.prefetch(arm, self.apim, ref, snapshot=snapshot, links=True,
+                                   roles=snapshot is None, principal=self._cached_principal())
             try:
-                acct: Account | None = replace(account, deployments=deployments.result())
+                acct = replace(account, deployments=deployments.result())
             except NotFound:
                 acct = None
         else:
             # Everything at once: the account, its deployments and our objects (ids follow from
-            # the account id). Reads for an account that turns out gone or opted out are wasted,
-            # which is rare; a run otherwise costs one round trip of reads, not one per object.
+            # the account id). An account that turns out gone or opted out is offboarded from the
+            # same reads; a run costs one round trip of reads, not one per object.
             reads = (arm.submit(arm.get_account, ref, with_deployments=False),
                      arm.submit(arm.list_deployments, ref))
             pf = discover.prefetch(arm, self.apim, ref, links=bool(self.settings.get("IMPORTER_PRODUCTS")),
@@ -259,9 +267,13 @@ class Reconciler:
         if acct is None or not enabled(self.settings, acct.tag_map, ref.name):
             why = "account not found" if acct is None else "opted out by tag"
             run.notes.append(why)
-            svc = self.apim_service()
-            actual = discover.read_owned(self.arm, self.apim, ref, svc.principal_id)
+            principal = None if pf.roles is not None else self.apim_service().principal_id
+            actual = discover.read_owned(self.arm, self.apim, ref, principal, pf)
             plan = offboard(ref, actual)
+            stale = discover.unguarded(actual, plan)
+            if stale:  # listed without ETags: re-read what is about to be deleted
+                actual = discover.refresh_backends(self.arm, self.apim, ref, actual, stale)
+                plan = offboard(ref, actual)
             self._finish(run, plan, dry_run, offboarding=True)
             return None
         options = resolve_options(self.settings, acct.tag_map, overrides, account=ref.name)

@@ -63,3 +63,31 @@ def test_fleet_pass_offboards_objects_whose_account_is_gone(world: World) -> Non
     results = {r.account.lower(): r for r in run_pass(rec, estate)}
     assert results[gone.key].outcome == "offboarded"
     assert world.sim.resource(f"{world.apim}/apis/{api_id(gone)}") is None
+
+
+def test_accounts_not_imported_cost_no_reads_in_a_fleet_pass_until_they_hold_our_objects(
+        world: World) -> None:
+    """IMPORTER_OPT_IN=true with most accounts untagged: the pass's listings show nothing of ours
+    for them, so they cost nothing; an account that opts out later is offboarded by the pass."""
+    from azure.mgmt.cognitiveservices import models
+
+    ids = _fleet(world, 10)
+    cs = world.clients.cognitive(SUB)
+    for aid in ids[:2]:
+        cs.accounts.begin_update("rg-ai", AccountRef.parse(aid).name,
+                                 models.Account(tags={"apim-importer": "enabled"})).result()
+    rec = world.reconciler(apim_ttl_s=60, IMPORTER_OPT_IN="true")
+    first = summarise(run_pass(rec, enumerate_estate(rec)))
+    assert first == {"accounts": 12, "writes": first["writes"], "applied": 2, "noop": 10}, first
+    world.sim.log.clear()
+    again = run_pass(rec, enumerate_estate(rec))
+    assert summarise(again) == {"accounts": 12, "writes": 0, "noop": 12}
+    # 3 reads for each of the 2 imported accounts, plus the pass's listings; 0 for the other 10.
+    assert world.reads() <= 3 * 2 + 6, world.sim.log.as_dicts()
+
+    cs.accounts.begin_update("rg-ai", AccountRef.parse(ids[0]).name,
+                             models.Account(tags={"apim-importer": "disabled"})).result()
+    results = {r.account: r for r in run_pass(rec, enumerate_estate(rec))}
+    assert results[ids[0]].outcome == "offboarded", results[ids[0]].error
+    assert world.sim.resource(f"{world.apim}/apis/{api_id(AccountRef.parse(ids[0]))}") is None
+    assert results[ids[1]].outcome == "noop"

@@ -165,3 +165,50 @@ def test_display_name_with_markup_is_stored_as_text(world: World) -> None:
     assert [t for s, t in policyxml.statements(policy) if s == "inbound"] == [
         t for s, t in policyxml.statements(run.plan.changes[[c.kind for c in run.plan.changes].index(
             "policy")].desired.xml) if s == "inbound"]
+
+
+def test_an_account_that_is_not_enabled_costs_one_round_of_reads_and_no_apim_read(world: World) -> None:
+    """IMPORTER_OPT_IN=true: an untagged account's events are common and must stay cheap."""
+    ref = AccountRef.parse(AOAI)
+    rec = world.reconciler(IMPORTER_OPT_IN="true")
+    world.sim.log.clear()
+    run = rec.reconcile(ref)
+    assert run.outcome == "noop" and "opted out by tag" in run.notes
+    assert world.writes() == 0
+    # account, deployments, API, operations, policy, backends, role assignments (all in flight
+    # together), and the probe key's subscription: the APIM service is not needed.
+    assert world.reads() <= 8, world.sim.log.as_dicts()
+    assert not world.sim.log.select(method="GET", path=r"/service/[^/]+$")
+
+
+def test_offboarding_removes_our_assignment_even_for_a_previous_apim_identity(world: World) -> None:
+    import uuid
+
+    from azure.mgmt.apimanagement import models as apim_models
+    from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
+    from azure.mgmt.cognitiveservices import models
+
+    ref = AccountRef.parse(AOAI)
+    rec = world.reconciler()
+    assert rec.reconcile(ref).outcome == "applied"
+    auth = world.clients.authorization(SUB)
+    reader = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/" \
+             "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+    foreign = str(uuid.uuid4())
+    auth.role_assignments.create(ref.id, foreign, RoleAssignmentCreateParameters(
+        role_definition_id=reader, principal_id=str(uuid.uuid4()), principal_type="User",
+        description="someone else's"))
+    client = world.apim_client()
+    for kind in ("None", "SystemAssigned"):  # APIM gets a new identity; ours names the old one
+        client.api_management_service.begin_update(world.rg, world.svc,
+            apim_models.ApiManagementServiceUpdateParameters(
+                identity=apim_models.ApiManagementServiceIdentity(type=kind))).result()
+    world.clients.cognitive(SUB).accounts.begin_update(
+        "rg-ai", ref.name, models.Account(tags={"apim-importer": "disabled"})).result()
+    run = rec.reconcile(ref)
+    assert run.outcome == "offboarded", run.error
+    assert ("delete", "role_assignment") in {(c.action.value, c.kind) for c in run.plan.changes}
+    left = {a.name for a in auth.role_assignments.list_for_scope(ref.id, filter="atScope()")
+            if (a.scope or "").lower() == ref.id.lower()}
+    assert left == {foreign}
+    assert rec.reconcile(ref).outcome == "noop"
