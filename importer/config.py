@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from enum import StrEnum
 from typing import NamedTuple, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from importer.model import (
     DEPLOYMENT_NAME,
@@ -27,6 +28,7 @@ from importer.model import (
 from importer.settings import Settings
 
 T = TypeVar("T")
+E = TypeVar("E", bound=StrEnum)
 
 # ---------------------------------------------------------------------------------------------
 # Vocabulary
@@ -95,13 +97,18 @@ def _fail(source: Src, value: object, expected: str) -> InvalidInput:
     return InvalidInput(f"{name}={value!r}{where}: expected {expected}")
 
 
-def parse_mode(value: object, source: Src) -> Mode:
-    text = value.value if isinstance(value, Mode) else value
+def _choice(kind: type[E], value: object, source: Src) -> E:
+    """A member of the string enum ``kind`` (case-insensitive), or a clear error naming them all."""
+    text = value.value if isinstance(value, kind) else value
     if isinstance(text, str):
-        for m in Mode:
-            if text.strip().lower() == m.value:
-                return m
-    raise _fail(source, value, "one of " + ", ".join(m.value for m in Mode))
+        for member in kind:
+            if text.strip().lower() == member.value:
+                return member
+    raise _fail(source, value, "one of " + ", ".join(m.value for m in kind))
+
+
+def parse_mode(value: object, source: Src) -> Mode:
+    return _choice(Mode, value, source)
 
 
 def check_base_path(value: object, source: Src) -> str:
@@ -153,17 +160,23 @@ def check_deployment_name(value: object, source: Src) -> str:
     return value
 
 
-def check_https_endpoint(value: object, source: Src) -> str:
-    expected = "an https:// URL with a plain host name, optional port and path, no query or fragment"
-    # Whole-string check first: urlsplit silently drops tabs and newlines.
-    if not isinstance(value, str) or len(value) > 500 or not _URL_CHARS.fullmatch(value):
+def _split_url(value: object, source: Src, expected: str, max_len: int,
+               chars: re.Pattern[str]) -> tuple[str, SplitResult, str, int | None]:
+    """(value, parts, host, port) of a URL whose every character is in ``chars``. The whole-string
+    check comes first: urlsplit silently drops tabs and newlines."""
+    if not isinstance(value, str) or len(value) > max_len or not chars.fullmatch(value):
         raise _fail(source, value, expected)
     try:
         parts = urlsplit(value)
         port = parts.port
     except ValueError as exc:
         raise _fail(source, value, expected) from exc
-    host = parts.hostname or ""
+    return value, parts, parts.hostname or "", port
+
+
+def check_https_endpoint(value: object, source: Src) -> str:
+    expected = "an https:// URL with a plain host name, optional port and path, no query or fragment"
+    value, parts, host, port = _split_url(value, source, expected, 500, _URL_CHARS)
     if (parts.scheme != "https" or parts.query or parts.fragment or "?" in value or "#" in value
             or parts.username is not None or parts.password is not None or not _HOST.fullmatch(host)
             or not _URL_PATH.fullmatch(parts.path) or (port is not None and not 0 < port < 65536)
@@ -173,12 +186,7 @@ def check_https_endpoint(value: object, source: Src) -> str:
 
 
 def parse_openapi(value: object, source: Src) -> OpenApi:
-    text = value.value if isinstance(value, OpenApi) else value
-    if isinstance(text, str):
-        for o in OpenApi:
-            if text.strip().lower() == o.value:
-                return o
-    raise _fail(source, value, "one of " + ", ".join(o.value for o in OpenApi))
+    return _choice(OpenApi, value, source)
 
 
 def check_openapi_base_url(value: object, source: Src) -> str:
@@ -187,14 +195,7 @@ def check_openapi_base_url(value: object, source: Src) -> str:
     expected = ("an https:// URL ending in '/' (http:// only to 127.0.0.1 or localhost), with a plain host "
                 "name, optional port and path, no query, fragment, credentials, whitespace, quotes, "
                 "'<', '>' or '&'")
-    if not isinstance(value, str) or len(value) > MAX_URL or not _BASE_URL_CHARS.fullmatch(value):
-        raise _fail(source, value, expected)
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError as exc:
-        raise _fail(source, value, expected) from exc
-    host = parts.hostname or ""
+    value, parts, host, port = _split_url(value, source, expected, MAX_URL, _BASE_URL_CHARS)
     scheme_ok = parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK)
     if (not scheme_ok or parts.username is not None or parts.password is not None or "@" in parts.netloc
             or not _HOST.fullmatch(host) or (port is not None and not 0 < port < 65536)

@@ -159,8 +159,7 @@ def prefetch(arm: AzureArm, apim: ApimRef, ref: AccountRef, *, snapshot: Snapsho
                         policy=arm.submit(arm.get_policy, apim, aid))
     role_read: Future[tuple[RoleAssignmentSpec, ...]] | None = None
     if roles:
-        role_read = (arm.submit(arm.list_role_assignments, ref.id, ref.subscription, principal)
-                     if principal else arm.submit(arm.list_role_assignments_at, ref.id, ref.subscription))
+        role_read = arm.submit(arm.list_role_assignments, ref.id, ref.subscription, principal)
     return Prefetch(api=arm.submit(arm.get_api, apim, aid, operations=False),
                     operations=arm.submit(_operations, arm, apim, aid),
                     policy=arm.submit(arm.get_policy, apim, aid),

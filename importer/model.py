@@ -352,6 +352,11 @@ class ApiSpec:
     # (METHOD, urlTemplate) of every operation the document yields, sorted.
     operations: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def linked(self) -> bool:
+        """Imported by link (the official document) rather than inline."""
+        return self.import_format.endswith("-link")
+
 
 @dataclass(frozen=True)
 class BackendSpec:

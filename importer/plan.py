@@ -79,7 +79,7 @@ def api_diff(actual: ApiSpec, desired: ApiSpec) -> tuple[str, ...]:
     if _desc(actual.description) != _desc(desired.description):
         out.append(_field("description", _desc(actual.description), _desc(desired.description)))
     have, want = set(actual.operations), set(desired.operations)
-    if desired.import_format.endswith("-link"):
+    if desired.linked:
         # A linked (third-party) document: which required query parameters APIM turns into the URL
         # template can't be verified here (the stand-in mirrors our rule, not APIM's), so operations
         # compare by method and path only. A missing or extra operation is still drift.
@@ -157,7 +157,7 @@ def _api_change(desired: Desired, actual: Actual, adopt: bool) -> Change | None:
     want = desired.api
     if actual.api is None:
         lines: tuple[str, ...] = (f"path: {want.path}", f"operations: {len(want.operations)}")
-        if want.import_format.endswith("-link"):
+        if want.linked:
             lines += (f"document: {want.import_value}",)
         return Change(Action.CREATE, "api", want.api_id, reason="API missing", diff=lines, desired=want)
     lines = api_diff(actual.api.spec, want)

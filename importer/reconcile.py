@@ -118,10 +118,9 @@ class Reconciler:
 
     def apim_service(self, *, check_cache: bool = False) -> ApimService:
         """APIM's identity and cache, read once per TTL (the fleet pass shares one read)."""
-        with self._apim_lock:
-            hit = self._apim_cache.get(check_cache)
-            if hit and self._clock() - hit[0] < self._apim_ttl_s:
-                return hit[1]
+        cached = self.cached_apim_service(check_cache=check_cache)
+        if cached is not None:
+            return cached
         svc = self.arm.get_apim(self.apim, check_cache=check_cache)
         with self._apim_lock:
             self._apim_cache[check_cache] = (self._clock(), svc)

@@ -451,20 +451,13 @@ class AzureArm:
     # -- role assignments ----------------------------------------------------------------------
 
     def list_role_assignments(self, scope: str, subscription: str,
-                              principal_id: str) -> tuple[RoleAssignmentSpec, ...]:
-        """Assignments of ``principal_id`` that apply exactly at ``scope`` (not inherited)."""
+                              principal_id: str | None = None) -> tuple[RoleAssignmentSpec, ...]:
+        """Assignments made exactly at ``scope`` (not inherited): of ``principal_id``, or of every
+        principal when None (a cold run finds APIM's principal in its own assignment)."""
         auth = self.clients.authorization(subscription)
+        odata = f"principalId eq '{principal_id}'" if principal_id else "atScope()"
         items = call(f"list role assignments on {scope}", lambda: list(auth.role_assignments.list_for_scope(
-            scope, filter=f"principalId eq '{principal_id}'")))
-        return tuple(sorted((role_from_sdk(o) for o in items
-                             if (o.scope or "").lower() == scope.lower()), key=lambda r: r.name))
-
-    def list_role_assignments_at(self, scope: str, subscription: str) -> tuple[RoleAssignmentSpec, ...]:
-        """Every principal's assignments made exactly at ``scope`` (``atScope()`` also returns the
-        inherited ones, dropped here): a cold run finds APIM's principal in its own assignment."""
-        auth = self.clients.authorization(subscription)
-        items = call(f"list role assignments on {scope}", lambda: list(auth.role_assignments.list_for_scope(
-            scope, filter="atScope()")))
+            scope, filter=odata)))
         return tuple(sorted((role_from_sdk(o) for o in items
                              if (o.scope or "").lower() == scope.lower()), key=lambda r: r.name))
 
