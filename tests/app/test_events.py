@@ -11,7 +11,8 @@ import pytest
 from importer.events import decide_cloudevent, decide_eventgrid
 from importer.model import Scope
 
-REF = Path(__file__).resolve().parents[3] / "shared" / "reference" / "events"
+# Microsoft's example deliveries (source: tests/armsim/examples, see its README).
+REF = Path(__file__).resolve().parents[1] / "armsim" / "examples"
 SUB = "00000000-0000-0000-0000-000000000001"
 ACCOUNT = (f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices"
            "/accounts/contoso-aoai")

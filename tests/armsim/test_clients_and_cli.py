@@ -16,10 +16,11 @@ from azure.mgmt.apimanagement import models
 
 from armsim import seed
 from importer.azure.clients import Clients, StaticCredential
+from importer.model import Mode
 from importer.settings import Settings
+from tests import official
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECS = Path("/work/shared/reference/specs")
 
 
 def test_local_clients_are_cached_per_subscription_and_configured_for_the_stand_in(clients, armsim):
@@ -88,17 +89,19 @@ def test_python_dash_m_armsim_serves_until_stopped():
         process.wait(timeout=10)
 
 
-@pytest.mark.skipif(not SPECS.is_dir(), reason="the shared reference specs are not on this machine")
-@pytest.mark.parametrize("name, operations", [
-    ("AIFoundryOpenAI.json", 49), ("AIFoundryAzureAI.json", 5),
+@pytest.mark.parametrize("mode, operations", [
+    (Mode.AZURE_OPENAI, 49), (Mode.AZURE_AI, 5),
     # README says 67; the document holds 60 path+method pairs, and APIM makes one operation per pair.
-    ("AIFoundryOpenAIV1.json", 60),
+    (Mode.AZURE_OPENAI_V1, 60),
 ])
-def test_official_operation_sets_import_by_file_link(clients, apim_service, name, operations):
+def test_official_operation_sets_import_by_file_link(clients, apim_service, tmp_path, mode, operations):
+    # The official operation sets (tests/data/official_operations.json) as a document on disk.
+    name = official.file_name(mode)
+    (tmp_path / name).write_text(official.document_text(mode), encoding="utf-8")
     apim = clients.apim(seed.SUBSCRIPTION)
     api_id = name.lower().removesuffix(".json")
     params = models.ApiCreateOrUpdateParameter(path=api_id, format="openapi+json-link",
-                                               value=(SPECS / name).as_uri())
+                                               value=(tmp_path / name).as_uri())
     apim.api.begin_create_or_update(seed.APIM_GROUP, seed.APIM_NAME, api_id, params).result()
     listed = list(apim.api_operation.list_by_api(seed.APIM_GROUP, seed.APIM_NAME, api_id))
     assert len(listed) == operations

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from importer import openapi
 from importer.model import Mode
+from tests import official
 
-SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "specs"
-OFFICIAL = {
-    Mode.AZURE_OPENAI: "AIFoundryOpenAI.json",
-    Mode.AZURE_AI: "AIFoundryAzureAI.json",
-    Mode.AZURE_OPENAI_V1: "AIFoundryOpenAIV1.json",
-}
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
@@ -29,16 +23,17 @@ def _method_paths(doc: dict[str, Any]) -> set[tuple[str, str]]:
     return {(m.upper(), _norm(p)) for p, item in doc["paths"].items() for m in item if m in METHODS}
 
 
-def test_reference_specs_are_beside_the_clone() -> None:
-    # CI keeps them beside the clone; without them the coverage test would prove nothing.
-    missing = [f for f in OFFICIAL.values() if not (SPECS / f).is_file()]
-    assert not missing, f"official specs missing under {SPECS}: {missing}"
+def test_official_operation_sets_are_checked_in_with_their_source() -> None:
+    # Without them the coverage tests would prove nothing; their counts are those of the documents.
+    counts = {m: len(_method_paths(official.document(m))) for m in Mode}
+    assert counts == {Mode.AZURE_OPENAI: 49, Mode.AZURE_AI: 5, Mode.AZURE_OPENAI_V1: 60}
+    src = official.source()
+    assert re.fullmatch(r"[0-9a-f]{40}", src["commit"]) and src["commit"] in src["url"]
 
 
 @pytest.mark.parametrize("mode", list(Mode))
 def test_documents_cover_the_official_set_or_list_each_exclusion(mode: Mode) -> None:
-    official = json.loads((SPECS / OFFICIAL[mode]).read_text(encoding="utf-8"))
-    want = _method_paths(official)
+    want = _method_paths(official.document(mode))
     have = _method_paths(openapi.document(mode))
     excluded = {(e["method"].upper(), _norm(e["path"])) for e in openapi.exclusions()[mode.value]}
     assert want - have == excluded, "every official operation is imported or excluded with a reason"
@@ -187,10 +182,7 @@ def test_the_stand_in_derives_the_same_operations(doc: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("mode", list(Mode))
 def test_official_documents_operations_as_the_stand_in_derives_them(mode: Mode) -> None:
-    path = SPECS / OFFICIAL[mode]
-    if not path.is_file():
-        pytest.skip(f"{path} not present")
-    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc = official.document(mode)
     ops = openapi.operations(doc)
     assert ops == _stand_in(doc)
     if mode is not Mode.AZURE_OPENAI_V1:  # api-version comes through a $ref in the Azure AI document
@@ -199,9 +191,6 @@ def test_official_documents_operations_as_the_stand_in_derives_them(mode: Mode) 
 
 def test_official_azure_openai_document_names_the_deployment_as_the_policy_reads_it() -> None:
     # The allow-list reads MatchedParameters["deployment-id"] (docs/policy.md) with either document.
-    path = SPECS / OFFICIAL[Mode.AZURE_OPENAI]
-    if not path.is_file():
-        pytest.skip(f"{path} not present")
-    ops = openapi.operations(json.loads(path.read_text(encoding="utf-8")))
+    ops = openapi.operations(official.document(Mode.AZURE_OPENAI))
     deployment_paths = [t for _, t in ops if t.startswith("/deployments/")]
     assert deployment_paths and all(t.startswith("/deployments/{deployment-id}/") for t in deployment_paths)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +25,8 @@ from importer.model import (
     TransientError,
 )
 from importer.render import api_id
+from tests import official
 from tests.fixtures.world import AOAI, FOUNDRY, SUB, World
-
-SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "specs"
 
 # A small hand-written document: a required query parameter and the deployment id come through $ref
 # (path item and operation level), plus an optional query parameter that must not join the template.
@@ -169,25 +167,19 @@ def test_operation_deleted_by_hand_is_found_and_repaired_in_link_mode(world: Wor
     _assert_noop(world, rec, ref)
 
 
-def _spec(mode: Mode) -> Path:
-    path = SPECS / OFFICIAL_OPENAPI_FILES[mode]
-    if not path.is_file():
-        pytest.skip(f"official document {path} not present (reference data beside the clone)")
-    return path
-
-
 @pytest.mark.parametrize("mode", list(Mode))
 def test_official_documents_import_by_link_and_are_idempotent(world: World, mode: Mode) -> None:
-    path = _spec(mode)
-    text = path.read_text(encoding="utf-8")
+    # The official document's operation set (tests/data/official_operations.json), served by link.
+    name, text = OFFICIAL_OPENAPI_FILES[mode], official.document_text(mode)
+    assert name == official.file_name(mode)
     ref = AccountRef.parse(FOUNDRY if mode is Mode.AZURE_AI else AOAI)
-    base = _serve(world, "official", {path.name: text})
+    base = _serve(world, "official", {name: text})
     rec = _official(world, base, IMPORTER_MODE=mode.value)
     run = rec.reconcile(ref)
     assert run.error is None and run.outcome == "applied", run.error
     expected = set(openapi.operations(json.loads(text)))
     assert _operations(world, ref) == expected and len(expected) >= 5
-    assert f"OpenAPI document: {base}{path.name}" in _description(world, ref)
+    assert f"OpenAPI document: {base}{name}" in _description(world, ref)
     _assert_noop(world, rec, ref)
 
 
