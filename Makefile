@@ -13,15 +13,18 @@ CHECKOV := .tools/checkov/bin/checkov
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt \
+	  || { echo "make: pip could not install requirements-dev.txt (its error is above)" >&2; exit 1; }
 	rm -f $(VENV)/.installed-*; touch $@
 
 $(AZURITE):
-	npm install --silent --no-audit --no-fund --prefix .tools azurite@3
+	npm install --loglevel=error --no-audit --no-fund --prefix .tools azurite@3 \
+	  || { echo "make: npm could not install Azurite into .tools/ (its error is above)" >&2; exit 1; }
 
 $(CHECKOV): requirements-checkov.txt
 	$(PYTHON) -m venv .tools/checkov
-	.tools/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	.tools/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt \
+	  || { echo "make: pip could not install checkov (requirements-checkov.txt; its error is above)" >&2; exit 1; }
 	touch $@
 
 demo: $(STAMP)
