@@ -56,10 +56,14 @@ def on_resource_event(event: func.EventGridEvent, msg: func.Out[str]) -> None:
 
 @app.function_name("reconcile_worker")
 @app.queue_trigger(arg_name="message", queue_name=QUEUE, connection=CONNECTION)
-def reconcile_worker(message: func.QueueMessage) -> None:
-    """One account per message, under its lease lock. Transient failures raise (host retries)."""
-    service.on_queue_message(service.get_service(), message.get_body().decode("utf-8"),
-                             dequeue_count=message.dequeue_count or 1)
+@app.queue_output(arg_name="poison", queue_name=QUEUE + "-poison", connection=CONNECTION)
+def reconcile_worker(message: func.QueueMessage, poison: func.Out[str]) -> None:
+    """One account per message, under its lease lock. Transient failures raise (host retries);
+    a message that is not a reconcile request goes to the poison queue at once, with its reason."""
+    result = service.on_queue_message(service.get_service(), message.get_body(),
+                                      dequeue_count=message.dequeue_count or 1)
+    if result.get("poison"):
+        poison.set(result["poison"])
 
 
 @app.function_name("drift_timer")

@@ -118,6 +118,14 @@ def _key(resource_id: str) -> str:
     return resource_id.rstrip("/").lower()
 
 
+def resource_group_of(path: str) -> str | None:
+    """``/subscriptions/{s}/resourcegroups/{g}`` (lower case) when ``path`` is at or below a group."""
+    parts = path.strip("/").split("/")
+    if len(parts) >= 4 and parts[0].lower() == "subscriptions" and parts[2].lower() == "resourcegroups":
+        return "/" + "/".join(parts[:4]).lower()
+    return None
+
+
 class Store:
     """Resources by id, case-insensitively; children kept in insertion order per collection."""
 
@@ -125,6 +133,7 @@ class Store:
         self._items: dict[str, Entity] = {}
         self._collections: dict[str, dict[str, Entity]] = {}
         self._types: dict[str, dict[str, Entity]] = {}
+        self._groups: set[str] = set()
 
     def get(self, resource_id: str) -> Entity | None:
         return self._items.get(_key(resource_id))
@@ -143,6 +152,8 @@ class Store:
             return existing, False
         entity = Entity(resource_id, body, new_etag(), private or {})
         self._items[key] = entity
+        if group := resource_group_of(key):
+            self._groups.add(group)
         collection, _, name = key.rpartition("/")
         self._collections.setdefault(collection, {})[name] = entity
         self._types.setdefault(entity.type.lower(), {})[key] = entity
@@ -172,7 +183,13 @@ class Store:
     def all(self) -> list[Entity]:
         return list(self._items.values())
 
+    def group_exists(self, group_id: str) -> bool:
+        """A resource group exists once something was created in it (armsim has no resource-group
+        API: a PUT into a new group creates it, and deleting its last resource leaves it)."""
+        return _key(group_id) in self._groups
+
     def clear(self) -> None:
+        self._groups.clear()
         self._items.clear()
         self._collections.clear()
         self._types.clear()

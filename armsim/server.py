@@ -37,6 +37,7 @@ from armsim.core import (
     Throttle,
     ThrottleConfig,
     fault_response,
+    resource_group_of,
     json_response,
     request_kind,
     subscription_of,
@@ -142,6 +143,7 @@ class App:
                 self._require_api_version(ctx)
                 if method == "GET":
                     state.touch(path)
+                self._require_group(ctx, method)
                 response = handler(ctx, **values)
             if head_as_get:
                 response.set_data(b"")
@@ -151,6 +153,15 @@ class App:
         except Exception as exc:  # a bug in armsim: answer like ARM would, and say so loudly
             logger.exception("armsim handler failed for %s %s", method, path)
             return json_response({"error": {"code": "ArmsimInternalError", "message": repr(exc)}}, 500)
+
+    @staticmethod
+    def _require_group(ctx: Ctx, method: str) -> None:
+        """ARM answers a read below a resource group that does not exist with 404
+        ResourceGroupNotFound, whatever the resource (a PUT creates the group here: see Store)."""
+        group = resource_group_of(ctx.path)
+        if group is not None and method in ("GET", "HEAD") and not ctx.state.store.group_exists(group):
+            name = ctx.path.strip("/").split("/")[3]
+            raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{name}' could not be found.")
 
     @staticmethod
     def _require_api_version(ctx: Ctx) -> None:

@@ -23,8 +23,8 @@ def _console(json_mode: bool = False) -> Any:
     from rich.console import Console
 
     console = Console(stderr=json_mode, highlight=False)
-    if not console.is_terminal:  # logs and CI: wide enough for a diff line, never wrapped at 80
-        console = Console(stderr=json_mode, highlight=False, width=140)
+    if not console.is_terminal:  # a pipe, a file, CI: never wrap, so ids and URLs stay whole for grep
+        console = Console(stderr=json_mode, highlight=False, soft_wrap=True, width=100_000)
     return console
 
 
@@ -60,6 +60,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _fail(console: Any, message: str, json_mode: bool) -> int:
+    """The one place an error is printed (the run's WARNING log line is shown only with -v)."""
     if json_mode:
         print(json.dumps({"error": message}))
     else:
@@ -79,6 +80,9 @@ def cmd_plan_apply(args: argparse.Namespace, *, dry_run: bool) -> int:
         run = rec.reconcile(ref, dry_run=dry_run, overrides=_overrides(args), trigger="cli")
     except ImporterError as exc:
         return _fail(console, str(exc), args.json)
+    if run.not_found and run.plan is not None and run.plan.empty:
+        # Nothing of ours is left for it either: a typo or a deleted account, not "up to date".
+        return _fail(console, run.not_found, args.json)
     if args.json:
         print(json.dumps(run.to_json(), indent=2))
     else:
@@ -370,12 +374,18 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+    # Without -v only ERROR logs: the command prints each failure itself, once.
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.ERROR,
                         stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not getattr(args, "verbose", False):
         logging.getLogger("azure").setLevel(logging.WARNING)
+    from importer.model import ImporterError
+    from importer.settings import SettingsError
+
     try:
         code: int = args.func(args)
+    except (ImporterError, SettingsError) as exc:  # a setting read late (storage, state): same answer
+        return _fail(_console(getattr(args, "json", False)), str(exc), getattr(args, "json", False))
     except BrokenPipeError:  # `… | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK

@@ -123,8 +123,11 @@ class Demo:
                 return runs
             for handle, request in batch:
                 msg = func.QueueMessage(id=handle.message_id, body=request.to_json().encode())
+                poison = _Out()
                 try:
-                    self.functions()["reconcile_worker"](msg)
+                    self.functions()["reconcile_worker"](msg, poison)
+                    if poison.value:
+                        state.queue.reject(poison.value)
                     state.queue.delete(handle)
                 except Exception as exc:  # the host would retry, then poison
                     self.say(f"    worker raised (the host would retry): {exc}", "red")

@@ -71,11 +71,11 @@ def download(url: str) -> LinkedDocument:
             body: bytes = response.read(MAX_BYTES + 1)
     except urllib.error.HTTPError as exc:
         if exc.code in _TRANSIENT_STATUS or exc.code >= 500:
-            raise TransientError(f"{where}: HTTP {exc.code}; will retry") from exc
+            raise TransientError(f"{where}: HTTP {exc.code} {exc.reason}") from exc
         raise PermanentError(f"{where}: HTTP {exc.code} {exc.reason}: {_FIX}") from exc
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise TransientError(f"{where}: network error ({reason}); will retry") from exc
+        raise TransientError(f"{where}: network error: could not reach it ({reason})") from exc
     if len(body) > MAX_BYTES:
         raise PermanentError(f"{where}: over the limit of {MAX_BYTES} bytes: {_FIX}")
     try:

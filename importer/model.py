@@ -38,14 +38,21 @@ class InvalidInput(PermanentError):
 
 
 class NotFound(PermanentError):
-    """A resource the caller named does not exist."""
+    """A resource the caller named does not exist. ``code`` is ARM's error code when ARM said so
+    (``ResourceNotFound``, ``ResourceGroupNotFound``, ``SubscriptionNotFound``…)."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 # ---------------------------------------------------------------------------------------------
 # Resource ids
 
 _GUIDISH = re.compile(r"^[0-9A-Za-z-]{1,64}$")
-_RG = re.compile(r"^[-\w._()]{1,90}$")
+# Resource group names: 1–90 of letters, digits, '_', '-', '.', '(', ')'; not ending in '.' (so never
+# '.' or '..', which a URL would resolve as path steps).
+_RG = re.compile(r"^[-\w._()]{0,89}[-\w_()]$")
 # Cognitive Services account names: 2–64, alphanumerics and hyphens, starting alphanumeric.
 _ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{1,63}$")
 # APIM service names: 1–50, letters, digits, hyphens; starts with a letter.

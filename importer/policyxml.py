@@ -8,6 +8,7 @@ trees, never as text.
 from __future__ import annotations
 
 import difflib
+import html
 from typing import Any
 
 from lxml import etree
@@ -81,7 +82,8 @@ def equal(a: str, b: str) -> bool:
 
 
 def diff_lines(old_xml: str | None, new_xml: str) -> tuple[str, ...]:
-    """Unified line diff of the pretty canonical forms (old may be absent or not well-formed)."""
+    """Unified line diff of the pretty canonical forms (old may be absent or not well-formed), as
+    plain text: entities unescaped, expressions shown as APIM's editor shows them."""
     new = pretty(new_xml).splitlines()
     if old_xml is None:
         old: list[str] = []
@@ -90,7 +92,8 @@ def diff_lines(old_xml: str | None, new_xml: str) -> tuple[str, ...]:
             old = pretty(old_xml).splitlines()
         except InvalidInput:
             old = _lines(old_xml).splitlines()
-    return tuple(difflib.unified_diff(old, new, "policy (actual)", "policy (desired)", n=2, lineterm=""))
+    return tuple(html.unescape(line) for line in
+                 difflib.unified_diff(old, new, "policy (actual)", "policy (desired)", n=2, lineterm=""))
 
 
 def statements(xml: str) -> list[tuple[str, str]]:

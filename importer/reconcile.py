@@ -67,6 +67,7 @@ class RunResult:
     plan: Plan | None = None
     writes: int = 0
     applied: list[dict[str, Any]] = field(default_factory=list)
+    not_found: str | None = None  # the account (or its group) does not exist: says which, by name
     error: str | None = None
     error_kind: str | None = None  # permanent|transient|conflict|busy
     started_at: str = ""
@@ -86,10 +87,23 @@ class RunResult:
             "outcome": self.outcome, "writes": self.writes,
             "changes": [c.to_json() for c in self.plan.changes] if self.plan else [],
             "summary": self.plan.summary() if self.plan else {},
-            "applied": self.applied, "error": self.error, "errorKind": self.error_kind,
+            # what was written, by reference: the bodies and diffs are those of `changes`
+            "applied": [{k: c.get(k) for k in ("action", "kind", "id")} for c in self.applied],
+            "notFound": self.not_found, "error": self.error, "errorKind": self.error_kind,
             "startedAt": self.started_at, "finishedAt": self.finished_at,
             "durationMs": self.duration_ms, "notes": self.notes, "probe": self.probe,
         }
+
+
+def missing_account(ref: AccountRef, code: str = "") -> str:
+    """Which part of an account id does not exist, by name, from ARM's error code."""
+    if code == "SubscriptionNotFound":
+        return (f"subscription {ref.subscription} not found (or not visible to the importer's "
+                f"identity), so account {ref.name} does not exist")
+    if code == "ResourceGroupNotFound":
+        return (f"resource group {ref.resource_group} not found in subscription {ref.subscription}, "
+                f"so account {ref.name} does not exist")
+    return f"account {ref.name} not found in resource group {ref.resource_group} (subscription {ref.subscription})"
 
 
 class Reconciler:
@@ -261,10 +275,11 @@ class Reconciler:
                                    roles=True, principal=self._cached_principal())
             try:
                 acct = replace(reads[0].result(), deployments=reads[1].result())
-            except NotFound:
+            except NotFound as exc:
                 acct = None
+                run.not_found = missing_account(ref, exc.code)
         if acct is None or not enabled(self.settings, acct.tag_map, ref.name):
-            why = "account not found" if acct is None else "opted out by tag"
+            why = run.not_found or "account not found" if acct is None else "opted out by tag"
             run.notes.append(why)
             principal = None if pf.roles is not None else self.apim_service().principal_id
             actual = discover.read_owned(self.arm, self.apim, ref, principal, pf)

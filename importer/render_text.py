@@ -6,7 +6,6 @@ decides anything. Works on the JSON form of changes so stored run history prints
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -34,7 +33,6 @@ def change_lines(changes: Iterable[Mapping[str, Any]], indent: str = "",
             elif len(lines) > max_diff:
                 lines = lines[:max_diff] + [f"… {len(lines) - max_diff} more line(s)"]
         for line in lines:
-            line = html.unescape(line)  # show expressions as APIM's editor does (rawxml)
             line_style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
             out.append((f"{indent}      {line}", line_style))
     return out

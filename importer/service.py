@@ -114,18 +114,32 @@ def on_event(event: Mapping[str, Any], *, cloud: bool, scopes: tuple[Scope, ...]
 # -- queue worker -----------------------------------------------------------------------------------
 
 
-def on_queue_message(svc: Service, body: str, *, dequeue_count: int = 1,
+def rejected_entry(body: str | bytes, reason: str) -> str:
+    """What goes to the poison queue for a message no retry can fix: the reason and the message
+    (as text, undecodable bytes replaced; at most 8 KiB)."""
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    return json.dumps({"rejected": reason, "message": text[:8192]})
+
+
+def on_queue_message(svc: Service, body: str | bytes, *, dequeue_count: int = 1,
                      max_dequeue: int = 5) -> dict[str, Any]:
     """Reconcile the account a message names. Transient failures raise ``Transient`` (the host
-    retries, then poisons); permanent ones are recorded and swallowed."""
+    retries, then poisons); permanent ones are recorded and swallowed. A message that is not a
+    reconcile request (not UTF-8, not JSON, no valid account) is rejected at once: the result's
+    ``poison`` is what the trigger puts in the poison queue, with the reason."""
     from importer.state.ports import ReconcileRequest
 
     try:
-        req = ReconcileRequest.from_json(body)
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        req = ReconcileRequest.from_json(text)
         ref = AccountRef.parse(req.account)
+    except UnicodeDecodeError as exc:
+        reason = f"message is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        logger.warning("queue message rejected (poisoned, not retried): %s", reason)
+        return {"outcome": "rejected", "error": reason, "poison": rejected_entry(body, reason)}
     except (ValueError, ImporterError) as exc:
-        logger.warning("queue message rejected (not retried): %s", exc)
-        return {"outcome": "rejected", "error": str(exc)}
+        logger.warning("queue message rejected (poisoned, not retried): %s", exc)
+        return {"outcome": "rejected", "error": str(exc), "poison": rejected_entry(body, str(exc))}
     served = _served_by(svc, ref, req)
     if served is not None:
         logger.info("request %s for %s (%s) already served by run %s, which started %s, after it "
@@ -206,7 +220,9 @@ def parse_import_body(body: bytes) -> tuple[AccountRef, bool, bool, dict[str, ob
         raise InvalidInput(f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
     try:
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError as exc:
+        raise InvalidInput("body is not valid JSON: nested too deeply") from exc
+    except ValueError as exc:  # not UTF-8, not JSON, or a number over Python's 4,300-digit limit
         raise InvalidInput(f"body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidInput("body must be a JSON object")
@@ -234,6 +250,9 @@ def parse_import_body(body: bytes) -> tuple[AccountRef, bool, bool, dict[str, ob
 def http_import(svc: Service, body: bytes) -> tuple[int, dict[str, Any]]:
     try:
         ref, dry_run, wait, overrides = parse_import_body(body)
+        if not svc.reconciler.scopes:  # as the event path: no scope configured, nothing imported
+            raise InvalidInput("no scope is configured (IMPORTER_SCOPES is empty): the HTTP API imports "
+                               "only accounts in the watched scopes")
         svc.reconciler.check_scope(ref)
     except InvalidInput as exc:
         return _error(400, str(exc))
@@ -243,9 +262,11 @@ def http_import(svc: Service, body: bytes) -> tuple[int, dict[str, Any]]:
     if run.error_kind == "busy":
         return 409, {**payload, "error": {"status": 409, "message": "another run holds this "
                                           "account's lock; retry later or send \"wait\": true"}}
-    if "account not found" in run.notes and run.plan is not None and run.plan.empty:
-        return 404, {**payload, "error": {"status": 404, "message": f"account {ref} does not exist "
-                                          "(and nothing owned for it is left to remove)"}}
+    if run.not_found and run.plan is not None and run.plan.empty:
+        return 404, {**payload, "error": {"status": 404, "message": f"{run.not_found} (and nothing "
+                                          "owned for it is left to remove)"}}
+    if run.outcome == "conflict":  # something the importer does not own holds a path or an id
+        return 409, {**payload, "error": {"status": 409, "message": run.error}}
     if run.error_kind == "transient":
         return 503, payload
     if run.error and run.outcome == "failed":

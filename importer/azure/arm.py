@@ -171,11 +171,16 @@ class AzureArm:
     def list_accounts(self, scope: Scope) -> list[Account]:
         """Accounts in a scope, without deployments (one paged read per scope)."""
         cs = self.clients.cognitive(scope.subscription)
-        with arm_call(f"list accounts in {scope.id}"):
-            if scope.resource_group:
-                items = list(cs.accounts.list_by_resource_group(scope.resource_group))
-            else:
-                items = list(cs.accounts.list())
+        try:
+            with arm_call(f"list accounts in {scope.id}"):
+                if scope.resource_group:
+                    items = list(cs.accounts.list_by_resource_group(scope.resource_group))
+                else:
+                    items = list(cs.accounts.list())
+        except NotFound as exc:
+            what = (f"resource group {scope.resource_group} not found in subscription {scope.subscription}"
+                    if scope.resource_group else f"subscription {scope.subscription} not found")
+            raise NotFound(f"scope {scope.id}: {what}; check IMPORTER_SCOPES or --scopes", exc.code) from exc
         out = []
         for obj in items:
             if _s(obj.kind) in ("OpenAI", "AIServices"):
@@ -186,8 +191,15 @@ class AzureArm:
 
     def get_apim(self, ref: ApimRef, *, check_cache: bool = False) -> ApimService:
         client = self.clients.apim(ref.subscription)
-        obj = call(f"read APIM {ref.name}",
-                   lambda: client.api_management_service.get(ref.resource_group, ref.name))
+        try:
+            obj = call(f"read APIM {ref.name}",
+                       lambda: client.api_management_service.get(ref.resource_group, ref.name))
+        except NotFound as exc:
+            where = (f"resource group {ref.resource_group} not found in subscription {ref.subscription}"
+                     if exc.code == "ResourceGroupNotFound" else
+                     f"not found in resource group {ref.resource_group} (subscription {ref.subscription})")
+            raise NotFound(f"APIM service {ref.name}: {where}; check IMPORTER_APIM_ID or --apim",
+                           exc.code) from exc
         identity = obj.identity
         principal = None
         if identity is not None and "SystemAssigned" in _s(identity.type) and identity.principal_id:

@@ -7,6 +7,7 @@ again and re-plan. Permanent (bad request, forbidden, missing): report, don't re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+import re
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -23,6 +24,27 @@ def _code(exc: Exception) -> str:
     return str(code) if code else ""
 
 
+def network_reason(exc: BaseException) -> str:
+    """"could not reach http://host:port (Connection refused)" from a transport error: the endpoint
+    it could not reach, and the socket's reason without errno noise."""
+    inner = getattr(exc, "inner_exception", None) or exc.__cause__ or exc
+    conn = getattr(inner, "conn", None)
+    request = getattr(inner, "request", None)
+    endpoint = ""
+    if conn is not None and getattr(conn, "host", None):
+        scheme = "https" if "HTTPS" in type(conn).__name__ else "http"
+        endpoint = f"{scheme}://{conn.host}:{conn.port}"
+    elif request is not None and getattr(request, "url", None):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(str(request.url))
+        endpoint = f"{parts.scheme}://{parts.netloc}"
+    text = str(getattr(exc, "message", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
+    reason = re.sub(r"^.*?: (?=[^:]*$)", "", text)  # the last clause: "Connection refused"
+    reason = re.sub(r"\[Errno -?\d+\]\s*", "", reason).strip() or type(exc).__name__
+    return f"could not reach {endpoint} ({reason})" if endpoint else f"{type(exc).__name__}: {text[:300]}"
+
+
 def translate(exc: Exception, what: str) -> ImporterError:
     """Map an azure-core / transport exception raised while doing ``what`` to our error kinds."""
     from azure.core.exceptions import (
@@ -36,9 +58,13 @@ def translate(exc: Exception, what: str) -> ImporterError:
     )
 
     if isinstance(exc, ResourceNotFoundError):
-        return NotFound(f"{what}: not found")
+        code = _code(exc)
+        if code in ("ResourceGroupNotFound", "SubscriptionNotFound"):
+            message = getattr(getattr(exc, "error", None), "message", None) or code
+            return NotFound(f"{what}: {message}", code)
+        return NotFound(f"{what}: not found", code)
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
-        return TransientError(f"{what}: network error ({type(exc).__name__})")
+        return TransientError(f"{what}: network error: {network_reason(exc)}")
     if isinstance(exc, ClientAuthenticationError):
         return PermanentError(f"{what}: authentication failed; check the importer's identity "
                               f"(status {getattr(exc, 'status_code', '?')})")

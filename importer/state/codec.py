@@ -54,6 +54,18 @@ def decode_wire(text: str) -> ReconcileRequest:
     return ReconcileRequest.from_json(decoded)
 
 
+def rejected_reason(text: str) -> str | None:
+    """The reason in a poison entry the worker wrote for a message it rejected at once
+    (``service.rejected_entry``), or None for anything else."""
+    try:
+        data = json.loads(base64.b64decode(text, validate=True).decode("utf-8"))
+    except (ValueError, binascii.Error):
+        return None
+    if isinstance(data, dict) and isinstance(data.get("rejected"), str):
+        return f"rejected by the worker: {data['rejected']}"
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # Keys
 

@@ -6,6 +6,7 @@ callables, so the in-memory twin cannot drift from Azure Storage in anything but
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
 import threading
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from importer.state.codec import decode_wire, encode_wire
+from importer.state.codec import decode_wire, encode_wire, rejected_reason
 from importer.state.ports import (
     InvalidRequest,
     LockBusy,
@@ -121,6 +122,9 @@ class QueueCore:
     def count(self, *, poison: bool = False) -> int:
         return (self._poison if poison else self._main).count()
 
+    def reject(self, text: str) -> None:
+        self._poison.put(base64.b64encode(text.encode("utf-8")).decode("ascii"))
+
     def poison_messages(self, max_messages: int = MAX_BATCH) -> list[PoisonMessage]:
         out: list[PoisonMessage] = []
         for raw in self._poison.peek(min(max(max_messages, 1), MAX_BATCH)):
@@ -129,7 +133,7 @@ class QueueCore:
             try:
                 request = decode_wire(raw.text)
             except InvalidRequest as exc:
-                error = str(exc)
+                error = rejected_reason(raw.text) or str(exc)
             out.append(PoisonMessage(raw.message_id, raw.text, request, error, raw.dequeue_count,
                                      raw.inserted_on))
         return out

@@ -278,6 +278,10 @@ class RequestQueue(Protocol):
     def count(self, *, poison: bool = False) -> int:
         """Approximate message count, including messages received but not yet deleted."""
 
+    def reject(self, text: str) -> None:
+        """Put ``text`` in the poison queue as the trigger's poison output binding does (base64 of
+        the UTF-8 text): a message the worker rejected at once, with its reason."""
+
     def poison_messages(self, max_messages: int = 32) -> builtins.list[PoisonMessage]:
         """Peek the poison queue (nothing is removed)."""
 

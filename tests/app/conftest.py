@@ -74,8 +74,11 @@ class Host:
                 idle = 0
                 handle, request = batch[0]
                 msg = func.QueueMessage(id=handle.message_id, body=request.to_json().encode())
+                poison = Out()
                 try:
-                    worker(msg)
+                    worker(msg, poison)
+                    if poison.value:
+                        self.state.queue.reject(poison.value)
                     self.state.queue.delete(handle)
                 except Exception as exc:  # the host: visible again, dequeue count grows
                     with lock:

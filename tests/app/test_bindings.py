@@ -15,6 +15,8 @@ EXPECTED = {
         {"direction": "IN", "type": "eventGridTrigger", "name": "event"},
     ],
     "reconcile_worker": [
+        {"direction": "OUT", "type": "queue", "name": "poison", "queueName": "reconcile-requests-poison",
+         "connection": "AzureWebJobsStorage"},
         {"direction": "IN", "type": "queueTrigger", "name": "message", "queueName": "reconcile-requests",
          "connection": "AzureWebJobsStorage"},
     ],

@@ -11,6 +11,7 @@ from armsim import seed
 from importer.model import AccountRef
 from importer.render import api_id
 from tests.app.conftest import Host
+from tests.app.host import Out
 from tests.fixtures.world import AOAI, FOUNDRY, SUB
 
 
@@ -191,6 +192,10 @@ BAD_BODIES = [
     (json.dumps({"account": AOAI + "/../../x"}).encode(), "account"),
     (json.dumps({"account": AOAI, "basePath": "a<b"}).encode(), "base"),
     (b"{" + b" " * 20000 + b"}", "limit"),
+    (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+    (b'{"account": "x", "tokensPerMinute": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    (json.dumps({"account": AOAI.replace("/rg-ai/", "/./")}).encode(), "invalid resource group '.'"),
+    (json.dumps({"account": AOAI.replace("/rg-ai/", "/../")}).encode(), "invalid resource group '..'"),
 ]
 
 
@@ -265,7 +270,7 @@ def test_a_request_already_served_by_a_later_run_is_coalesced(host: Host, lead_s
     assert first.outcome == "applied"
     w.sim.log.clear()
     body = _request_enqueued(AOAI, first.started_at, lead_s)
-    user_function("reconcile_worker")(func.QueueMessage(id="m", body=body.encode()))
+    user_function("reconcile_worker")(func.QueueMessage(id="m", body=body.encode()), Out())
     if coalesced:  # a storm's duplicates: no ARM request, no new run
         assert len(w.sim.log) == 0
         assert host.state.history.last_for(AOAI).run_id == first.run_id
@@ -286,5 +291,49 @@ def test_a_request_after_a_failed_run_is_not_coalesced(host: Host) -> None:
                                         error="boom", error_kind="transient"))
     host.world.sim.log.clear()
     body = _request_enqueued(AOAI, now, 60)
-    user_function("reconcile_worker")(func.QueueMessage(id="m", body=body.encode()))
+    user_function("reconcile_worker")(func.QueueMessage(id="m", body=body.encode()), Out())
     assert host.world.sim.log.reads() > 0 and host.world.writes() > 0  # it ran, and onboarded
+
+
+def test_http_import_with_no_scope_configured_refuses_every_account(host: Host,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from importer import service
+
+    monkeypatch.setattr(service.get_service().reconciler, "scopes", ())
+    status, payload = host.http("http_imports", method="POST", body=json.dumps({"account": AOAI}).encode())
+    assert status == 400 and "no scope is configured" in payload["error"]["message"]
+    assert host.world.writes() == 0
+
+
+def test_http_import_that_ends_in_a_conflict_is_409(host: Host) -> None:
+    from azure.mgmt.apimanagement import models
+
+    w = host.world
+    w.apim_client().api.begin_create_or_update(w.rg, w.svc, "payments-openai", models.ApiCreateOrUpdateParameter(
+        display_name="payments", path="contoso-aoai/openai", protocols=["https"])).result()
+    before = w.writes()
+    status, payload = host.http("http_imports", method="POST", body=json.dumps({"account": AOAI}).encode())
+    assert status == 409 and payload["outcome"] == "conflict"
+    assert "payments-openai" in payload["error"]["message"]
+    assert w.writes() == before
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"\xff\xfe not utf-8", "not UTF-8"),
+    (b"{not json", "Expecting property name"),
+    (json.dumps({"account": "/subscriptions/x/../y"}).encode(), "missing fields"),
+])
+def test_an_unreadable_queue_message_is_poisoned_at_once_with_its_reason(host: Host, body: bytes,
+                                                                          reason: str) -> None:
+    import azure.functions as func
+
+    from importer.hosting import user_function
+
+    poison = Out()
+    user_function("reconcile_worker")(func.QueueMessage(id="m", body=body), poison)
+    assert poison.value is not None  # no raise: the host deletes it, no five retries
+    host.state.queue.reject(poison.value)
+    [entry] = host.state.queue.poison_messages()
+    assert entry.request is None and entry.error.startswith("rejected by the worker: ")
+    assert reason.lower() in entry.error.lower()
+    assert host.world.writes() == 0

@@ -100,8 +100,18 @@ def test_account_and_deployment_bodies_carry_their_etag(clients, armsim):
 
 
 def test_error_bodies_and_sdk_exceptions(clients, armsim):
+    # ARM says which part is missing: the group (nothing was ever created in it here), then the resource.
     with pytest.raises(ResourceNotFoundError) as err:
         clients.cognitive(SUB).accounts.get(seed.AI_GROUP, "ghost")
+    assert err.value.error.code == "ResourceGroupNotFound"
+    assert err.value.error.message == f"Resource group '{seed.AI_GROUP}' could not be found."
+    seed.create_account(clients, name="contoso-aoai")
+    with pytest.raises(ResourceNotFoundError) as err:
+        clients.cognitive(SUB).accounts.get(seed.AI_GROUP, "ghost")
+    assert err.value.error.code == "ResourceNotFound"
+    clients.cognitive(SUB).accounts.begin_delete(seed.AI_GROUP, "contoso-aoai").result()
+    with pytest.raises(ResourceNotFoundError) as err:  # the group outlives its last resource
+        clients.cognitive(SUB).accounts.get(seed.AI_GROUP, "contoso-aoai")
     assert err.value.error.code == "ResourceNotFound"
     raw = call(armsim.url, "GET", seed.account_id(SUB, seed.AI_GROUP, "ghost"))
     assert raw.status == 404 and set(raw.body["error"]) == {"code", "message"}

@@ -121,7 +121,8 @@ def test_deleted_account_is_offboarded(world: World) -> None:
     rec.reconcile(ref)
     world.clients.cognitive(SUB).accounts.begin_delete("rg-ai", ref.name).result()
     run = rec.reconcile(ref)
-    assert run.outcome == "offboarded" and "account not found" in run.notes
+    assert run.outcome == "offboarded" and run.not_found in run.notes
+    assert run.not_found == f"account {ref.name} not found in resource group rg-ai (subscription {SUB})"
     assert not [rid for rid in world.sim.ids() if api_id(ref) in rid]
 
 
