@@ -37,9 +37,9 @@ from armsim.core import (
     Throttle,
     ThrottleConfig,
     fault_response,
-    resource_group_of,
     json_response,
     request_kind,
+    resource_group_of,
     subscription_of,
     to_cloudevent,
 )

@@ -103,7 +103,8 @@ def missing_account(ref: AccountRef, code: str = "") -> str:
     if code == "ResourceGroupNotFound":
         return (f"resource group {ref.resource_group} not found in subscription {ref.subscription}, "
                 f"so account {ref.name} does not exist")
-    return f"account {ref.name} not found in resource group {ref.resource_group} (subscription {ref.subscription})"
+    return (f"account {ref.name} not found in resource group {ref.resource_group} "
+            f"(subscription {ref.subscription})")
 
 
 class Reconciler:

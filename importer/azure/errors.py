@@ -6,8 +6,8 @@ again and re-plan. Permanent (bad request, forbidden, missing): report, don't re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 

@@ -309,8 +309,9 @@ def test_http_import_that_ends_in_a_conflict_is_409(host: Host) -> None:
     from azure.mgmt.apimanagement import models
 
     w = host.world
-    w.apim_client().api.begin_create_or_update(w.rg, w.svc, "payments-openai", models.ApiCreateOrUpdateParameter(
-        display_name="payments", path="contoso-aoai/openai", protocols=["https"])).result()
+    foreign = models.ApiCreateOrUpdateParameter(display_name="payments", path="contoso-aoai/openai",
+                                                protocols=["https"])
+    w.apim_client().api.begin_create_or_update(w.rg, w.svc, "payments-openai", foreign).result()
     before = w.writes()
     status, payload = host.http("http_imports", method="POST", body=json.dumps({"account": AOAI}).encode())
     assert status == 409 and payload["outcome"] == "conflict"

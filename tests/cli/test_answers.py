@@ -55,7 +55,8 @@ def test_a_missing_apim_service_is_named(world: World, capsys: pytest.CaptureFix
     code, out = _run(capsys, "plan", "--account", AOAI, "--apim", gone, "--arm-endpoint", world.sim.url)
     assert code == 1 and "APIM service apim-typo: not found in resource group rg-apim" in out
     other_group = gone.replace("/resourceGroups/rg-apim/", "/resourceGroups/rg-nope/")
-    code, out = _run(capsys, "plan", "--account", AOAI, "--apim", other_group, "--arm-endpoint", world.sim.url)
+    code, out = _run(capsys, "plan", "--account", AOAI, "--apim", other_group,
+                     "--arm-endpoint", world.sim.url)
     assert code == 1 and "APIM service apim-typo: resource group rg-nope not found" in out
 
 
