@@ -265,7 +265,10 @@ def parse_quota(value: object, source: Src) -> tuple[int, str] | None:
     number, period = (p.strip() for p in value.split("/"))
     for p in QUOTA_PERIODS:
         if period.lower() == p.lower():
-            return _positive_int(number, source, expected), p
+            try:
+                return _positive_int(number, source, expected), p
+            except InvalidInput:
+                raise _fail(source, value, expected) from None  # echo the whole value, not its number
     raise _fail(source, value, expected)
 
 

@@ -99,12 +99,13 @@ def take_snapshot(arm: AzureArm, apim: ApimRef, principal_id: str | None, subscr
                     product_apis)
 
 
-def _path_clash(others: Iterable[ApiSpec], desired: Desired) -> str | None:
+def _path_clash(others: Iterable[ApiSpec], desired: Desired) -> tuple[str | None, str | None]:
+    """(id, owning account id or None) of another API already on the desired path."""
     path = desired.api.path.strip("/").lower()
     for other in others:
         if other.path.strip("/").lower() == path and other.api_id.lower() != desired.api.api_id.lower():
-            return other.api_id
-    return None
+            return other.api_id, owned_account(other.description)
+    return None, None
 
 
 def owned_principal(scope_roles: Iterable[RoleAssignmentSpec], ref: AccountRef) -> str | None:
@@ -189,7 +190,7 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
         got = pf.api.result() if pf.api else arm.get_api(apim, aid, operations=False)
         api = None if got is None else _own_api(replace(got, spec=replace(
             got.spec, operations=operations())), ref)
-    path_clash = None
+    path_clash = path_clash_owner = None
     policy, policy_etag = None, None
     links: tuple[ProductLinkSpec, ...] = ()
     if api is None:
@@ -199,7 +200,7 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
         listing = snapshot or paths_from
         others = (listing.apis.values() if listing else pf.apis.result() if pf.apis
                   else arm.list_apis(apim))
-        path_clash = _path_clash(others, desired)
+        path_clash, path_clash_owner = _path_clash(others, desired)
     else:
         policy, policy_etag = pf.policy.result() if pf.policy else arm.get_policy(apim, aid)
         wanted_products = {link.product_id for link in desired.product_links}
@@ -237,7 +238,7 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
             roles = snapshot.roles.get(ref.id.lower(), ())
         else:
             roles = arm.list_role_assignments(ref.id, ref.subscription, principal)
-    return Actual(api=api, path_clash=path_clash, backends=backends, policy=policy,
+    return Actual(api=api, path_clash=path_clash, path_clash_owner=path_clash_owner, backends=backends, policy=policy,
                   policy_etag=policy_etag, product_links=links, role_assignments=roles)
 
 

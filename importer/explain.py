@@ -93,8 +93,7 @@ def explain(rec: Reconciler, ref: AccountRef, deployment: str | None = None,
             names = ", ".join(d.name for d in account.deployments) or "none"
             return ex.fail("deployment", f"no deployment '{deployment}' on the account (it has: {names})")
         if dep not in routable_deployments(account):
-            return ex.fail("deployment", f"deployment '{dep.name}' is not routed: provisioningState is "
-                                         f"{dep.provisioning_state or 'unknown'} (only Succeeded is routed)")
+            return ex.fail("deployment", f"deployment '{dep.name}' is not routed: {dep.unrouted_reason}")
         ex.add("deployment", True, f"{dep.name}: {dep.model_name} {dep.model_version}, {dep.sku}, "
                                    f"{dep.provisioning_state}")
 

@@ -253,7 +253,18 @@ class Deployment:
 
     @property
     def routable(self) -> bool:
-        return self.provisioning_state == "Succeeded" and bool(DEPLOYMENT_NAME.fullmatch(self.name))
+        return self.unrouted_reason is None
+
+    @property
+    def unrouted_reason(self) -> str | None:
+        """Why the gateway does not route to this deployment, or None when it does."""
+        if not DEPLOYMENT_NAME.fullmatch(self.name):
+            return (f"its name {self.name!r} is outside what the allow-list carries safely (1-64 letters, "
+                    "digits, '.', '_' or '-', starting with a letter or digit)")
+        if self.provisioning_state != "Succeeded":
+            return (f"provisioningState is {self.provisioning_state or 'unknown'} "
+                    "(only Succeeded is routed)")
+        return None
 
 
 @dataclass(frozen=True)
@@ -445,7 +456,8 @@ class Actual:
     """What exists now for one account's APIM objects (None = absent)."""
 
     api: ActualApi | None = None
-    path_clash: str | None = None  # id of a foreign API already serving the desired path
+    path_clash: str | None = None  # id of another API already serving the desired path
+    path_clash_owner: str | None = None  # the account in that API's ownership mark, if it has one
     backends: tuple[ActualBackend, ...] = ()
     policy: PolicySpec | None = None
     policy_etag: str | None = None

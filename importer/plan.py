@@ -130,10 +130,12 @@ def _conflicts(desired: Desired, actual: Actual, adopt: bool) -> list[Change]:
     api = desired.api
     out: list[Change] = []
     if actual.path_clash and actual.path_clash.lower() != api.api_id.lower():
+        holder = (f"which the importer imported for account {actual.path_clash_owner}"
+                  if actual.path_clash_owner else "which the importer does not own")
         out.append(Change(Action.CONFLICT, "api", api.api_id,
                           reason=f"path '{api.path}' is already served by API '{actual.path_clash}', "
-                                 "which the importer does not own: change the base path (tag "
-                                 "apim-importer-base-path) or move that API",
+                                 f"{holder}: change the base path (tag apim-importer-base-path) of "
+                                 "one of them, or move that API",
                           diff=(f"path: {api.path}",), desired=api))
     if actual.api is not None and not actual.api.owned and not adopt:
         out.append(Change(Action.CONFLICT, "api", api.api_id,

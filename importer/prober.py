@@ -219,8 +219,7 @@ def gateway_test(prober: Prober, settings: Settings, ref: AccountRef, *, deploym
         if found is None:
             report.notes.append(f"the account has no deployment '{deployment}'")
         elif found not in routable:
-            report.notes.append(f"deployment '{found.name}' is not routed: provisioningState "
-                                f"{found.provisioning_state or 'unknown'}")
+            report.notes.append(f"deployment '{found.name}' is not routed: {found.unrouted_reason}")
         wanted = [(found.name if found else deployment, found.model_name if found else "")]
     else:
         wanted = [(d.name, d.model_name) for d in routable]

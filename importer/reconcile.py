@@ -295,9 +295,8 @@ class Reconciler:
         link = openapi_link(options)  # official document: fetched (cached per process) for render
         linked = linked_document(link) if link is not None else None
         for d in acct.deployments:
-            if not d.routable:
-                run.notes.append(f"deployment {d.name} not routed: provisioningState="
-                                 f"{d.provisioning_state or 'unknown'}")
+            if d.unrouted_reason:
+                run.notes.append(f"deployment {d.name} not routed: {d.unrouted_reason}")
         check_cache = options.semantic_cache is not None
         known_products: frozenset[str] = frozenset(snapshot.product_apis) if snapshot else frozenset()
         product_checks: dict[str, Future[bool]] = {}

@@ -346,8 +346,7 @@ def render_policy(mode: Mode, options: Options, *, backend: str, deployments: It
 
 def routable_deployments(account: Account) -> tuple[Deployment, ...]:
     """Deployments the gateway routes to: provisioning Succeeded and a valid name."""
-    return tuple(sorted((d for d in account.deployments
-                         if d.routable and DEPLOYMENT_NAME.fullmatch(d.name)), key=lambda d: d.name))
+    return tuple(sorted((d for d in account.deployments if d.routable), key=lambda d: d.name))
 
 
 def _endpoint(account: Account) -> str:

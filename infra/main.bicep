@@ -99,7 +99,7 @@ param policyFragment string = ''
 @description('Let the importer turn on APIM\'s system-assigned identity at run time (a PATCH of `identity` only). -> IMPORTER_ENABLE_APIM_IDENTITY')
 param enableApimIdentity bool = false
 
-@description('Take over foreign APIM objects that clash by id or path. -> IMPORTER_ADOPT')
+@description('Take over a foreign API or backend that has the importer\'s id (a path clash stays a conflict). -> IMPORTER_ADOPT')
 param adopt bool = false
 
 @description('Probe after an apply: off, routing (no tokens) or call (one tiny request per deployment). -> IMPORTER_PROBE')

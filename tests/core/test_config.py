@@ -410,3 +410,10 @@ def test_the_base_url_default_is_the_pinned_ai_gateway_folder() -> None:
     assert base == ("https://raw.githubusercontent.com/Azure-Samples/AI-Gateway/"
                     "561d71992bd660af94efc76a8f2f21df0e6ac8e5/modules/apim/v3/specs/")
     assert config.check_openapi_base_url(base, "default") == base
+
+
+@pytest.mark.parametrize("value", ["0/Daily", "-5/Weekly", "abc/Hourly", "99999999999999999999/Monthly"])
+def test_an_invalid_quota_echoes_the_whole_value(value: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        resolve({}, {"apim-importer-quota": value})
+    assert f"tag apim-importer-quota={value!r}" in str(err.value)

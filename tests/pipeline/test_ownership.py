@@ -213,3 +213,48 @@ def test_offboarding_removes_our_assignment_even_for_a_previous_apim_identity(wo
             if (a.scope or "").lower() == ref.id.lower()}
     assert left == {foreign}
     assert rec.reconcile(ref).outcome == "noop"
+
+
+def test_a_base_path_held_for_another_account_names_that_account(world: World) -> None:
+    from azure.mgmt.cognitiveservices import models
+
+    aoai, foundry = AccountRef.parse(AOAI), AccountRef.parse(FOUNDRY)
+    rec = world.reconciler(IMPORTER_BASE_PATH="shared")
+    assert rec.reconcile(aoai).outcome == "applied"
+    # The Foundry account asked for the same base path and mode as the OpenAI account's API.
+    world.clients.cognitive(SUB).accounts.begin_update(
+        "rg-ai", foundry.name, models.Account(tags={"apim-importer-mode": "azure-openai"})).result()
+    world.sim.log.clear()
+    run = rec.reconcile(foundry)
+    assert run.outcome == "conflict" and world.writes() == 0
+    assert f"which the importer imported for account {AOAI}" in run.error
+    assert "does not own" not in run.error
+
+
+def test_a_deployment_left_off_for_its_name_says_so(world: World) -> None:
+    from azure.mgmt.cognitiveservices import models as cs
+
+    ref = AccountRef.parse(AOAI)
+    world.clients.cognitive(SUB).deployments.begin_create_or_update(
+        "rg-ai", ref.name, "gpt@4o", cs.Deployment(sku=cs.Sku(name="Standard", capacity=1), properties=(
+            cs.DeploymentProperties(model=cs.DeploymentModel(format="OpenAI", name="gpt-4o", version="1"))))
+    ).result()
+    run = world.reconciler().reconcile(ref)
+    assert run.outcome == "applied", run.error
+    note = next(n for n in run.notes if n.startswith("deployment gpt@4o not routed"))
+    assert "its name 'gpt@4o' is outside what the allow-list carries" in note
+    assert "provisioningState" not in note
+
+
+def test_adopt_takes_over_an_id_clash_but_never_a_path_clash(world: World) -> None:
+    # What IMPORTER_ADOPT's documentation (settings table, README, docs/policy.md) says it does.
+    from importer.settings import SETTINGS
+
+    doc = next(s.doc for s in SETTINGS if s.name == "IMPORTER_ADOPT")
+    assert "importer's id" in doc and "path clash stays a conflict" in doc
+    ref = AccountRef.parse(AOAI)
+    _foreign_api(world, "payments-openai", "contoso-aoai/openai")
+    before = _snapshot(world)
+    run = world.reconciler(IMPORTER_ADOPT="true").reconcile(ref)
+    assert run.outcome == "conflict" and "payments-openai" in run.error
+    assert _snapshot(world) == before
