@@ -76,7 +76,10 @@ class Demo:
         self.console.print(text, style=style or None, markup=False, highlight=False)
 
     def heading(self, text: str) -> None:
-        self.console.rule(text, style="cyan")
+        from rich.rule import Rule
+
+        # A rule fills the width: on a pipe the console is unbounded (no wrapping), so cap it.
+        self.console.print(Rule(text, style="cyan"), width=min(self.console.width, 100))
 
     def show_changes(self, run: dict[str, Any]) -> None:
         from importer.render_text import change_lines, print_lines
@@ -239,8 +242,8 @@ class Demo:
                 self.report_runs(runs)
                 st.outcome = ", ".join(sorted({r["outcome"] for r in runs}))
 
-            with self.step("4. A deployment is deleted → the allow-list shrinks",
-                           "4 deployment deleted") as st:
+            with self.step("4. Deployment text-embedding-3-small is deleted from contoso-aoai → the "
+                           "allow-list shrinks", "4 deployment deleted") as st:
                 self.sim.clear_events()
                 c.cognitive(SUB).deployments.begin_delete(seed.AI_GROUP, "contoso-aoai",
                                                           "text-embedding-3-small").result()
@@ -304,7 +307,10 @@ class Demo:
     def _summary(self) -> None:
         from rich.table import Table
 
-        table = Table(title="Summary", title_style="bold")
+        table = Table(title="Summary", title_style="bold",
+                      caption="owned objects: the APIs, backends and role assignments that carry the "
+                              "importer's ownership mark after the step (policies and product links "
+                              "belong to their API)", caption_justify="left")
         for col in ("step", "outcome", "owned objects", "APIM/role writes", "ARM reads", "time"):
             table.add_column(col, justify="right" if col not in ("step", "outcome") else "left")
         for s in self.steps:

@@ -238,8 +238,8 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
             roles = snapshot.roles.get(ref.id.lower(), ())
         else:
             roles = arm.list_role_assignments(ref.id, ref.subscription, principal)
-    return Actual(api=api, path_clash=path_clash, path_clash_owner=path_clash_owner, backends=backends, policy=policy,
-                  policy_etag=policy_etag, product_links=links, role_assignments=roles)
+    return Actual(api=api, path_clash=path_clash, path_clash_owner=path_clash_owner, backends=backends,
+                  policy=policy, policy_etag=policy_etag, product_links=links, role_assignments=roles)
 
 
 def unguarded(actual: Actual, plan: Plan) -> list[str]:

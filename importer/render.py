@@ -18,7 +18,6 @@ from lxml import etree
 
 from importer import config, openapi
 from importer.model import (
-    DEPLOYMENT_NAME,
     MODES_BY_KIND,
     OFFICIAL_OPENAPI_FILES,
     OWNER_MARK,

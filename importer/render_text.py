@@ -49,6 +49,23 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
     return out
 
 
+def wrap_marked(text: str, width: int) -> list[str]:
+    """``text`` cut to ``width`` columns, each piece keeping the line's indent and diff marker
+    (``+``/``-``), so a wrapped policy line still reads as added or removed."""
+    if width <= 0 or len(text) <= width:
+        return [text]
+    body = text.lstrip(" ")
+    indent = text[: len(text) - len(body)]
+    marker = body[:1] if body[:1] in ("+", "-") and not body.startswith(("+++", "---")) else ""
+    lead = indent + marker
+    room = max(width - len(lead) - 1, 10)
+    rest = body[len(marker):]
+    pieces = [rest[i:i + room] for i in range(0, len(rest), room)]
+    return [lead + (" " if i else "") + piece for i, piece in enumerate(pieces)]
+
+
 def print_lines(console: Any, lines: list[tuple[str, str]]) -> None:
+    """On a terminal, long lines wrap with their marker; elsewhere they are never wrapped."""
     for text, style in lines:
-        console.print(text, style=style or None, markup=False, highlight=False)
+        for piece in wrap_marked(text, console.width) if console.is_terminal else [text]:
+            console.print(piece, style=style or None, markup=False, highlight=False, soft_wrap=True)

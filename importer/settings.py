@@ -59,7 +59,8 @@ SETTINGS: tuple[Setting, ...] = (
             "imported API's inbound policy.", "org-ai-policy"),
     Setting("IMPORTER_ENABLE_APIM_IDENTITY", "false", "Turn on APIM's system-assigned identity when it "
             "is off (otherwise that is an error).", "false"),
-    Setting("IMPORTER_ADOPT", "false", "Take over a foreign API or backend that has the importer's id (a path clash stays a conflict).", "false"),
+    Setting("IMPORTER_ADOPT", "false", "Take over a foreign API or backend that has the importer's id "
+            "(a path clash stays a conflict).", "false"),
     Setting("IMPORTER_TIMER_SCHEDULE", "0 */30 * * * *", "NCRONTAB schedule of the drift reconcile.",
             "0 */30 * * * *"),
     Setting("IMPORTER_EVENT_TOPIC_ENDPOINT", "", "Optional Event Grid custom topic for outcome events.",
