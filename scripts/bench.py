@@ -483,7 +483,8 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
             state.queue.send(ReconcileRequest.from_json(box["v"]))
             handle, request = state.queue.receive(1, visibility_timeout_s=30)[0]
             user_function("reconcile_worker")(func.QueueMessage(id=handle.message_id,
-                                                                body=request.to_json().encode()))
+                                                                body=request.to_json().encode()),
+                                                out)  # the poison output: set only for unreadable messages
             state.queue.delete(handle)
             elapsed = time.perf_counter() - t0
             outcome = state.history.last_for(request.account).outcome

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from armsim import seed
+from tests.app.host import Out
 from tests.faults.conftest import ACCOUNTS, Estates, FaultWorld, account_id, seed_estate
 
 DUPLICATES = 5
@@ -146,8 +147,11 @@ def run_storm(estates: Estates, n: int, *, workers: int = 4, seed_value: int = 7
                 continue
             idle = 0
             handle, request = batch[0]
+            poison = Out()
             try:
-                worker(func.QueueMessage(id=handle.message_id, body=request.to_json().encode()))
+                worker(func.QueueMessage(id=handle.message_id, body=request.to_json().encode()), poison)
+                if poison.value:  # rejected at once: what the poison output binding writes
+                    state.queue.reject(poison.value)
                 state.queue.delete(handle)
             except Exception as exc:  # the host: visible again, counts towards poison
                 with lock:
