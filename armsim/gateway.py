@@ -10,14 +10,11 @@ policy expression is evaluated; anything else in a policy is ignored. See docs/s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
 import re
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +25,15 @@ from werkzeug.wrappers import Request, Response
 
 from armsim import apim, cognitive
 from armsim.core import RESET, LogEntry, RequestLog, request_kind
+from armsim.fakemodel import (
+    Call,
+    Deployment,
+    FakeModel,
+    estimate,
+    stream_deltas,
+    texts,
+    usage_of,
+)
 from armsim.policyxml import Element, Text
 
 if TYPE_CHECKING:
@@ -41,8 +47,6 @@ MISSING_KEY = ("Access denied due to missing subscription key. Make sure to incl
 INVALID_KEY = ("Access denied due to invalid subscription key. Make sure to provide a valid key for an "
                "active subscription.")
 DEFAULT_NOT_FOUND = {"error": {"code": "DeploymentNotFound", "message": "The deployment is not served."}}
-MODEL_DEPLOYMENT_NOT_FOUND = ("The API deployment for this resource does not exist. If you created the "
-                              "deployment within the last 5 minutes, please wait a moment and try again.")
 _PARAM = re.compile(r"\{([^{}]+)\}")
 
 
@@ -53,12 +57,6 @@ def gateway_error(status: int, message: str, headers: dict[str, str] | None = No
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
-
-
-def model_error(status: int, code: str, message: str) -> Response:
-    """The model endpoint's error shape."""
-    return Response(json.dumps({"error": {"code": code, "message": message}}), status=status,
-                    mimetype="application/json")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,66 +153,6 @@ def _int(value: str | None) -> int | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The fake model
-
-
-def _estimate(text: str) -> int:
-    return max(1, math.ceil(len(text) / 4))
-
-
-def _texts(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        out: list[str] = []
-        for item in value:
-            out += _texts(item.get("text") if isinstance(item, dict) else item)
-        return out
-    return []
-
-
-def fake_model(operation: str, model: str, body: dict[str, Any]) -> Response:
-    """An OpenAI-format answer with ``usage``; a chat model refuses embeddings and vice versa."""
-    is_embedding_model = "embed" in model.lower()
-    if operation == "chat" and is_embedding_model or operation == "embeddings" and not is_embedding_model:
-        what = "chatCompletion" if operation == "chat" else "embeddings"
-        return model_error(400, "OperationNotSupported", f"The {what} operation does not work with the "
-                           f"specified model, {model}. Please choose different model and try again.")
-    if operation == "chat":
-        messages = body.get("messages")
-        texts = [t for m in (messages if isinstance(messages, list) else []) if isinstance(m, dict)
-                 for t in _texts(m.get("content"))]
-        prompt = 8 + sum(_estimate(t) for t in texts)
-        completion = 1  # "pong", whatever max_tokens allows
-        reply = {"id": f"chatcmpl-armsim-{uuid.uuid4().hex[:12]}", "object": "chat.completion",
-                 "created": int(time.time()), "model": model,
-                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"},
-                              "finish_reason": "stop"}],
-                 "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                           "total_tokens": prompt + completion}}
-    else:
-        inputs = _texts(body.get("input")) or [""]
-        data = []
-        for i, text in enumerate(inputs):
-            digest = hashlib.sha256(text.encode()).digest()
-            data.append({"object": "embedding", "index": i,
-                         "embedding": [round(b / 255 - 0.5, 4) for b in digest[:8]]})
-        tokens = sum(_estimate(t) for t in inputs)
-        reply = {"object": "list", "data": data, "model": model,
-                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-    return Response(json.dumps(reply), status=200, mimetype="application/json")
-
-
-def _operation_kind(template: str) -> str | None:
-    path = template.partition("?")[0].rstrip("/").lower()
-    if path.endswith("/chat/completions"):
-        return "chat"
-    if path.endswith("/embeddings") and not path.endswith("/images/embeddings"):
-        return "embeddings"
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
 # The gateway
 
 
@@ -235,6 +173,7 @@ class Gateway:
         self.sim = sim
         self.log = RequestLog()
         self.tokens = TokenCounter()
+        self.model = FakeModel()
         self._server: BaseWSGIServer = make_server(host, port, self, threaded=True,
                                                    request_handler=_GatewayHandler)
         self.host, self.port = host, self._server.server_port
@@ -258,6 +197,7 @@ class Gateway:
     def reset(self) -> None:
         self.log.clear()
         self.tokens.clear()
+        self.model.clear()
 
     def service_url(self, service_name: str) -> str:
         return f"{self.url}/{service_name}"
@@ -333,10 +273,11 @@ class Gateway:
                 if over is not None:
                     return over
             backend_url = self._backend_url(svc, found.api, inbound)
-            answer = self._model(backend_url, found, requested, body if isinstance(body, dict) else {})
+            body = body if isinstance(body, dict) else {}
+            answer = self._model(backend_url, found, request, requested, body)
         answer.headers["x-armsim-backend-url"] = backend_url
         if limit is not None and answer.status_code == 200:
-            self._count(found.api.id, sub, limit, answer)
+            self._count(found.api.id, sub, limit, answer, body)
         return answer
 
     def _route(self, svc: Any, path: str, request: Request) -> Match | Response:
@@ -440,11 +381,16 @@ class Gateway:
             return gateway_error(403, "Token quota is exceeded. Try again after the quota period.")
         return None
 
-    def _count(self, api: str, sub: str, limit: dict[str, str], answer: Response) -> None:
-        try:
-            usage = json.loads(answer.get_data(as_text=True)).get("usage") or {}
-        except ValueError:
+    def _count(self, api: str, sub: str, limit: dict[str, str], answer: Response,
+               body: dict[str, Any]) -> None:
+        """Count the answer's tokens: its usage, or for a stream without one (no
+        ``stream_options.include_usage``) the prompt's estimate plus one token per streamed piece."""
+        usage = usage_of(answer)
+        if usage is None and answer.mimetype != "text/event-stream":
             return
+        if usage is None:
+            prompt = sum(estimate(t) for t in texts(body.get("messages") or body.get("input")))
+            usage = {"total_tokens": prompt + stream_deltas(answer)}
         consumed = int(usage.get("total_tokens") or 0)
         per_minute, total = self.tokens.add(api, sub, consumed)
         tpm, quota = _int(limit.get("tokens-per-minute")), _int(limit.get("token-quota"))
@@ -467,7 +413,8 @@ class Gateway:
                     return str(backend.body["properties"].get("url", ""))
         return str(api.body["properties"].get("serviceUrl", ""))
 
-    def _model(self, backend_url: str, found: Match, requested: str | None, body: dict[str, Any]) -> Response:
+    def _model(self, backend_url: str, found: Match, request: Request, requested: str | None,
+               body: dict[str, Any]) -> Response:
         """Answer as the model endpoint at ``backend_url`` would (the account whose endpoint it is)."""
         store = self.sim.state.store
         endpoints = [(str(a.body["properties"].get("endpoint") or "").lower(), a)
@@ -476,16 +423,16 @@ class Gateway:
         if account is None:
             return gateway_error(500, f"Backend {backend_url} could not be reached (armsim knows no account "
                                       "with that endpoint).")
-        kind = _operation_kind(str(found.operation.body["properties"].get("urlTemplate", "")))
-        if kind is None:
-            return model_error(400, "OperationNotSupported",
-                               "armsim's fake model answers chat completions and embeddings only.")
-        deployment = store.get(f"{account.id}/deployments/{requested}") if requested else None
-        props = (deployment.body.get("properties") or {}) if deployment else {}
-        if deployment is None or props.get("provisioningState") != "Succeeded":
-            return model_error(404, "DeploymentNotFound", MODEL_DEPLOYMENT_NOT_FOUND)
-        model = str((props.get("model") or {}).get("name") or deployment.name)
-        return fake_model(kind, model, body)
+        deployments = {}
+        for d in store.children(f"{account.id}/deployments"):
+            props = d.body.get("properties") or {}
+            if props.get("provisioningState") == "Succeeded":
+                model = props.get("model") or {}
+                deployments[d.name.lower()] = Deployment(d.name, str(model.get("name") or d.name),
+                                                         str(model.get("format") or "OpenAI"))
+        props = found.operation.body["properties"]
+        return self.model.answer(Call(account.id, request.method.upper(), str(props.get("urlTemplate", "")),
+                                      found.rest, request, body, deployments, requested))
 
 
 def _inbound(doc: Any) -> Element | None:
