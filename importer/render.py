@@ -155,17 +155,18 @@ _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 # Fixed expressions, chosen by mode, never built from data. Each yields the deployment a request
 # names, lower-cased, or "" when it names none: the path's {deployment-id} (Azure OpenAI mode), else
-# the JSON body's top-level "model" on POST requests. v1 fine-tuning requests are skipped: their
+# the JSON body's top-level "model" on POST requests. Fine-tuning requests are skipped: their
 # "model" is a base model, not a deployment.
 _BODY_MODEL = ('JObject b = context.Request.Body?.As<JObject>(preserveContent: true); '
                'd = b?["model"]?.ToString() ?? ""; ')
 _IS_JSON_POST = ('context.Request.Method == "POST" && '
                  'context.Request.Headers.GetValueOrDefault("Content-Type", "").Contains("json")')
+_NOT_FINE_TUNING = '!context.Request.Url.Path.Contains("/fine_tuning/")'
 REQUESTED_EXPRESSION: dict[Mode, str] = {
     Mode.AZURE_OPENAI: (
         '@{ string d = context.Request.MatchedParameters.ContainsKey("deployment-id") ? '
         'context.Request.MatchedParameters["deployment-id"] : ""; '
-        f'if (d.Length == 0 && {_IS_JSON_POST}) {{ {_BODY_MODEL}}} '
+        f'if (d.Length == 0 && {_IS_JSON_POST} && {_NOT_FINE_TUNING}) {{ {_BODY_MODEL}}} '
         'return d.ToLowerInvariant(); }'),
     Mode.AZURE_AI: (
         '@{ string d = ""; '
@@ -173,7 +174,7 @@ REQUESTED_EXPRESSION: dict[Mode, str] = {
         'return d.ToLowerInvariant(); }'),
     Mode.AZURE_OPENAI_V1: (
         '@{ string d = ""; '
-        f'if ({_IS_JSON_POST} && !context.Request.Url.Path.Contains("/fine_tuning/")) {{ {_BODY_MODEL}}} '
+        f'if ({_IS_JSON_POST} && {_NOT_FINE_TUNING}) {{ {_BODY_MODEL}}} '
         'return d.ToLowerInvariant(); }'),
 }
 DENY_CONDITION = (
