@@ -277,7 +277,8 @@ class Gateway:
             answer = self._model(backend_url, found, request, requested, body)
         answer.headers["x-armsim-backend-url"] = backend_url
         props = found.operation.body["properties"]
-        answer.headers["x-armsim-operation"] = f"{str(props.get('method')).upper()} {props.get('urlTemplate')}"
+        answer.headers["x-armsim-operation"] = f"{str(props.get('method')).upper()} " \
+                                               f"{props.get('urlTemplate')}"
         if limit is not None and answer.status_code == 200:
             self._count(found.api.id, sub, limit, answer, body)
         return answer
