@@ -247,9 +247,9 @@ def _vector(text: str) -> list[float]:
 
 def _embeddings(model: str, body: dict[str, Any]) -> Response:
     raw = body.get("input")
-    inputs = [json.dumps(i, sort_keys=True) if isinstance(i, dict) else i for i in
-              (raw if isinstance(raw, list) else [raw])]
-    inputs = [i for i in inputs if isinstance(i, str)] or [""]
+    given = [json.dumps(i, sort_keys=True) if isinstance(i, dict) else i for i in
+             (raw if isinstance(raw, list) else [raw])]
+    inputs: list[str] = [i for i in given if isinstance(i, str)] or [""]
     base64_format = body.get("encoding_format") == "base64"
     data = []
     for i, text in enumerate(inputs):
@@ -404,9 +404,9 @@ class FakeModel:
             return model_error(400, "invalidPayload", "A file upload takes the form fields 'file' and "
                                "'purpose'.", "invalid_request_error")
         data = upload.read()
-        obj = {"id": _id("file-"), "object": "file", "bytes": len(data), "created_at": int(time.time()),
-               "filename": upload.filename or "upload", "purpose": call.form("purpose"),
-               "status": "processed"}
+        obj: dict[str, Any] = {
+            "id": _id("file-"), "object": "file", "bytes": len(data), "created_at": int(time.time()),
+            "filename": upload.filename or "upload", "purpose": call.form("purpose"), "status": "processed"}
         with self._lock:
             self._content[obj["id"]] = data
         return self._put(call, "file", obj)

@@ -4,8 +4,9 @@ surface writes, on its own port, with a fake model behind it.
 Rule: a test double of what the importer's probes depend on, not a policy engine. It checks the
 subscription key, routes by API path and operation template, applies the importer's allow-list
 (read from the stored policy's literal ``ai-allowed-deployments`` value), counts tokens when a
-token-limit statement is present, and answers for the backend like an OpenAI-format model. No
-policy expression is evaluated; anything else in a policy is ignored. See docs/sandbox.md.
+token-limit statement is present, and answers for the backend like an OpenAI-format model
+(armsim/fakemodel.py). Of policy expressions only the return-response's string expressions are
+evaluated (armsim/expressions.py); anything else in a policy is ignored. See docs/sandbox.md.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from werkzeug.wrappers import Request, Response
 
 from armsim import apim, cognitive
 from armsim.core import RESET, LogEntry, RequestLog, request_kind
+from armsim.expressions import evaluate
 from armsim.fakemodel import (
     Call,
     Deployment,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ALLOWED_VARIABLE = "ai-allowed-deployments"
+REQUESTED_VARIABLE = "ai-requested-deployment"
 MISSING_KEY = ("Access denied due to missing subscription key. Make sure to include subscription key "
                "when making requests to an API.")
 INVALID_KEY = ("Access denied due to invalid subscription key. Make sure to provide a valid key for an "
@@ -369,7 +372,7 @@ class Gateway:
         wanted = requested.lower()
         if "|" not in wanted and f"|{wanted}|" in allowed.lower():
             return None
-        return _return_response(inbound)
+        return _return_response(inbound, {ALLOWED_VARIABLE: allowed, REQUESTED_VARIABLE: wanted})
 
     def _over_limit(self, api: str, sub: str, limit: dict[str, str]) -> Response | None:
         per_minute, total = self.tokens.used(api, sub)
@@ -454,8 +457,9 @@ def _allow_list(inbound: Element | None) -> str | None:
     return None
 
 
-def _return_response(inbound: Element | None) -> Response:
-    """The first ``return-response`` of the policy, literally: status, headers and body."""
+def _return_response(inbound: Element | None, variables: dict[str, str]) -> Response:
+    """The first ``return-response`` of the policy: status, headers and body, each literal or a
+    string expression the small evaluator reads (armsim/expressions.py) with ``variables`` set."""
     el = next((e for e in inbound.iter() if e.tag == "return-response"), None) if inbound else None
     if el is None:
         return Response(json.dumps(DEFAULT_NOT_FOUND), status=404, mimetype="application/json")
@@ -465,10 +469,11 @@ def _return_response(inbound: Element | None) -> Response:
         if child.tag == "set-status":
             status, reason = int(attrs.get("code", "404")), attrs.get("reason")
         elif child.tag == "set-header" and attrs.get("name"):
-            values = ["".join(child_text(v)) for v in child.children if isinstance(v, Element)]
+            values = [evaluate("".join(child_text(v)), variables) for v in child.children
+                      if isinstance(v, Element)]
             headers[attrs["name"]] = ",".join(values)
         elif child.tag == "set-body":
-            body = "".join(child_text(child))
+            body = evaluate("".join(child_text(child)), variables)
     response = Response(body, status=status)
     if reason:
         response.status = f"{status} {reason}"

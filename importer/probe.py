@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 from lxml import etree
 
 from importer.model import Mode
-from importer.render import NOT_FOUND_BODY
+from importer.render import NOT_FOUND_CODE, NOT_FOUND_MESSAGE
 
 CHAT = "chat completions"
 EMBEDDINGS = "embeddings"
@@ -39,7 +39,8 @@ _EMBEDDINGS = re.compile(r"embed", re.IGNORECASE)
 _NOT_CHAT = re.compile(r"dall-e|gpt-image|whisper|tts|sora|transcribe|realtime|audio", re.IGNORECASE)
 # Reasoning models refuse max_tokens on the OpenAI routes; they take max_completion_tokens.
 _REASONING = re.compile(r"^(o\d|gpt-5)", re.IGNORECASE)
-_ALLOW_LIST_ERROR = json.loads(NOT_FOUND_BODY)["error"]
+_ALLOW_LIST_MESSAGE = re.compile("^" + ".*".join(re.escape(p) for p in NOT_FOUND_MESSAGE.split("{}")) + "$",
+                                 re.DOTALL)
 _MAX_MESSAGE = 240
 
 
@@ -201,12 +202,12 @@ def is_gateway_error(body: Any) -> bool:
 
 
 def is_allow_list_404(status: int | None, body: Any) -> bool:
-    """The importer's allow-list answer: 404 with exactly the policy's DeploymentNotFound body."""
+    """The importer's allow-list answer: 404 with the policy's DeploymentNotFound body (its message
+    names the deployment; the model endpoint's own 404 has the same code and other words)."""
     if status != 404 or not isinstance(body, dict) or not isinstance(body.get("error"), dict):
         return False
     err = body["error"]
-    return bool(err.get("code") == _ALLOW_LIST_ERROR["code"]
-                and err.get("message") == _ALLOW_LIST_ERROR["message"])
+    return bool(err.get("code") == NOT_FOUND_CODE and _ALLOW_LIST_MESSAGE.match(str(err.get("message"))))
 
 
 def _usage(body: Any) -> Usage | None:

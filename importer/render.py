@@ -8,6 +8,7 @@ ownership mark, and the policy is built with lxml: data only ever lands in liter
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 import uuid
@@ -181,9 +182,22 @@ DENY_CONDITION = (
     f'@{{ string d = context.Variables.GetValueOrDefault<string>("{REQUESTED_VARIABLE}", ""); '
     f'string allowed = context.Variables.GetValueOrDefault<string>("{ALLOWED_VARIABLE}", "|"); '
     'return d.Length > 0 && (d.Contains("|") || !allowed.Contains("|" + d + "|")); }')
-NOT_FOUND_BODY = ('{"error":{"code":"DeploymentNotFound","message":"The deployment named in the request '
-                  'is not served by this API: it does not exist on the account or has not finished '
-                  'provisioning."}}')
+NOT_FOUND_CODE = "DeploymentNotFound"
+NOT_FOUND_MESSAGE = ("The deployment '{}' is not served by this API: it does not exist on the account or has "
+                     "not finished provisioning.")
+# The allow-list's 404 body: JSON naming the requested deployment (as the policy read it, lower-cased).
+# The name reaches the body only through JsonConvert.SerializeObject, which escapes it as a JSON string.
+_BEFORE, _AFTER = NOT_FOUND_MESSAGE.split("{}")
+NOT_FOUND_BODY = (
+    '@("{\\"error\\":{\\"code\\":\\"' + NOT_FOUND_CODE + '\\",\\"message\\":" + '
+    f'Newtonsoft.Json.JsonConvert.SerializeObject("{_BEFORE}" + '
+    f'context.Variables.GetValueOrDefault<string>("{REQUESTED_VARIABLE}", "") + "{_AFTER}") + "}}}}")')
+
+
+def not_found_body(requested: str) -> str:
+    """The allow-list's 404 body for a request naming ``requested``: what NOT_FOUND_BODY evaluates to."""
+    error = {"code": NOT_FOUND_CODE, "message": NOT_FOUND_MESSAGE.format(requested.lower())}
+    return json.dumps({"error": error}, separators=(",", ":"), ensure_ascii=False)
 
 
 def policy_family(mode: Mode) -> str:

@@ -19,7 +19,7 @@ from azure.mgmt.apimanagement import models
 from armsim import seed
 from armsim.server import Sim
 from importer.model import AccountRef
-from importer.render import NOT_FOUND_BODY, api_id
+from importer.render import api_id, not_found_body
 from tests.fixtures.world import AOAI, FOUNDRY, World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,7 +155,7 @@ def test_routing_404s_for_unknown_api_operation_and_service(imported: dict[str, 
 def test_the_allow_list_is_read_from_the_stored_policy(imported: dict[str, Any]) -> None:
     key = {"api-key": imported["aoai_key"]}
     status, headers, body = _call(imported["aoai"] + CHAT.format("nope"), {"messages": []}, key)
-    assert status == 404 and body == json.loads(NOT_FOUND_BODY)
+    assert status == 404 and body == json.loads(not_found_body("nope"))
     assert headers["content-type"] == "application/json"
     # Names compare case-insensitively.
     assert _call(imported["aoai"] + CHAT.format("GPT-4o"), {"messages": []}, key)[0] == 200
@@ -176,7 +176,7 @@ def test_a_deployment_gone_from_the_account_but_still_allowed_gets_the_models_40
     status, _, body = _call(imported["aoai"] + CHAT.format("gpt-4o"), {"messages": []},
                             {"api-key": imported["aoai_key"]})
     assert status == 404 and body["error"]["code"] == "DeploymentNotFound"
-    assert body != json.loads(NOT_FOUND_BODY)  # the model's words, not the allow-list's
+    assert body != json.loads(not_found_body("gpt-4o"))  # the model's words, not the allow-list's
 
 
 def test_the_token_limit_answers_429_when_spent(imported: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from importer import probe
 from importer.model import Mode
 from importer.probe import CHAT, EMBEDDINGS, Answer
-from importer.render import NOT_FOUND_BODY
+from importer.render import not_found_body
 
 
 @pytest.mark.parametrize("deployment, model, expected", [
@@ -111,7 +111,7 @@ def _model(code: str, message: str = "m") -> dict[str, object]:
     (_answer(200, {"usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}}), True, "model",
      "answered"),
     (_answer(200, {"choices": []}), True, "model", "no usage"),
-    (_answer(404, NOT_FOUND_BODY), False, "allow-list", "allow-list refused 'gpt-4o'"),
+    (_answer(404, not_found_body("gpt-4o")), False, "allow-list", "allow-list refused 'gpt-4o'"),
     (_answer(401, _apim(401, "Access denied due to invalid subscription key.")), False, "gateway",
      "refused the subscription key"),
     (_answer(404, _apim(404, "Resource not found")), False, "gateway", "no API or operation"),
@@ -152,7 +152,7 @@ def test_a_model_404_in_the_allow_list_shape_but_another_message_is_the_model() 
 
 def test_the_probe_record_is_small_and_says_what_happened() -> None:
     routing_req = probe.routing_request(Mode.AZURE_OPENAI)
-    good = probe.classify(routing_req, _answer(404, NOT_FOUND_BODY))
+    good = probe.classify(routing_req, _answer(404, not_found_body(routing_req.deployment)))
     record = probe.probe_record("routing", good, "2025-01-01T00:00:00.000+00:00")
     assert set(record) == {"ok", "kind", "status", "latency_ms", "summary", "checked_at"}
     assert record["ok"] is True and record["status"] == 404 and "routing ok" in record["summary"]
