@@ -304,9 +304,13 @@ class FakeModel:
             ("POST", "/fine_tuning/jobs"): self._job_create, ("GET", "/fine_tuning/jobs"): self._list("job"),
             ("GET", "/fine_tuning/jobs/{}"): self._get("job"),
             ("POST", "/fine_tuning/jobs/{}/cancel"): self._job_cancel,
+            ("GET", "/fine_tuning/jobs/{}/events"): self._job_events,
             ("POST", "/conversations"): self._conversation_create,
             ("GET", "/conversations/{}"): self._get("conversation"),
+            ("POST", "/conversations/{}"): self._conversation_update,
             ("DELETE", "/conversations/{}"): self._delete("conversation"),
+            ("GET", "/conversations/{}/items"): self._items_list,
+            ("POST", "/conversations/{}/items"): self._items_create,
         }
 
     def clear(self) -> None:
@@ -453,6 +457,43 @@ class FakeModel:
         if found is None:
             return self._missing("job", ids[0])
         return self._put(call, "job", {**found, "status": "cancelled"})
+
+    def _job_events(self, call: Call, ids: list[str]) -> Response:
+        found = self._find(call, "job", ids[0])
+        if found is None:
+            return self._missing("job", ids[0])
+        event = {"id": _id("ftevent-"), "object": "fine_tuning.job.event", "created_at": found["created_at"],
+                 "level": "info", "message": f"Job {found['status']}.", "type": "message"}
+        return _json({"object": "list", "data": [event], "has_more": False})
+
+    def _conversation_update(self, call: Call, ids: list[str]) -> Response:
+        found = self._find(call, "conversation", ids[0])
+        if found is None:
+            return self._missing("conversation", ids[0])
+        return self._put(call, "conversation", {**found, "metadata": call.body.get("metadata") or {}})
+
+    def _items_list(self, call: Call, ids: list[str]) -> Response:
+        found = self._find(call, "conversation", ids[0])
+        if found is None:
+            return self._missing("conversation", ids[0])
+        with self._lock:
+            items = list(self._store.get((call.account, f"items/{ids[0]}"), {}).values())
+        return _json({"object": "list", "data": items, "has_more": False,
+                      "first_id": items[0]["id"] if items else None,
+                      "last_id": items[-1]["id"] if items else None})
+
+    def _items_create(self, call: Call, ids: list[str]) -> Response:
+        found = self._find(call, "conversation", ids[0])
+        if found is None:
+            return self._missing("conversation", ids[0])
+        given = call.body.get("items")
+        added = [{"id": _id("msg_"), "status": "completed", **item} for item in
+                 (given if isinstance(given, list) else []) if isinstance(item, dict)]
+        with self._lock:
+            self._store.setdefault((call.account, f"items/{ids[0]}"), {}).update((i["id"], i) for i in added)
+        return _json({"object": "list", "data": added, "has_more": False,
+                      "first_id": added[0]["id"] if added else None,
+                      "last_id": added[-1]["id"] if added else None})
 
     def _conversation_create(self, call: Call, _: list[str]) -> Response:
         return self._put(call, "conversation", {"id": _id("conv_"), "object": "conversation",
