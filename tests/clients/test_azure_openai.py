@@ -69,6 +69,14 @@ def test_responses_plain_and_streamed(azure_openai: Served) -> None:
     assert azure_openai.last.headers["x-tokens-consumed"] == str(done.usage.total_tokens)
 
 
+def test_legacy_completions_plain_and_streamed(azure_openai: Served) -> None:
+    client = sdk.azure_openai(azure_openai)
+    assert client.completions.create(model="gpt-4o", prompt="ping", max_tokens=1).choices[0].text == "pong"
+    assert azure_openai.last.operation == "POST /deployments/{deployment-id}/completions" + Q
+    chunks = list(client.completions.create(model="gpt-4o", prompt="ping", stream=True))
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == "pong"
+
+
 def test_files(azure_openai: Served) -> None:
     client = sdk.azure_openai(azure_openai)
     made = client.files.create(file=("batch.jsonl", b'{"custom_id": "1"}\n'), purpose="batch")
