@@ -67,6 +67,12 @@ def texts(value: Any) -> list[str]:
     return []
 
 
+def _page(items: list[dict[str, Any]]) -> Response:
+    """One page of a cursor-paged list, the only page."""
+    first, last = (items[0]["id"], items[-1]["id"]) if items else (None, None)
+    return _json({"object": "list", "data": items, "has_more": False, "first_id": first, "last_id": last})
+
+
 def _id(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:24]}"
 
@@ -299,11 +305,12 @@ class FakeModel:
             ("GET", "/files/{}"): self._get("file"), ("DELETE", "/files/{}"): self._delete("file"),
             ("GET", "/files/{}/content"): self._file_content,
             ("POST", "/batches"): self._batch_create, ("GET", "/batches"): self._list("batch"),
-            ("GET", "/batches/{}"): self._get("batch"), ("POST", "/batches/{}/cancel"): self._batch_cancel,
+            ("GET", "/batches/{}"): self._get("batch"),
+            ("POST", "/batches/{}/cancel"): self._set_status("batch", "cancelling"),
             ("GET", "/models"): self._models, ("GET", "/models/{}"): self._model,
             ("POST", "/fine_tuning/jobs"): self._job_create, ("GET", "/fine_tuning/jobs"): self._list("job"),
             ("GET", "/fine_tuning/jobs/{}"): self._get("job"),
-            ("POST", "/fine_tuning/jobs/{}/cancel"): self._job_cancel,
+            ("POST", "/fine_tuning/jobs/{}/cancel"): self._set_status("job", "cancelled"),
             ("GET", "/fine_tuning/jobs/{}/events"): self._job_events,
             ("POST", "/conversations"): self._conversation_create,
             ("GET", "/conversations/{}"): self._get("conversation"),
@@ -380,9 +387,7 @@ class FakeModel:
             with self._lock:
                 items = sorted(self._store.get((call.account, kind), {}).values(),
                                key=lambda o: o.get("created_at", 0), reverse=True)
-            return _json({"object": "list", "data": items, "has_more": False,
-                          "first_id": items[0]["id"] if items else None,
-                          "last_id": items[-1]["id"] if items else None})
+            return _page(items)
         return handler
 
     def _get(self, kind: str) -> Callable[[Call, list[str]], Response]:
@@ -422,11 +427,26 @@ class FakeModel:
             data = self._content.get(ids[0], b"")
         return Response(data, status=200, mimetype="application/octet-stream")
 
+    def _file_of(self, call: Call, field_name: str) -> tuple[str, Response | None]:
+        """(the body's file id in ``field_name``, a 400 when it is no file of this account)."""
+        file_id = str(call.body.get(field_name) or "")
+        if self._find(call, "file", file_id) is not None:
+            return file_id, None
+        return file_id, model_error(400, "invalidPayload", f"{field_name} {file_id!r} is not a file of this "
+                                    "resource.", "invalid_request_error")
+
+    def _set_status(self, kind: str, status: str) -> Callable[[Call, list[str]], Response]:
+        def handler(call: Call, ids: list[str]) -> Response:
+            found = self._find(call, kind, ids[0])
+            if found is None:
+                return self._missing(kind, ids[0])
+            return self._put(call, kind, {**found, "status": status})
+        return handler
+
     def _batch_create(self, call: Call, _: list[str]) -> Response:
-        file_id = str(call.body.get("input_file_id") or "")
-        if self._find(call, "file", file_id) is None:
-            return model_error(400, "invalidPayload", f"input_file_id {file_id!r} is not a file of this "
-                               "resource.", "invalid_request_error")
+        file_id, refused = self._file_of(call, "input_file_id")
+        if refused is not None:
+            return refused
         return self._put(call, "batch", {
             "id": _id("batch_"), "object": "batch", "endpoint": call.body.get("endpoint"),
             "input_file_id": file_id, "completion_window": call.body.get("completion_window", "24h"),
@@ -434,29 +454,16 @@ class FakeModel:
             "request_counts": {"total": 0, "completed": 0, "failed": 0},
             "metadata": call.body.get("metadata")})
 
-    def _batch_cancel(self, call: Call, ids: list[str]) -> Response:
-        found = self._find(call, "batch", ids[0])
-        if found is None:
-            return self._missing("batch", ids[0])
-        return self._put(call, "batch", {**found, "status": "cancelling"})
-
     def _job_create(self, call: Call, _: list[str]) -> Response:
-        file_id = str(call.body.get("training_file") or "")
-        if self._find(call, "file", file_id) is None:
-            return model_error(400, "invalidPayload", f"training_file {file_id!r} is not a file of this "
-                               "resource.", "invalid_request_error")
+        file_id, refused = self._file_of(call, "training_file")
+        if refused is not None:
+            return refused
         return self._put(call, "job", {
             "id": _id("ftjob-"), "object": "fine_tuning.job", "model": call.body.get("model"),
             "created_at": int(time.time()), "status": "pending", "training_file": file_id,
             "validation_file": call.body.get("validation_file"), "hyperparameters": {},
             "organization_id": "", "result_files": [], "seed": 0, "fine_tuned_model": None,
             "finished_at": None, "error": None, "trained_tokens": None})
-
-    def _job_cancel(self, call: Call, ids: list[str]) -> Response:
-        found = self._find(call, "job", ids[0])
-        if found is None:
-            return self._missing("job", ids[0])
-        return self._put(call, "job", {**found, "status": "cancelled"})
 
     def _job_events(self, call: Call, ids: list[str]) -> Response:
         found = self._find(call, "job", ids[0])
@@ -478,9 +485,7 @@ class FakeModel:
             return self._missing("conversation", ids[0])
         with self._lock:
             items = list(self._store.get((call.account, f"items/{ids[0]}"), {}).values())
-        return _json({"object": "list", "data": items, "has_more": False,
-                      "first_id": items[0]["id"] if items else None,
-                      "last_id": items[-1]["id"] if items else None})
+        return _page(items)
 
     def _items_create(self, call: Call, ids: list[str]) -> Response:
         found = self._find(call, "conversation", ids[0])
@@ -491,9 +496,7 @@ class FakeModel:
                  (given if isinstance(given, list) else []) if isinstance(item, dict)]
         with self._lock:
             self._store.setdefault((call.account, f"items/{ids[0]}"), {}).update((i["id"], i) for i in added)
-        return _json({"object": "list", "data": added, "has_more": False,
-                      "first_id": added[0]["id"] if added else None,
-                      "last_id": added[-1]["id"] if added else None})
+        return _page(added)
 
     def _conversation_create(self, call: Call, _: list[str]) -> Response:
         return self._put(call, "conversation", {"id": _id("conv_"), "object": "conversation",
