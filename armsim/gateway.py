@@ -4,20 +4,18 @@ surface writes, on its own port, with a fake model behind it.
 Rule: a test double of what the importer's probes depend on, not a policy engine. It checks the
 subscription key, routes by API path and operation template, applies the importer's allow-list
 (read from the stored policy's literal ``ai-allowed-deployments`` value), counts tokens when a
-token-limit statement is present, and answers for the backend like an OpenAI-format model. No
-policy expression is evaluated; anything else in a policy is ignored. See docs/sandbox.md.
+token-limit statement is present, and answers for the backend like an OpenAI-format model
+(armsim/fakemodel.py). Of policy expressions only the return-response's string expressions are
+evaluated (armsim/expressions.py); anything else in a policy is ignored. See docs/sandbox.md.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
 import re
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +26,16 @@ from werkzeug.wrappers import Request, Response
 
 from armsim import apim, cognitive
 from armsim.core import RESET, LogEntry, RequestLog, request_kind
+from armsim.expressions import evaluate
+from armsim.fakemodel import (
+    Call,
+    Deployment,
+    FakeModel,
+    estimate,
+    stream_deltas,
+    texts,
+    usage_of,
+)
 from armsim.policyxml import Element, Text
 
 if TYPE_CHECKING:
@@ -36,13 +44,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ALLOWED_VARIABLE = "ai-allowed-deployments"
+REQUESTED_VARIABLE = "ai-requested-deployment"
 MISSING_KEY = ("Access denied due to missing subscription key. Make sure to include subscription key "
                "when making requests to an API.")
 INVALID_KEY = ("Access denied due to invalid subscription key. Make sure to provide a valid key for an "
                "active subscription.")
 DEFAULT_NOT_FOUND = {"error": {"code": "DeploymentNotFound", "message": "The deployment is not served."}}
-MODEL_DEPLOYMENT_NOT_FOUND = ("The API deployment for this resource does not exist. If you created the "
-                              "deployment within the last 5 minutes, please wait a moment and try again.")
 _PARAM = re.compile(r"\{([^{}]+)\}")
 
 
@@ -53,12 +60,6 @@ def gateway_error(status: int, message: str, headers: dict[str, str] | None = No
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
-
-
-def model_error(status: int, code: str, message: str) -> Response:
-    """The model endpoint's error shape."""
-    return Response(json.dumps({"error": {"code": code, "message": message}}), status=status,
-                    mimetype="application/json")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,66 +156,6 @@ def _int(value: str | None) -> int | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The fake model
-
-
-def _estimate(text: str) -> int:
-    return max(1, math.ceil(len(text) / 4))
-
-
-def _texts(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        out: list[str] = []
-        for item in value:
-            out += _texts(item.get("text") if isinstance(item, dict) else item)
-        return out
-    return []
-
-
-def fake_model(operation: str, model: str, body: dict[str, Any]) -> Response:
-    """An OpenAI-format answer with ``usage``; a chat model refuses embeddings and vice versa."""
-    is_embedding_model = "embed" in model.lower()
-    if operation == "chat" and is_embedding_model or operation == "embeddings" and not is_embedding_model:
-        what = "chatCompletion" if operation == "chat" else "embeddings"
-        return model_error(400, "OperationNotSupported", f"The {what} operation does not work with the "
-                           f"specified model, {model}. Please choose different model and try again.")
-    if operation == "chat":
-        messages = body.get("messages")
-        texts = [t for m in (messages if isinstance(messages, list) else []) if isinstance(m, dict)
-                 for t in _texts(m.get("content"))]
-        prompt = 8 + sum(_estimate(t) for t in texts)
-        completion = 1  # "pong", whatever max_tokens allows
-        reply = {"id": f"chatcmpl-armsim-{uuid.uuid4().hex[:12]}", "object": "chat.completion",
-                 "created": int(time.time()), "model": model,
-                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"},
-                              "finish_reason": "stop"}],
-                 "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                           "total_tokens": prompt + completion}}
-    else:
-        inputs = _texts(body.get("input")) or [""]
-        data = []
-        for i, text in enumerate(inputs):
-            digest = hashlib.sha256(text.encode()).digest()
-            data.append({"object": "embedding", "index": i,
-                         "embedding": [round(b / 255 - 0.5, 4) for b in digest[:8]]})
-        tokens = sum(_estimate(t) for t in inputs)
-        reply = {"object": "list", "data": data, "model": model,
-                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-    return Response(json.dumps(reply), status=200, mimetype="application/json")
-
-
-def _operation_kind(template: str) -> str | None:
-    path = template.partition("?")[0].rstrip("/").lower()
-    if path.endswith("/chat/completions"):
-        return "chat"
-    if path.endswith("/embeddings") and not path.endswith("/images/embeddings"):
-        return "embeddings"
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
 # The gateway
 
 
@@ -235,6 +176,7 @@ class Gateway:
         self.sim = sim
         self.log = RequestLog()
         self.tokens = TokenCounter()
+        self.model = FakeModel()
         self._server: BaseWSGIServer = make_server(host, port, self, threaded=True,
                                                    request_handler=_GatewayHandler)
         self.host, self.port = host, self._server.server_port
@@ -258,6 +200,7 @@ class Gateway:
     def reset(self) -> None:
         self.log.clear()
         self.tokens.clear()
+        self.model.clear()
 
     def service_url(self, service_name: str) -> str:
         return f"{self.url}/{service_name}"
@@ -333,10 +276,14 @@ class Gateway:
                 if over is not None:
                     return over
             backend_url = self._backend_url(svc, found.api, inbound)
-            answer = self._model(backend_url, found, requested, body if isinstance(body, dict) else {})
+            body = body if isinstance(body, dict) else {}
+            answer = self._model(backend_url, found, request, requested, body)
         answer.headers["x-armsim-backend-url"] = backend_url
+        props = found.operation.body["properties"]
+        answer.headers["x-armsim-operation"] = f"{str(props.get('method')).upper()} " \
+                                               f"{props.get('urlTemplate')}"
         if limit is not None and answer.status_code == 200:
-            self._count(found.api.id, sub, limit, answer)
+            self._count(found.api.id, sub, limit, answer, body)
         return answer
 
     def _route(self, svc: Any, path: str, request: Request) -> Match | Response:
@@ -425,7 +372,7 @@ class Gateway:
         wanted = requested.lower()
         if "|" not in wanted and f"|{wanted}|" in allowed.lower():
             return None
-        return _return_response(inbound)
+        return _return_response(inbound, {ALLOWED_VARIABLE: allowed, REQUESTED_VARIABLE: wanted})
 
     def _over_limit(self, api: str, sub: str, limit: dict[str, str]) -> Response | None:
         per_minute, total = self.tokens.used(api, sub)
@@ -440,11 +387,16 @@ class Gateway:
             return gateway_error(403, "Token quota is exceeded. Try again after the quota period.")
         return None
 
-    def _count(self, api: str, sub: str, limit: dict[str, str], answer: Response) -> None:
-        try:
-            usage = json.loads(answer.get_data(as_text=True)).get("usage") or {}
-        except ValueError:
+    def _count(self, api: str, sub: str, limit: dict[str, str], answer: Response,
+               body: dict[str, Any]) -> None:
+        """Count the answer's tokens: its usage, or for a stream without one (no
+        ``stream_options.include_usage``) the prompt's estimate plus one token per streamed piece."""
+        usage = usage_of(answer)
+        if usage is None and answer.mimetype != "text/event-stream":
             return
+        if usage is None:
+            prompt = sum(estimate(t) for t in texts(body.get("messages") or body.get("input")))
+            usage = {"total_tokens": prompt + stream_deltas(answer)}
         consumed = int(usage.get("total_tokens") or 0)
         per_minute, total = self.tokens.add(api, sub, consumed)
         tpm, quota = _int(limit.get("tokens-per-minute")), _int(limit.get("token-quota"))
@@ -467,7 +419,8 @@ class Gateway:
                     return str(backend.body["properties"].get("url", ""))
         return str(api.body["properties"].get("serviceUrl", ""))
 
-    def _model(self, backend_url: str, found: Match, requested: str | None, body: dict[str, Any]) -> Response:
+    def _model(self, backend_url: str, found: Match, request: Request, requested: str | None,
+               body: dict[str, Any]) -> Response:
         """Answer as the model endpoint at ``backend_url`` would (the account whose endpoint it is)."""
         store = self.sim.state.store
         endpoints = [(str(a.body["properties"].get("endpoint") or "").lower(), a)
@@ -476,16 +429,16 @@ class Gateway:
         if account is None:
             return gateway_error(500, f"Backend {backend_url} could not be reached (armsim knows no account "
                                       "with that endpoint).")
-        kind = _operation_kind(str(found.operation.body["properties"].get("urlTemplate", "")))
-        if kind is None:
-            return model_error(400, "OperationNotSupported",
-                               "armsim's fake model answers chat completions and embeddings only.")
-        deployment = store.get(f"{account.id}/deployments/{requested}") if requested else None
-        props = (deployment.body.get("properties") or {}) if deployment else {}
-        if deployment is None or props.get("provisioningState") != "Succeeded":
-            return model_error(404, "DeploymentNotFound", MODEL_DEPLOYMENT_NOT_FOUND)
-        model = str((props.get("model") or {}).get("name") or deployment.name)
-        return fake_model(kind, model, body)
+        deployments = {}
+        for d in store.children(f"{account.id}/deployments"):
+            props = d.body.get("properties") or {}
+            if props.get("provisioningState") == "Succeeded":
+                model = props.get("model") or {}
+                deployments[d.name.lower()] = Deployment(d.name, str(model.get("name") or d.name),
+                                                         str(model.get("format") or "OpenAI"))
+        props = found.operation.body["properties"]
+        return self.model.answer(Call(account.id, request.method.upper(), str(props.get("urlTemplate", "")),
+                                      found.rest, request, body, deployments, requested))
 
 
 def _inbound(doc: Any) -> Element | None:
@@ -504,8 +457,9 @@ def _allow_list(inbound: Element | None) -> str | None:
     return None
 
 
-def _return_response(inbound: Element | None) -> Response:
-    """The first ``return-response`` of the policy, literally: status, headers and body."""
+def _return_response(inbound: Element | None, variables: dict[str, str]) -> Response:
+    """The first ``return-response`` of the policy: status, headers and body, each literal or a
+    string expression the small evaluator reads (armsim/expressions.py) with ``variables`` set."""
     el = next((e for e in inbound.iter() if e.tag == "return-response"), None) if inbound else None
     if el is None:
         return Response(json.dumps(DEFAULT_NOT_FOUND), status=404, mimetype="application/json")
@@ -515,10 +469,11 @@ def _return_response(inbound: Element | None) -> Response:
         if child.tag == "set-status":
             status, reason = int(attrs.get("code", "404")), attrs.get("reason")
         elif child.tag == "set-header" and attrs.get("name"):
-            values = ["".join(child_text(v)) for v in child.children if isinstance(v, Element)]
+            values = [evaluate("".join(child_text(v)), variables) for v in child.children
+                      if isinstance(v, Element)]
             headers[attrs["name"]] = ",".join(values)
         elif child.tag == "set-body":
-            body = "".join(child_text(child))
+            body = evaluate("".join(child_text(child)), variables)
     response = Response(body, status=status)
     if reason:
         response.status = f"{status} {reason}"

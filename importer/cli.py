@@ -207,7 +207,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         prober = rec.prober or Prober(rec.arm, rec.apim, level="routing", local=rec.arm.clients.local,
                                       retry_wait_s=0.05 if rec.arm.clients.local else 2.0)
         report = gateway_test(prober, settings, ref, deployment=args.deployment, key=key,
-                              service=rec.apim_service())
+                              service=rec.apim_service(), stream=args.stream)
     except ImporterError as exc:
         return _fail(console, str(exc), args.json)
     if args.json:
@@ -223,7 +223,10 @@ def cmd_test(args: argparse.Namespace) -> int:
             continue
         mark, style = ("✔", "green") if r.ok else ("✘", "red")
         status = str(r.status) if r.status is not None else "no answer"
-        line = f"{mark} {r.deployment} ({r.operation}): {status} in {r.latency_ms} ms"
+        how = ""
+        if r.stream:
+            how = f", streamed: {r.stream.events} events" + ("" if r.stream.done else ", no [DONE]")
+        line = f"{mark} {r.deployment} ({r.operation}{how}): {status} in {r.latency_ms} ms"
         extra = [t for t in (_usage_text(r), ", ".join(f"{k}: {v}" for k, v in r.headers)) if t]
         console.print(line + ("  " + "  ".join(extra) if extra else ""), style=style, markup=False)
         if not r.ok:
@@ -348,6 +351,9 @@ def parser() -> argparse.ArgumentParser:
                    help="the deployment to call (default: every routable deployment of the account)")
     p.add_argument("--key", metavar="KEY", help="a subscription key to send instead of the importer's own; "
                    "'-' reads it from stdin (keeps it out of the process list and shell history)")
+    p.add_argument("--stream", action="store_true",
+                   help="stream the chat completions (stream: true, usage in the last event) and check the "
+                   "answer is server-sent events ending in data: [DONE]; embeddings are called as usual")
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("sandbox", help="serve the local ARM stand-in on 127.0.0.1:PORT until stopped",

@@ -42,7 +42,8 @@ def send(url: str, method: str, body: Mapping[str, Any] | None, *, key: str | No
     """Send one JSON request; any HTTP status is an Answer, a transport failure an Answer without
     status. Never raises for what the network or the gateway does."""
     data = None if body is None else json.dumps(body).encode("utf-8")
-    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+    streamed = body is not None and body.get("stream") is True
+    headers = {"User-Agent": USER_AGENT, "Accept": "text/event-stream" if streamed else "application/json"}
     if data is not None:
         headers["Content-Type"] = "application/json"
     if key:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 from lxml import etree
 
 from importer.model import Mode
-from importer.render import NOT_FOUND_BODY
+from importer.render import NOT_FOUND_CODE, NOT_FOUND_MESSAGE
 
 CHAT = "chat completions"
 EMBEDDINGS = "embeddings"
@@ -39,7 +39,8 @@ _EMBEDDINGS = re.compile(r"embed", re.IGNORECASE)
 _NOT_CHAT = re.compile(r"dall-e|gpt-image|whisper|tts|sora|transcribe|realtime|audio", re.IGNORECASE)
 # Reasoning models refuse max_tokens on the OpenAI routes; they take max_completion_tokens.
 _REASONING = re.compile(r"^(o\d|gpt-5)", re.IGNORECASE)
-_ALLOW_LIST_ERROR = json.loads(NOT_FOUND_BODY)["error"]
+_ALLOW_LIST_MESSAGE = re.compile("^" + ".*".join(re.escape(p) for p in NOT_FOUND_MESSAGE.split("{}")) + "$",
+                                 re.DOTALL)
 _MAX_MESSAGE = 240
 
 
@@ -75,14 +76,20 @@ class ProbeRequest:
     query: tuple[tuple[str, str], ...] = ()
     body: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def stream(self) -> bool:
+        return self.body.get("stream") is True
+
     def url(self, gateway_url: str, api_path: str) -> str:
         base = gateway_url.rstrip("/") + "/" + api_path.strip("/")
         return base + self.path + (("?" + urlencode(self.query)) if self.query else "")
 
 
-def build_request(mode: Mode, deployment: str, operation: str, model_name: str = "") -> ProbeRequest:
+def build_request(mode: Mode, deployment: str, operation: str, model_name: str = "", *,
+                  stream: bool = False) -> ProbeRequest:
     """The smallest request of ``operation`` for ``deployment`` in ``mode``: one short input, one
-    output token (a few for reasoning models)."""
+    output token (a few for reasoning models). ``stream`` asks a chat completion for server-sent
+    events with usage in the last one; embeddings have no streamed form and ignore it."""
     mode = Mode(mode)
     body: dict[str, Any]
     if operation == CHAT:
@@ -91,6 +98,8 @@ def build_request(mode: Mode, deployment: str, operation: str, model_name: str =
             body["max_completion_tokens"] = 16
         else:
             body["max_tokens"] = 1
+        if stream:
+            body.update(stream=True, stream_options={"include_usage": True})
         route = "/chat/completions"
     elif operation == EMBEDDINGS:
         body = {"input": "ping"}
@@ -159,6 +168,35 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Stream:
+    """What a streamed answer held: its ``data:`` events (without ``[DONE]``), whether ``[DONE]``
+    ended it, and the usage of the last event that had one."""
+
+    events: int
+    done: bool
+    usage: Usage | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"events": self.events, "done": self.done}
+
+
+def read_stream(text: str) -> Stream:
+    """Server-sent events: ``data:`` lines, JSON each, ``data: [DONE]`` last."""
+    events, done, usage = 0, False, None
+    for line in text.splitlines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            done = True
+            continue
+        events += 1
+        found = _usage(_json(data))
+        usage = found or usage
+    return Stream(events, done, usage)
+
+
+@dataclass(frozen=True)
 class CallResult:
     deployment: str
     operation: str
@@ -169,12 +207,13 @@ class CallResult:
     latency_ms: int = 0
     usage: Usage | None = None
     headers: tuple[tuple[str, str], ...] = ()  # the token-limit headers the policy names
+    stream: Stream | None = None  # a streamed call's events
 
     def to_json(self) -> dict[str, Any]:
         return {"deployment": self.deployment, "operation": self.operation, "ok": self.ok,
                 "status": self.status, "source": self.source, "reason": self.reason,
                 "latencyMs": self.latency_ms, "usage": self.usage.to_json() if self.usage else None,
-                "headers": dict(self.headers)}
+                "headers": dict(self.headers), "stream": self.stream.to_json() if self.stream else None}
 
 
 def skipped(deployment: str, model_name: str) -> CallResult:
@@ -201,12 +240,12 @@ def is_gateway_error(body: Any) -> bool:
 
 
 def is_allow_list_404(status: int | None, body: Any) -> bool:
-    """The importer's allow-list answer: 404 with exactly the policy's DeploymentNotFound body."""
+    """The importer's allow-list answer: 404 with the policy's DeploymentNotFound body (its message
+    names the deployment; the model endpoint's own 404 has the same code and other words)."""
     if status != 404 or not isinstance(body, dict) or not isinstance(body.get("error"), dict):
         return False
     err = body["error"]
-    return bool(err.get("code") == _ALLOW_LIST_ERROR["code"]
-                and err.get("message") == _ALLOW_LIST_ERROR["message"])
+    return bool(err.get("code") == NOT_FOUND_CODE and _ALLOW_LIST_MESSAGE.match(str(err.get("message"))))
 
 
 def _usage(body: Any) -> Usage | None:
@@ -263,14 +302,17 @@ def classify(request: ProbeRequest, answer: Answer, token_headers: Iterable[str]
     """A CallResult that says who answered and what to do about it."""
     found = tuple((h, answer.headers[h.lower()]) for h in token_headers if h.lower() in answer.headers)
 
-    def result(ok: bool, source: str, reason: str, usage: Usage | None = None) -> CallResult:
+    def result(ok: bool, source: str, reason: str, usage: Usage | None = None,
+               stream: Stream | None = None) -> CallResult:
         return CallResult(request.deployment, request.operation, ok, answer.status, source, reason,
-                          answer.latency_ms, usage, found)
+                          answer.latency_ms, usage, found, stream)
 
     status = answer.status
     if status is None:
         return result(False, "network", f"no answer from the gateway: {answer.error}")
     body = _json(answer.body)
+    if 200 <= status < 300 and request.stream:
+        return _streamed(request, answer, result)
     if 200 <= status < 300:
         usage = _usage(body)
         return result(True, "model", "the model answered" + ("" if usage else " (no usage in the reply)"),
@@ -287,6 +329,22 @@ def classify(request: ProbeRequest, answer: Answer, token_headers: Iterable[str]
                                                     _short(err.get("message") or ""), request))
     text = _short(answer.body) or "(empty body)"
     return result(False, "gateway" if status in (401, 404) else "model", f"HTTP {status}: {text}")
+
+
+def _streamed(request: ProbeRequest, answer: Answer, result: Callable[..., CallResult]) -> CallResult:
+    """A 2xx to a streamed request: server-sent events, ended by ``[DONE]``, usage in the last event."""
+    kind = answer.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "text/event-stream":
+        return result(False, "model", f"a streamed call got {kind or 'no content type'} instead of "
+                      "text/event-stream: something between the client and the model (a policy that reads "
+                      "or rewrites the response, a cache) does not pass streams through")
+    stream = read_stream(answer.body)
+    if not stream.events or not stream.done:
+        what = "no data events" if not stream.events else "no closing data: [DONE]"
+        return result(False, "model", f"the stream was cut short ({what}, {stream.events} event(s)): a "
+                      "proxy or policy buffered or truncated it", stream.usage, stream)
+    return result(True, "model", f"the model streamed {stream.events} event(s)" + (
+        "" if stream.usage else " (no usage in the last event)"), stream.usage, stream)
 
 
 def routing_ok(result: CallResult) -> bool:

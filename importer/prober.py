@@ -162,11 +162,11 @@ class Prober:
         return self.call(target, request, key, retry_statuses=(401, 404) if fresh_key else (404,))
 
     def deployment(self, target: Target, name: str, model_name: str, key: str | None,
-                   fresh_key: bool = False) -> CallResult:
+                   fresh_key: bool = False, *, stream: bool = False) -> CallResult:
         operation = probe.operation_for(name, model_name)
         if operation is None:
             return probe.skipped(name, model_name)
-        request = probe.build_request(target.mode, name, operation, model_name)
+        request = probe.build_request(target.mode, name, operation, model_name, stream=stream)
         return self.call(target, request, key, retry_statuses=(401, 404) if fresh_key else (404,))
 
     # -- after an apply -----------------------------------------------------------------------------
@@ -186,10 +186,10 @@ class Prober:
 
 
 def gateway_test(prober: Prober, settings: Settings, ref: AccountRef, *, deployment: str | None = None,
-                 key: str | None = None, service: Any = None) -> GatewayReport:
+                 key: str | None = None, service: Any = None, stream: bool = False) -> GatewayReport:
     """``python -m importer test``: read the account, its API and policy as they are now, then try
-    one deployment (``deployment``) or every routable one. ``service`` is the APIM service
-    (ApimService) when the caller has read it."""
+    one deployment (``deployment``) or every routable one; ``stream`` streams the chat completions.
+    ``service`` is the APIM service (ApimService) when the caller has read it."""
     arm = prober.arm
     account = arm.get_account(ref)
     svc = service or arm.get_apim(prober.apim)
@@ -226,5 +226,5 @@ def gateway_test(prober: Prober, settings: Settings, ref: AccountRef, *, deploym
         if not wanted:
             report.notes.append("the account has no deployment in state Succeeded: nothing to call")
     for name, model_name in wanted:
-        report.results.append(prober.deployment(target, name, model_name, key, fresh))
+        report.results.append(prober.deployment(target, name, model_name, key, fresh, stream=stream))
     return report

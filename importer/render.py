@@ -8,6 +8,7 @@ ownership mark, and the policy is built with lxml: data only ever lands in liter
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 import uuid
@@ -154,17 +155,18 @@ _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 # Fixed expressions, chosen by mode, never built from data. Each yields the deployment a request
 # names, lower-cased, or "" when it names none: the path's {deployment-id} (Azure OpenAI mode), else
-# the JSON body's top-level "model" on POST requests. v1 fine-tuning requests are skipped: their
+# the JSON body's top-level "model" on POST requests. Fine-tuning requests are skipped: their
 # "model" is a base model, not a deployment.
 _BODY_MODEL = ('JObject b = context.Request.Body?.As<JObject>(preserveContent: true); '
                'd = b?["model"]?.ToString() ?? ""; ')
 _IS_JSON_POST = ('context.Request.Method == "POST" && '
                  'context.Request.Headers.GetValueOrDefault("Content-Type", "").Contains("json")')
+_NOT_FINE_TUNING = '!context.Request.Url.Path.Contains("/fine_tuning/")'
 REQUESTED_EXPRESSION: dict[Mode, str] = {
     Mode.AZURE_OPENAI: (
         '@{ string d = context.Request.MatchedParameters.ContainsKey("deployment-id") ? '
         'context.Request.MatchedParameters["deployment-id"] : ""; '
-        f'if (d.Length == 0 && {_IS_JSON_POST}) {{ {_BODY_MODEL}}} '
+        f'if (d.Length == 0 && {_IS_JSON_POST} && {_NOT_FINE_TUNING}) {{ {_BODY_MODEL}}} '
         'return d.ToLowerInvariant(); }'),
     Mode.AZURE_AI: (
         '@{ string d = ""; '
@@ -172,16 +174,29 @@ REQUESTED_EXPRESSION: dict[Mode, str] = {
         'return d.ToLowerInvariant(); }'),
     Mode.AZURE_OPENAI_V1: (
         '@{ string d = ""; '
-        f'if ({_IS_JSON_POST} && !context.Request.Url.Path.Contains("/fine_tuning/")) {{ {_BODY_MODEL}}} '
+        f'if ({_IS_JSON_POST} && {_NOT_FINE_TUNING}) {{ {_BODY_MODEL}}} '
         'return d.ToLowerInvariant(); }'),
 }
 DENY_CONDITION = (
     f'@{{ string d = context.Variables.GetValueOrDefault<string>("{REQUESTED_VARIABLE}", ""); '
     f'string allowed = context.Variables.GetValueOrDefault<string>("{ALLOWED_VARIABLE}", "|"); '
     'return d.Length > 0 && (d.Contains("|") || !allowed.Contains("|" + d + "|")); }')
-NOT_FOUND_BODY = ('{"error":{"code":"DeploymentNotFound","message":"The deployment named in the request '
-                  'is not served by this API: it does not exist on the account or has not finished '
-                  'provisioning."}}')
+NOT_FOUND_CODE = "DeploymentNotFound"
+NOT_FOUND_MESSAGE = ("The deployment '{}' is not served by this API: it does not exist on the account or has "
+                     "not finished provisioning.")
+# The allow-list's 404 body: JSON naming the requested deployment (as the policy read it, lower-cased).
+# The name reaches the body only through JsonConvert.SerializeObject, which escapes it as a JSON string.
+_BEFORE, _AFTER = NOT_FOUND_MESSAGE.split("{}")
+NOT_FOUND_BODY = (
+    '@("{\\"error\\":{\\"code\\":\\"' + NOT_FOUND_CODE + '\\",\\"message\\":" + '
+    f'Newtonsoft.Json.JsonConvert.SerializeObject("{_BEFORE}" + '
+    f'context.Variables.GetValueOrDefault<string>("{REQUESTED_VARIABLE}", "") + "{_AFTER}") + "}}}}")')
+
+
+def not_found_body(requested: str) -> str:
+    """The allow-list's 404 body for a request naming ``requested``: what NOT_FOUND_BODY evaluates to."""
+    error = {"code": NOT_FOUND_CODE, "message": NOT_FOUND_MESSAGE.format(requested.lower())}
+    return json.dumps({"error": error}, separators=(",", ":"), ensure_ascii=False)
 
 
 def policy_family(mode: Mode) -> str:

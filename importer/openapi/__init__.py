@@ -93,3 +93,10 @@ def exclusions() -> dict[str, list[dict[str, str]]]:
     """Operations of the official per-mode sets that the project's documents leave out, with why."""
     data = _load("exclusions.json")
     return {str(k): [dict(e) for e in v] for k, v in data.items()}
+
+
+def additions() -> dict[str, list[dict[str, str]]]:
+    """Operations the project's documents add beyond the official per-mode sets: calls the service
+    serves and the SDKs make (``call`` names one), though Microsoft's documents lack them."""
+    data = _load("additions.json")
+    return {str(k): [dict(e) for e in v] for k, v in data.items()}

@@ -19,7 +19,7 @@ from azure.mgmt.apimanagement import models
 from armsim import seed
 from armsim.server import Sim
 from importer.model import AccountRef
-from importer.render import NOT_FOUND_BODY, api_id
+from importer.render import api_id, not_found_body
 from tests.fixtures.world import AOAI, FOUNDRY, World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,7 +155,7 @@ def test_routing_404s_for_unknown_api_operation_and_service(imported: dict[str, 
 def test_the_allow_list_is_read_from_the_stored_policy(imported: dict[str, Any]) -> None:
     key = {"api-key": imported["aoai_key"]}
     status, headers, body = _call(imported["aoai"] + CHAT.format("nope"), {"messages": []}, key)
-    assert status == 404 and body == json.loads(NOT_FOUND_BODY)
+    assert status == 404 and body == json.loads(not_found_body("nope"))
     assert headers["content-type"] == "application/json"
     # Names compare case-insensitively.
     assert _call(imported["aoai"] + CHAT.format("GPT-4o"), {"messages": []}, key)[0] == 200
@@ -176,7 +176,7 @@ def test_a_deployment_gone_from_the_account_but_still_allowed_gets_the_models_40
     status, _, body = _call(imported["aoai"] + CHAT.format("gpt-4o"), {"messages": []},
                             {"api-key": imported["aoai_key"]})
     assert status == 404 and body["error"]["code"] == "DeploymentNotFound"
-    assert body != json.loads(NOT_FOUND_BODY)  # the model's words, not the allow-list's
+    assert body != json.loads(not_found_body("gpt-4o"))  # the model's words, not the allow-list's
 
 
 def test_the_token_limit_answers_429_when_spent(imported: dict[str, Any]) -> None:
@@ -221,3 +221,48 @@ def test_python_dash_m_armsim_gateway_prints_both_urls() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_a_streamed_chat_is_server_sent_events_ending_in_done(imported: dict[str, Any],
+                                                             include_usage: bool) -> None:
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": "ping"}], "stream": True}
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    status, headers, text = _call(imported["aoai"] + CHAT.format("gpt-4o"), body,
+                                  {"api-key": imported["aoai_key"]})
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    blocks = [b for b in text.split("\n\n") if b]
+    assert all(b.startswith("data: ") for b in blocks) and blocks[-1] == "data: [DONE]"
+    chunks = [json.loads(b[6:]) for b in blocks[:-1]]
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) == "pong"
+    usage = [c["usage"] for c in chunks if c.get("usage")]
+    if include_usage:
+        assert len(usage) == 1 and chunks[-1]["usage"] == usage[0] and chunks[-1]["choices"] == []
+        assert headers["x-tokens-consumed"] == str(usage[0]["total_tokens"])
+    else:
+        assert usage == [] and int(headers["x-tokens-consumed"]) >= 2  # estimated, still counted
+
+
+def test_a_streamed_response_names_each_event(imported: dict[str, Any]) -> None:
+    status, headers, text = _call(imported["aoai"] + "/responses?api-version=2025-04-01-preview",
+                                  {"model": "gpt-4o", "input": "ping", "stream": True},
+                                  {"api-key": imported["aoai_key"]})
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    blocks = [b for b in text.split("\n\n") if b]
+    assert blocks[-1] == "data: [DONE]"
+    names = [b.split("\n")[0].removeprefix("event: ") for b in blocks[:-1]]
+    data = [json.loads(b.split("\n")[1].removeprefix("data: ")) for b in blocks[:-1]]
+    assert names == [d["type"] for d in data] and names[0] == "response.created"
+    assert names[-1] == "response.completed"
+    assert [d["sequence_number"] for d in data] == list(range(len(data)))
+    assert headers["x-tokens-consumed"] == str(data[-1]["response"]["usage"]["total_tokens"])
+
+
+def test_the_allow_lists_404_names_the_deployment_escaped(imported: dict[str, Any]) -> None:
+    chat = imported["foundry"] + "/chat/completions?api-version=2024-05-01-preview"
+    for name in ['x"}<y>', "back\\slash", "NÉW"]:
+        status, _, body = _call(chat, {"model": name, "messages": []}, {"api-key": imported["foundry_key"]})
+        assert status == 404 and body == json.loads(not_found_body(name))
+        assert f"'{name.lower()}'" in body["error"]["message"]

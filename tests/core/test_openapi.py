@@ -39,10 +39,20 @@ def test_documents_cover_the_official_set_or_list_each_exclusion(mode: Mode) -> 
     assert want - have == excluded, "every official operation is imported or excluded with a reason"
     assert not excluded & have, "an excluded operation is still in the document"
     assert all(e["reason"].strip() for e in openapi.exclusions()[mode.value])
+    added = {(e["method"].upper(), _norm(e["path"])) for e in openapi.additions()[mode.value]}
+    assert have - want == added, "every operation beyond the official set is a listed addition"
 
 
-def test_exclusions_name_every_mode() -> None:
-    assert set(openapi.exclusions()) == {m.value for m in Mode}
+def test_exclusions_and_additions_name_every_mode() -> None:
+    assert set(openapi.exclusions()) == {m.value for m in Mode} == set(openapi.additions())
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_additions_are_in_the_document_each_with_the_sdk_call_that_needs_it(mode: Mode) -> None:
+    paths = openapi.document(mode)["paths"]
+    have = {(m.upper(), p) for p, item in paths.items() for m in item if m in METHODS}
+    for e in openapi.additions()[mode.value]:
+        assert (e["method"], e["path"]) in have and e["call"].strip()
 
 
 @pytest.mark.parametrize("mode", list(Mode))

@@ -23,8 +23,8 @@ from importer.model import (
 )
 from tests.core.factory import REF, SAFETY, account, desired
 
-FIXED_EXPRESSIONS = {*render.REQUESTED_EXPRESSION.values(), render.DENY_CONDITION, render.COUNTER_KEY,
-                     render.VARY_BY}
+FIXED_EXPRESSIONS = {*render.REQUESTED_EXPRESSION.values(), render.DENY_CONDITION, render.NOT_FOUND_BODY,
+                     render.COUNTER_KEY, render.VARY_BY}
 FEATURES = ("safety", "limit", "metrics", "cache", "fragment")
 
 
@@ -124,13 +124,27 @@ def test_requested_deployment_expressions_per_mode() -> None:
     assert "/fine_tuning/" in exprs[Mode.AZURE_OPENAI_V1]
 
 
-def test_the_404_response_is_fixed_json() -> None:
+def test_the_404_response_is_json_naming_the_requested_deployment() -> None:
     xml = desired().policy.xml
     ret = _find(xml, "return-response")
     assert [c.tag for c in ret] == ["set-status", "set-header", "set-body"]
     assert ret.find("set-status").attrib == {"code": "404", "reason": "Deployment Not Found"}
     assert ret.find("set-header/value").text == "application/json"
-    assert json.loads(ret.find("set-body").text)["error"]["code"] == "DeploymentNotFound"
+    body = ret.find("set-body").text
+    assert body == render.NOT_FOUND_BODY  # a fixed expression: the name only comes from the variable
+    assert body.count(render.REQUESTED_VARIABLE) == 1
+    assert "Newtonsoft.Json.JsonConvert.SerializeObject(" in body  # JSON-escapes whatever was asked for
+
+
+@pytest.mark.parametrize("requested", ["nope", 'a"b', "c\\d", "e\nf", "<g>&", "grüße", "", "x|y"])
+def test_the_404_body_evaluates_to_json_with_the_name_escaped(requested: str) -> None:
+    from armsim.expressions import evaluate
+
+    text = evaluate(render.NOT_FOUND_BODY, {render.REQUESTED_VARIABLE: requested.lower()})
+    assert text == render.not_found_body(requested)
+    error = json.loads(text)["error"]
+    assert error["code"] == "DeploymentNotFound"
+    assert error["message"].startswith(f"The deployment '{requested.lower()}' is not served by this API")
 
 
 # ---------------------------------------------------------------------------------------------

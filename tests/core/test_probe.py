@@ -12,7 +12,7 @@ import pytest
 from importer import probe
 from importer.model import Mode
 from importer.probe import CHAT, EMBEDDINGS, Answer
-from importer.render import NOT_FOUND_BODY
+from importer.render import not_found_body
 
 
 @pytest.mark.parametrize("deployment, model, expected", [
@@ -111,7 +111,7 @@ def _model(code: str, message: str = "m") -> dict[str, object]:
     (_answer(200, {"usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}}), True, "model",
      "answered"),
     (_answer(200, {"choices": []}), True, "model", "no usage"),
-    (_answer(404, NOT_FOUND_BODY), False, "allow-list", "allow-list refused 'gpt-4o'"),
+    (_answer(404, not_found_body("gpt-4o")), False, "allow-list", "allow-list refused 'gpt-4o'"),
     (_answer(401, _apim(401, "Access denied due to invalid subscription key.")), False, "gateway",
      "refused the subscription key"),
     (_answer(404, _apim(404, "Resource not found")), False, "gateway", "no API or operation"),
@@ -152,7 +152,7 @@ def test_a_model_404_in_the_allow_list_shape_but_another_message_is_the_model() 
 
 def test_the_probe_record_is_small_and_says_what_happened() -> None:
     routing_req = probe.routing_request(Mode.AZURE_OPENAI)
-    good = probe.classify(routing_req, _answer(404, NOT_FOUND_BODY))
+    good = probe.classify(routing_req, _answer(404, not_found_body(routing_req.deployment)))
     record = probe.probe_record("routing", good, "2025-01-01T00:00:00.000+00:00")
     assert set(record) == {"ok", "kind", "status", "latency_ms", "summary", "checked_at"}
     assert record["ok"] is True and record["status"] == 404 and "routing ok" in record["summary"]
@@ -167,3 +167,47 @@ def test_the_probe_record_is_small_and_says_what_happened() -> None:
     assert record["ok"] is False and "calls 1/2 ok" in record["summary"]
     assert record["calls"][0] == {"deployment": "gpt-4o", "ok": True, "status": 200, "latency_ms": 7,
                                   "total_tokens": 3}
+
+
+# ---------------------------------------------------------------------------------------------
+# Streamed calls (python -m importer test --stream)
+
+SSE = {"content-type": "text/event-stream; charset=utf-8"}
+CHUNK = {"choices": [{"index": 0, "delta": {"content": "pong"}}]}
+LAST = {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}}
+
+
+def _sse(*events: object, done: bool = True) -> str:
+    return "".join(f"data: {json.dumps(e)}\n\n" for e in events) + ("data: [DONE]\n\n" if done else "")
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_a_streamed_chat_request_asks_for_usage_and_embeddings_do_not_stream(mode: Mode) -> None:
+    chat = probe.build_request(mode, "gpt-4o", CHAT, stream=True)
+    assert chat.stream and chat.body["stream_options"] == {"include_usage": True}
+    assert not probe.build_request(mode, "gpt-4o", CHAT).stream
+    assert not probe.build_request(mode, "embed", EMBEDDINGS, stream=True).stream
+
+
+@pytest.mark.parametrize(("answer", "ok", "reason"), [
+    (_answer(200, _sse(CHUNK, LAST), SSE), True, "streamed 2 event(s)"),
+    (_answer(200, _sse(CHUNK), SSE), True, "no usage in the last event"),
+    (_answer(200, _sse(CHUNK, LAST, done=False), SSE), False, "no closing data: [DONE]"),
+    (_answer(200, "", SSE), False, "no data events"),
+    (_answer(200, {"choices": [], "usage": LAST["usage"]}, {"content-type": "application/json"}), False,
+     "instead of text/event-stream"),
+])
+def test_a_streamed_answer_must_be_server_sent_events_ending_in_done(answer: Answer, ok: bool,
+                                                                    reason: str) -> None:
+    request = probe.build_request(Mode.AZURE_OPENAI, "gpt-4o", CHAT, stream=True)
+    result = probe.classify(request, answer)
+    assert (result.ok, result.source) == (ok, "model") and reason in result.reason
+    if ok and "no usage" not in reason:
+        assert result.usage == probe.Usage(9, 1, 10)
+        assert result.to_json()["stream"] == {"events": 2, "done": True}
+
+
+def test_errors_to_a_streamed_request_are_classified_as_before() -> None:
+    request = probe.build_request(Mode.AZURE_AI, "nope", CHAT, stream=True)
+    result = probe.classify(request, _answer(404, not_found_body("nope")))
+    assert (result.ok, result.source, result.stream) == (False, "allow-list", None)

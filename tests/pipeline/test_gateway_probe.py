@@ -68,6 +68,36 @@ def test_every_routable_deployment_answers_through_the_gateway_in_each_mode(
     assert body["key"].endswith(probe_subscription_id(AccountRef.parse(account)))
 
 
+@pytest.mark.parametrize("account, mode", [(AOAI, "azure-openai"), (AOAI, "azure-openai-v1"),
+                                           (FOUNDRY, "azure-ai")])
+def test_streamed_calls_in_each_mode_count_their_tokens(
+        gateway_world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        account: str, mode: str) -> None:
+    monkeypatch.setenv("IMPORTER_TOKENS_PER_MINUTE", "10000")
+    assert main(["apply", "--account", account, *_common(gateway_world), "--mode", mode]) == 0
+    capsys.readouterr()
+    code, body = _test(capsys, gateway_world, account, "--stream")
+    assert code == 0 and body["ok"] is True
+    for r in body["results"]:
+        if r["operation"] == "embeddings":
+            assert r["stream"] is None and r["status"] == 200
+            continue
+        assert r["stream"]["done"] is True and r["stream"]["events"] >= 2
+        assert r["usage"]["total"] >= 2
+        assert r["headers"]["x-tokens-consumed"] == str(r["usage"]["total"])
+    streamed = [r for r in body["results"] if r["stream"]]
+    assert streamed
+
+
+def test_human_output_of_a_streamed_call(gateway_world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["apply", "--account", AOAI, *_common(gateway_world)])
+    capsys.readouterr()
+    code = main(["test", "--account", AOAI, *_common(gateway_world), "--deployment", "gpt-4o", "--stream"])
+    out = capsys.readouterr().out
+    assert code == 0 and "✔ gpt-4o (chat completions, streamed: 4 events): 200 in" in out
+    assert "tokens: prompt" in out
+
+
 def test_human_output_shows_status_latency_usage_and_token_headers(
         gateway_world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMPORTER_TOKENS_PER_MINUTE", "10000")
