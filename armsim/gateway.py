@@ -5,7 +5,9 @@ Rule: a test double of what the importer's probes depend on, not a policy engine
 subscription key, routes by API path and operation template, applies the importer's allow-list
 (read from the stored policy's literal ``ai-allowed-deployments`` value), counts tokens when a
 token-limit statement is present, and answers for the backend like an OpenAI-format model. No
-policy expression is evaluated; anything else in a policy is ignored. See docs/sandbox.md.
+policy expression is evaluated: the allow-list's decision is re-implemented here, and
+tests/expressions checks it against the importer's expressions compiled and run. Anything else in a
+policy is ignored. See docs/sandbox.md.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ALLOWED_VARIABLE = "ai-allowed-deployments"
+INVALID_JSON = "!InvalidJson"  # what the importer's expression yields for a body that is not JSON
+_JSON_WHITESPACE = " \t\r\n"
 MISSING_KEY = ("Access denied due to missing subscription key. Make sure to include subscription key "
                "when making requests to an API.")
 INVALID_KEY = ("Access denied due to invalid subscription key. Make sure to provide a valid key for an "
@@ -318,11 +322,8 @@ class Gateway:
                 return denied
             policy = state.store.get(f"{found.api.id}/policies/policy")
             inbound = _inbound(policy.private.get("doc") if policy else None)
-            body, bad = _json_body(request)
-            requested = self._requested(found, request, body)
-            if bad and requested is None and _allow_list(inbound) is not None:
-                # The importer's expression reads the body as JSON: a body that does not parse fails it.
-                return gateway_error(500, "Internal server error")
+            body = _json_body(request)
+            requested = self._requested(found, request)
             refused = self._allow_list(inbound, requested)
             if refused is not None:
                 return refused
@@ -406,26 +407,38 @@ class Gateway:
         return ""
 
     @staticmethod
-    def _requested(found: Match, request: Request, body: Any) -> str | None:
-        """The deployment a request names, read where the importer's expressions read it: the
-        ``deployment-id`` path parameter, else a JSON POST body's top-level ``model`` (never under
-        ``/fine_tuning/``, where ``model`` is a base model)."""
-        if found.params.get("deployment-id"):
-            return found.params["deployment-id"]
-        is_json = "json" in (request.headers.get("Content-Type") or "").lower()
-        if request.method.upper() == "POST" and is_json and "/fine_tuning/" not in request.path:
-            if isinstance(body, dict) and body.get("model") is not None:
-                return str(body["model"])
-        return None
+    def _requested(found: Match, request: Request) -> str:
+        """The deployment a request names, lower-cased, read as the importer's expression reads it
+        (importer.render.REQUESTED_EXPRESSION): the ``deployment-id`` path parameter, else the
+        top-level ``model`` of the body of a POST whose Content-Type says JSON in any case (never
+        under ``/fine_tuning/``, where ``model`` is a base model). "" when it names none; "|" for a
+        ``model`` that is not a string; INVALID_JSON for a body that does not parse."""
+        name = found.params.get("deployment-id") or ""
+        is_json = "json" in _lower_invariant(request.headers.get("Content-Type") or "")
+        if not name and request.method == "POST" and is_json and "/fine_tuning/" not in request.path:
+            raw = request.get_data(as_text=True)
+            if raw.strip(_JSON_WHITESPACE):
+                try:
+                    body = json.loads(raw)
+                except (ValueError, RecursionError):
+                    return INVALID_JSON
+                model = body.get("model") if isinstance(body, dict) else None
+                name = "" if model is None else model if isinstance(model, str) else "|"
+        return _lower_invariant(name)
 
-    def _allow_list(self, inbound: Element | None, requested: str | None) -> Response | None:
+    def _allow_list(self, inbound: Element | None, requested: str) -> Response | None:
+        """The policy's choice: its 400 for a body that is not JSON, its 404 for a name not on the
+        list (the first ``when`` that holds, as APIM's ``choose`` takes it)."""
         allowed = _allow_list(inbound)
         if allowed is None or not requested:
             return None
-        wanted = requested.lower()
-        if "|" not in wanted and f"|{wanted}|" in allowed.lower():
+        if requested == INVALID_JSON:
+            # A policy without the 400 (rendered before it existed) had an expression that threw.
+            return _return_response(inbound, 400) or gateway_error(500, "Internal server error")
+        if "|" not in requested and f"|{requested}|" in allowed:
             return None
-        return _return_response(inbound)
+        return _return_response(inbound, 404) or Response(json.dumps(DEFAULT_NOT_FOUND), status=404,
+                                                          mimetype="application/json")
 
     def _over_limit(self, api: str, sub: str, limit: dict[str, str]) -> Response | None:
         per_minute, total = self.tokens.used(api, sub)
@@ -504,16 +517,25 @@ def _allow_list(inbound: Element | None) -> str | None:
     return None
 
 
-def _return_response(inbound: Element | None) -> Response:
-    """The first ``return-response`` of the policy, literally: status, headers and body."""
-    el = next((e for e in inbound.iter() if e.tag == "return-response"), None) if inbound else None
+def _status_of(el: Element) -> int | None:
+    for child in (c for c in el.children if isinstance(c, Element) and c.tag == "set-status"):
+        code = dict(child.attrs).get("code", "")
+        return int(code) if code.isdigit() else None
+    return None
+
+
+def _return_response(inbound: Element | None, status: int) -> Response | None:
+    """The policy's ``return-response`` with status ``status``, literally: status, headers and body;
+    None when it has none."""
+    el = next((e for e in inbound.iter() if e.tag == "return-response" and _status_of(e) == status),
+              None) if inbound else None
     if el is None:
-        return Response(json.dumps(DEFAULT_NOT_FOUND), status=404, mimetype="application/json")
-    status, reason, body, headers = 404, None, "", {}
+        return None
+    reason, body, headers = None, "", {}
     for child in (c for c in el.children if isinstance(c, Element)):
         attrs = dict(child.attrs)
         if child.tag == "set-status":
-            status, reason = int(attrs.get("code", "404")), attrs.get("reason")
+            reason = attrs.get("reason")
         elif child.tag == "set-header" and attrs.get("name"):
             values = ["".join(child_text(v)) for v in child.children if isinstance(v, Element)]
             headers[attrs["name"]] = ",".join(values)
@@ -538,14 +560,16 @@ def _token_limit(inbound: Element | None) -> dict[str, str] | None:
     return None
 
 
-def _json_body(request: Request) -> tuple[Any, bool]:
-    """(the parsed JSON body or None, True when a JSON body does not parse)."""
+def _lower_invariant(text: str) -> str:
+    """C#'s ``ToLowerInvariant``: one character to one (Python's ``lower`` turns U+0130 into two)."""
+    return text.replace("\u0130", "i").lower()
+
+
+def _json_body(request: Request) -> Any:
+    """The parsed JSON body the fake model reads, or None."""
     if "json" not in (request.headers.get("Content-Type") or "").lower():
-        return None, False
-    raw = request.get_data(as_text=True)
-    if not raw.strip():
-        return None, False
+        return None
     try:
-        return json.loads(raw), False
-    except ValueError:
-        return None, True
+        return json.loads(request.get_data(as_text=True))
+    except (ValueError, RecursionError):
+        return None

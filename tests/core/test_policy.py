@@ -23,8 +23,8 @@ from importer.model import (
 )
 from tests.core.factory import REF, SAFETY, account, desired
 
-FIXED_EXPRESSIONS = {*render.REQUESTED_EXPRESSION.values(), render.DENY_CONDITION, render.COUNTER_KEY,
-                     render.VARY_BY}
+FIXED_EXPRESSIONS = {*render.REQUESTED_EXPRESSION.values(), render.INVALID_JSON_CONDITION,
+                     render.DENY_CONDITION, render.COUNTER_KEY, render.VARY_BY}
 FEATURES = ("safety", "limit", "metrics", "cache", "fragment")
 
 
@@ -120,17 +120,22 @@ def test_requested_deployment_expressions_per_mode() -> None:
     exprs = render.REQUESTED_EXPRESSION
     assert 'MatchedParameters["deployment-id"]' in exprs[Mode.AZURE_OPENAI]
     assert 'MatchedParameters' not in exprs[Mode.AZURE_AI] + exprs[Mode.AZURE_OPENAI_V1]
-    assert all('As<JObject>(preserveContent: true)' in e and '?["model"]' in e for e in exprs.values())
-    assert "/fine_tuning/" in exprs[Mode.AZURE_OPENAI_V1]
+    assert all('As<string>(preserveContent: true)' in e and '?["model"]' in e for e in exprs.values())
+    assert all(".ToLowerInvariant().Contains(\"json\")" in e for e in exprs.values())
+    assert all("/fine_tuning/" in e for e in exprs.values())
 
 
-def test_the_404_response_is_fixed_json() -> None:
+def test_the_400_and_404_responses_are_fixed_json() -> None:
     xml = desired().policy.xml
-    ret = _find(xml, "return-response")
-    assert [c.tag for c in ret] == ["set-status", "set-header", "set-body"]
-    assert ret.find("set-status").attrib == {"code": "404", "reason": "Deployment Not Found"}
-    assert ret.find("set-header/value").text == "application/json"
-    assert json.loads(ret.find("set-body").text)["error"]["code"] == "DeploymentNotFound"
+    whens = policyxml.parse(xml).find("inbound/choose").findall("when")
+    assert [w.get("condition") for w in whens] == [render.INVALID_JSON_CONDITION, render.DENY_CONDITION]
+    for when, code, reason, error in ((whens[0], "400", "Invalid JSON", "InvalidJson"),
+                                      (whens[1], "404", "Deployment Not Found", "DeploymentNotFound")):
+        ret = when.find("return-response")
+        assert [c.tag for c in ret] == ["set-status", "set-header", "set-body"]
+        assert ret.find("set-status").attrib == {"code": code, "reason": reason}
+        assert ret.find("set-header/value").text == "application/json"
+        assert json.loads(ret.find("set-body").text)["error"]["code"] == error
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,4 +219,4 @@ def test_unsafe_or_invalid_policy_options_are_refused(options: Options) -> None:
 def test_policy_is_well_formed_xml_format() -> None:
     xml = desired(_options(Mode.AZURE_OPENAI, set(FEATURES))).policy.xml
     etree.fromstring(xml.encode())  # well-formed: expressions are escaped, not raw
-    assert "&amp;&amp;" in xml and "&lt;JObject&gt;" in xml
+    assert "&amp;&amp;" in xml and "&lt;string&gt;" in xml
