@@ -161,7 +161,7 @@ _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 # JSON yields INVALID_JSON_MARK, which has upper-case letters, so no lower-cased name can equal it:
 # the policy answers it with a 400 instead of letting the parse error become a 500.
 INVALID_JSON_MARK = "!InvalidJson"
-_JSON_WHITESPACE = "' ', '\\t', '\\r', '\\n'"
+_JSON_WHITESPACE = '" \\t\\r\\n".ToCharArray()'
 _BODY_MODEL = (
     'string s = context.Request.Body?.As<string>(preserveContent: true) ?? ""; '
     f'if (s.Trim({_JSON_WHITESPACE}).Length > 0) {{ JToken t; '
