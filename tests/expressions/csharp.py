@@ -29,8 +29,9 @@ ALLOWED_TYPES = HERE / "allowed_types.md"
 INSTALL_HINT = "install it with: sudo apt-get install -y mono-mcs (Debian/Ubuntu; it brings the mono runtime)"
 LANGUAGE = "7"  # APIM expressions are C# 7
 REFERENCES = ("System.dll", "System.Core.dll", "System.Numerics.dll", "System.Xml.dll", "System.Xml.Linq.dll")
-USINGS = ("System", "System.Collections.Generic", "System.Linq", "System.Text", "System.Text.RegularExpressions",
-          "System.Xml.Linq", "Newtonsoft.Json", "Newtonsoft.Json.Linq", "PolicyContext")
+USINGS = ("System", "System.Collections.Generic", "System.Linq", "System.Text",
+          "System.Text.RegularExpressions", "System.Xml.Linq", "Newtonsoft.Json", "Newtonsoft.Json.Linq",
+          "PolicyContext")
 
 
 def tools() -> tuple[str, str] | str:
@@ -88,7 +89,8 @@ def expressions(xml: str) -> list[Expression]:
                 returns = "bool" if el.tag == "when" and name == "@condition" else "object"
                 found.append(Expression(f"{_path(el)}/{name}", value.strip(), returns))
             elif "@(" in value or "@{" in value:
-                raise ValueError(f"{_path(el)}/{name}: {value!r} holds an expression that is not the whole value")
+                raise ValueError(f"{_path(el)}/{name}: {value!r} holds an expression that is not the "
+                                 "whole value")
     return found
 
 

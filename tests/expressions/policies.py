@@ -13,7 +13,8 @@ from tests.core.factory import SAFETY, apim, settings
 from tests.expressions.table import ACCOUNT, DEPLOYMENTS
 
 SUB = "00000000-0000-0000-0000-000000000001"
-ACCOUNT_ID = f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/accounts/{ACCOUNT}"
+ACCOUNT_ID = (f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices"
+              f"/accounts/{ACCOUNT}")
 REF = AccountRef.parse(ACCOUNT_ID)
 EMBEDDINGS = "text-embedding-3-small"
 

@@ -111,7 +111,8 @@ def _body_rows(mode: Mode) -> list[Row]:
             {"Content-Type": "application/vnd.contoso+json"}),
         row("lower-case-header-name", _json({"model": "nope", **CHAT}), "deny", {"content-type": JSON}),
         row("malformed", '{"model": "gpt-4o", ', "invalid-json"),
-        row("malformed-upper-case-content-type", "{not json", "invalid-json", {"Content-Type": "APPLICATION/JSON"}),
+        row("malformed-upper-case-content-type", "{not json", "invalid-json",
+            {"Content-Type": "APPLICATION/JSON"}),
         row("single-quotes", "{'model': 'nope'}", "invalid-json"),
         row("trailing-text", '{"model": "gpt-4o"} x', "invalid-json"),
         row("empty-body", "", "pass"),
@@ -136,13 +137,14 @@ def _path_rows() -> list[Row]:
         Row("path-64-characters", "POST", chat.format(MAX_NAME), _json(CHAT), "pass", ct),
         Row("path-65-characters", "POST", chat.format(TOO_LONG), _json(CHAT), "deny", ct),
         Row("path-dot-underscore-hyphen", "POST", chat.format("V2.Mini_FT-1"), _json(CHAT), "pass", ct),
-        Row("path-wins-over-body", "POST", chat.format("gpt-4o"), _json({"model": "nope", **CHAT}), "pass", ct),
+        Row("path-wins-over-body", "POST", chat.format("gpt-4o"), _json({"model": "nope", **CHAT}), "pass",
+            ct),
         Row("path-known-body-malformed", "POST", chat.format("gpt-4o"), "{not json", "pass", ct),
         Row("path-unknown-body-malformed", "POST", chat.format("nope"), "{not json", "deny", ct),
         Row("path-streaming", "POST", chat.format("gpt-4o"), _json({"stream": True, **CHAT}), "pass",
             {"Content-Type": JSON, "Accept": "text/event-stream"}),
-        Row("path-multipart-known", "POST", transcribe.format("gpt-4o"), MULTIPART.format(model="nope"), "pass",
-            {"Content-Type": MULTIPART_TYPE}),
+        Row("path-multipart-known", "POST", transcribe.format("gpt-4o"), MULTIPART.format(model="nope"),
+            "pass", {"Content-Type": MULTIPART_TYPE}),
         Row("path-multipart-unknown", "POST", transcribe.format("nope"), MULTIPART.format(model="gpt-4o"),
             "deny", {"Content-Type": MULTIPART_TYPE}),
         Row("get-assistants", "GET", "/assistants?api-version=2024-10-21", None, "pass"),
@@ -163,7 +165,8 @@ def _other_rows(mode: Mode) -> list[Row]:
                 Row("fine-tuning-base-model", "POST", "/fine_tuning/jobs",
                     _json({"model": "gpt-4o-mini-2024-07-18", "training_file": "file-1"}), "pass", ct),
                 Row("fine-tuning-malformed", "POST", "/fine_tuning/jobs", "{not json", "pass", ct),
-                Row("responses-unknown", "POST", "/responses", _json({"model": "nope", "input": "hi"}), "deny", ct)]
+                Row("responses-unknown", "POST", "/responses", _json({"model": "nope", "input": "hi"}),
+                    "deny", ct)]
     return _path_rows()
 
 
