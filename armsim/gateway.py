@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 ALLOWED_VARIABLE = "ai-allowed-deployments"
 INVALID_JSON = "!InvalidJson"  # what the importer's expression yields for a body that is not JSON
 _JSON_WHITESPACE = " \t\r\n"
+JSON_MAX_DEPTH = 64  # Newtonsoft.Json's reader (13.0.1 on) refuses deeper nesting
 MISSING_KEY = ("Access denied due to missing subscription key. Make sure to include subscription key "
                "when making requests to an API.")
 INVALID_KEY = ("Access denied due to invalid subscription key. Make sure to provide a valid key for an "
@@ -48,6 +49,7 @@ DEFAULT_NOT_FOUND = {"error": {"code": "DeploymentNotFound", "message": "The dep
 MODEL_DEPLOYMENT_NOT_FOUND = ("The API deployment for this resource does not exist. If you created the "
                               "deployment within the last 5 minutes, please wait a moment and try again.")
 _PARAM = re.compile(r"\{([^{}]+)\}")
+_NAME_CHARACTERS = re.compile(r"[A-Za-z0-9._-]*")
 
 
 def gateway_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -412,9 +414,10 @@ class Gateway:
         (importer.render.REQUESTED_EXPRESSION): the ``deployment-id`` path parameter, else the
         top-level ``model`` of the body of a POST whose Content-Type says JSON in any case (never
         under ``/fine_tuning/``, where ``model`` is a base model). "" when it names none; "|" for a
-        ``model`` that is not a string; INVALID_JSON for a body that does not parse."""
+        ``model`` that is not a string or a name with a character outside ``[A-Za-z0-9._-]``;
+        INVALID_JSON for a body that does not parse (or nests deeper than Newtonsoft reads)."""
         name = found.params.get("deployment-id") or ""
-        is_json = "json" in _lower_invariant(request.headers.get("Content-Type") or "")
+        is_json = "json" in (request.headers.get("Content-Type") or "").lower()
         if not name and request.method == "POST" and is_json and "/fine_tuning/" not in request.path:
             raw = request.get_data(as_text=True)
             if raw.strip(_JSON_WHITESPACE):
@@ -422,9 +425,11 @@ class Gateway:
                     body = json.loads(raw)
                 except (ValueError, RecursionError):
                     return INVALID_JSON
+                if _depth(body) > JSON_MAX_DEPTH:
+                    return INVALID_JSON
                 model = body.get("model") if isinstance(body, dict) else None
                 name = "" if model is None else model if isinstance(model, str) else "|"
-        return _lower_invariant(name)
+        return name.lower() if _NAME_CHARACTERS.fullmatch(name) else "|"
 
     def _allow_list(self, inbound: Element | None, requested: str) -> Response | None:
         """The policy's choice: its 400 for a body that is not JSON, its 404 for a name not on the
@@ -560,9 +565,16 @@ def _token_limit(inbound: Element | None) -> dict[str, str] | None:
     return None
 
 
-def _lower_invariant(text: str) -> str:
-    """C#'s ``ToLowerInvariant``: one character to one (Python's ``lower`` turns U+0130 into two)."""
-    return text.replace("\u0130", "i").lower()
+def _depth(value: Any) -> int:
+    """How deeply objects and arrays nest in a parsed JSON value (a scalar is 0)."""
+    depth, level = 0, [(value, 1)]
+    while level:
+        item, d = level.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            depth = max(depth, d)
+            level += [(c, d + 1) for c in children]
+    return depth
 
 
 def _json_body(request: Request) -> Any:

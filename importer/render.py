@@ -157,7 +157,8 @@ _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 # names, lower-cased, or "" when it names none: the path's {deployment-id} (Azure OpenAI mode), else
 # the top-level "model" of the JSON body of a POST whose Content-Type says JSON (in any case).
 # Requests under /fine_tuning/ are skipped: their "model" is a base model, not a deployment. A
-# "model" that is not a string yields "|", which no allow-list holds. A body that does not parse as
+# "model" that is not a string, or a name with a character no deployment name has, yields "|", which
+# no allow-list holds (so no Unicode case table decides anything). A body that does not parse as
 # JSON yields INVALID_JSON_MARK, which has upper-case letters, so no lower-cased name can equal it:
 # the policy answers it with a 400 instead of letting the parse error become a 500.
 INVALID_JSON_MARK = "!InvalidJson"
@@ -171,7 +172,8 @@ _BODY_MODEL = (
 _IS_JSON_POST = ('context.Request.Method == "POST" && '
                  'context.Request.Headers.GetValueOrDefault("Content-Type", "").ToLowerInvariant()'
                  '.Contains("json") && !context.Request.Url.Path.Contains("/fine_tuning/")')
-_FROM_BODY = f'if (d.Length == 0 && {_IS_JSON_POST}) {{ {_BODY_MODEL}}} return d.ToLowerInvariant(); }}'
+_FROM_BODY = (f'if (d.Length == 0 && {_IS_JSON_POST}) {{ {_BODY_MODEL}}} '
+              'return Regex.IsMatch(d, @"^[A-Za-z0-9._-]*\\z") ? d.ToLowerInvariant() : "|"; }')
 REQUESTED_EXPRESSION: dict[Mode, str] = {
     Mode.AZURE_OPENAI: (
         '@{ string d = context.Request.MatchedParameters.ContainsKey("deployment-id") ? '

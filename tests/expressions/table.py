@@ -18,7 +18,7 @@ ACCOUNT = "contoso-limits"
 MAX_NAME = "max-" + "0123456789" * 6  # 64 characters: the longest deployment name
 assert len(MAX_NAME) == 64
 TOO_LONG = MAX_NAME + "x"  # 65: no deployment can have it
-DEPLOYMENTS = ("gpt-4o", "Phi-4", "text-embedding-3-small", "x", MAX_NAME, "v2.mini_ft-1")
+DEPLOYMENTS = ("gpt-4o", "Phi-4", "text-embedding-3-small", "x", "k", MAX_NAME, "v2.mini_ft-1")
 API_PATH = {Mode.AZURE_OPENAI: "openai", Mode.AZURE_AI: "models", Mode.AZURE_OPENAI_V1: "openai/v1"}
 JSON = "application/json"
 CHAT = {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
@@ -85,6 +85,8 @@ def _body_rows(mode: Mode) -> list[Row]:
         row("bar-alone", _json({"model": "|", **CHAT}), "deny"),
         row("non-ascii-lookalike", _json({"model": "gpt-4\u043e", **CHAT}), "deny"),
         row("dotted-capital-i", _json({"model": "\u0130", **CHAT}), "deny"),
+        row("kelvin-sign", _json({"model": "\u212a", **CHAT}), "deny"),  # Python lower-cases it to "k"
+        row("trailing-newline", _json({"model": "x\n", **CHAT}), "deny"),
         row("no-model", _json(CHAT), "pass"),
         row("model-null", _json({"model": None, **CHAT}), "pass"),
         row("model-empty", _json({"model": "", **CHAT}), "pass"),
@@ -136,6 +138,7 @@ def _path_rows() -> list[Row]:
         Row("path-one-character", "POST", chat.format("x"), _json(CHAT), "pass", ct),
         Row("path-64-characters", "POST", chat.format(MAX_NAME), _json(CHAT), "pass", ct),
         Row("path-65-characters", "POST", chat.format(TOO_LONG), _json(CHAT), "deny", ct),
+        Row("path-non-ascii", "POST", chat.format("gpt-4%C3%B6"), _json(CHAT), "deny", ct),
         Row("path-dot-underscore-hyphen", "POST", chat.format("V2.Mini_FT-1"), _json(CHAT), "pass", ct),
         Row("path-wins-over-body", "POST", chat.format("gpt-4o"), _json({"model": "nope", **CHAT}), "pass",
             ct),
