@@ -172,14 +172,15 @@ _BODY_MODEL = (
 _IS_JSON_POST = ('context.Request.Method == "POST" && '
                  'context.Request.Headers.GetValueOrDefault("Content-Type", "").ToLowerInvariant()'
                  '.Contains("json") && !context.Request.Url.Path.Contains("/fine_tuning/")')
-_FROM_BODY = (f'if (d.Length == 0 && {_IS_JSON_POST}) {{ {_BODY_MODEL}}} '
+_READ_BODY = (f'{{ {_BODY_MODEL}}} '
               'return Regex.IsMatch(d, @"^[A-Za-z0-9._-]*\\z") ? d.ToLowerInvariant() : "|"; }')
 REQUESTED_EXPRESSION: dict[Mode, str] = {
     Mode.AZURE_OPENAI: (
         '@{ string d = context.Request.MatchedParameters.ContainsKey("deployment-id") ? '
-        'context.Request.MatchedParameters["deployment-id"] : ""; ' + _FROM_BODY),
-    Mode.AZURE_AI: '@{ string d = ""; ' + _FROM_BODY,
-    Mode.AZURE_OPENAI_V1: '@{ string d = ""; ' + _FROM_BODY,
+        f'context.Request.MatchedParameters["deployment-id"] : ""; if (d.Length == 0 && {_IS_JSON_POST}) '
+        + _READ_BODY),
+    Mode.AZURE_AI: f'@{{ string d = ""; if ({_IS_JSON_POST}) ' + _READ_BODY,
+    Mode.AZURE_OPENAI_V1: f'@{{ string d = ""; if ({_IS_JSON_POST}) ' + _READ_BODY,
 }
 INVALID_JSON_CONDITION = (
     f'@(context.Variables.GetValueOrDefault<string>("{REQUESTED_VARIABLE}", "") == "{INVALID_JSON_MARK}")')

@@ -26,7 +26,8 @@ from lxml import etree
 HERE = Path(__file__).resolve().parent
 SOURCES = tuple(HERE / "csharp" / name for name in ("Context.cs", "Newtonsoft.cs", "Runner.cs"))
 ALLOWED_TYPES = HERE / "allowed_types.md"
-INSTALL_HINT = "install it with: sudo apt-get install -y mono-mcs (Debian/Ubuntu; it brings the mono runtime)"
+PACKAGES = "mono-mcs libmono-system-xml-linq4.0-cil libmono-system-numerics4.0-cil"
+INSTALL_HINT = f"install with: sudo apt-get install -y {PACKAGES} (Debian, Ubuntu; make test does it as root)"
 LANGUAGE = "7"  # APIM expressions are C# 7
 REFERENCES = ("System.dll", "System.Core.dll", "System.Numerics.dll", "System.Xml.dll", "System.Xml.Linq.dll")
 USINGS = ("System", "System.Collections.Generic", "System.Linq", "System.Text",
@@ -40,6 +41,10 @@ def tools() -> tuple[str, str] | str:
     if mcs is None or mono is None:
         missing = " and ".join(n for n, p in (("mcs", mcs), ("mono", mono)) if p is None)
         return f"the C# compiler for policy expressions is missing ({missing} not on PATH); {INSTALL_HINT}"
+    framework = Path(mono).resolve().parents[1] / "lib" / "mono" / "4.5"
+    absent = [r for r in REFERENCES if not (framework / r).is_file()]
+    if absent:
+        return f"Mono lacks {', '.join(absent)} (looked in {framework}); {INSTALL_HINT}"
     return mcs, mono
 
 
