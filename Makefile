@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 AZURITE := .tools/node_modules/.bin/azurite
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: demo test check lint typecheck bench faults sandbox clean
+.PHONY: demo test check lint typecheck bench faults sandbox clean mono
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,10 +27,26 @@ $(CHECKOV): requirements-checkov.txt
 	  || { echo "make: pip could not install checkov (requirements-checkov.txt; its error is above)" >&2; exit 1; }
 	touch $@
 
+# Mono's C# compiler for tests/expressions (the policy expressions compiled and run offline): installed
+# when this runs as root with apt-get (CI, the dev machines); otherwise one line says how, and those
+# tests skip (in CI, where the CI variable is set, they fail instead).
+MONO_PACKAGES := mono-mcs libmono-system-xml-linq4.0-cil libmono-system-numerics4.0-cil
+MONO_APT := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(MONO_PACKAGES)
+
+mono:
+	@if command -v mcs >/dev/null 2>&1 && [ -f /usr/lib/mono/4.5/System.Xml.Linq.dll ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing $(MONO_PACKAGES) with apt-get for the policy-expression tests"; \
+	  ($(MONO_APT) || (apt-get update -qq && $(MONO_APT))) >/dev/null \
+	  || echo "apt-get could not install $(MONO_PACKAGES): the policy-expression tests will skip"; \
+	else \
+	  echo "mono-mcs is not installed (installing it needs root and apt-get): the policy-expression tests will skip; run: sudo apt-get install -y $(MONO_PACKAGES)"; \
+	fi
+
 demo: $(STAMP)
 	$(PY) -m importer demo
 
-test: $(STAMP) $(AZURITE) $(CHECKOV)
+test: $(STAMP) $(AZURITE) $(CHECKOV) mono
 	$(PY) -m pytest
 
 check: lint typecheck test

@@ -5,8 +5,10 @@ Rule: a test double of what the importer's probes depend on, not a policy engine
 subscription key, routes by API path and operation template, applies the importer's allow-list
 (read from the stored policy's literal ``ai-allowed-deployments`` value), counts tokens when a
 token-limit statement is present, and answers for the backend like an OpenAI-format model
-(armsim/fakemodel.py). Of policy expressions only the return-response's string expressions are
-evaluated (armsim/expressions.py); anything else in a policy is ignored. See docs/sandbox.md.
+(armsim/fakemodel.py). The allow-list's decision is re-implemented here, and tests/expressions checks
+it against the importer's expressions compiled and run; of the other policy expressions only the
+return-response's string expressions are evaluated (armsim/expressions.py). Anything else in a
+policy is ignored. See docs/sandbox.md.
 """
 
 from __future__ import annotations
@@ -45,12 +47,16 @@ logger = logging.getLogger(__name__)
 
 ALLOWED_VARIABLE = "ai-allowed-deployments"
 REQUESTED_VARIABLE = "ai-requested-deployment"
+INVALID_JSON = "!InvalidJson"  # what the importer's expression yields for a body that is not JSON
+_JSON_WHITESPACE = " \t\r\n"
+JSON_MAX_DEPTH = 64  # Newtonsoft.Json's reader (13.0.1 on) refuses deeper nesting
 MISSING_KEY = ("Access denied due to missing subscription key. Make sure to include subscription key "
                "when making requests to an API.")
 INVALID_KEY = ("Access denied due to invalid subscription key. Make sure to provide a valid key for an "
                "active subscription.")
 DEFAULT_NOT_FOUND = {"error": {"code": "DeploymentNotFound", "message": "The deployment is not served."}}
 _PARAM = re.compile(r"\{([^{}]+)\}")
+_NAME_CHARACTERS = re.compile(r"[A-Za-z0-9._-]*")
 
 
 def gateway_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -261,11 +267,8 @@ class Gateway:
                 return denied
             policy = state.store.get(f"{found.api.id}/policies/policy")
             inbound = _inbound(policy.private.get("doc") if policy else None)
-            body, bad = _json_body(request)
-            requested = self._requested(found, request, body)
-            if bad and requested is None and _allow_list(inbound) is not None:
-                # The importer's expression reads the body as JSON: a body that does not parse fails it.
-                return gateway_error(500, "Internal server error")
+            body = _json_body(request)
+            requested = self._requested(found, request)
             refused = self._allow_list(inbound, requested)
             if refused is not None:
                 return refused
@@ -353,26 +356,43 @@ class Gateway:
         return ""
 
     @staticmethod
-    def _requested(found: Match, request: Request, body: Any) -> str | None:
-        """The deployment a request names, read where the importer's expressions read it: the
-        ``deployment-id`` path parameter, else a JSON POST body's top-level ``model`` (never under
-        ``/fine_tuning/``, where ``model`` is a base model)."""
-        if found.params.get("deployment-id"):
-            return found.params["deployment-id"]
+    def _requested(found: Match, request: Request) -> str:
+        """The deployment a request names, lower-cased, read as the importer's expression reads it
+        (importer.render.REQUESTED_EXPRESSION): the ``deployment-id`` path parameter, else the
+        top-level ``model`` of the body of a POST whose Content-Type says JSON in any case (never
+        under ``/fine_tuning/``, where ``model`` is a base model). "" when it names none; "||" for a
+        ``model`` that is not a string, "|" + the name for a name with a character outside
+        ``[A-Za-z0-9._-]``;
+        INVALID_JSON for a body that does not parse (or nests deeper than Newtonsoft reads)."""
+        name = found.params.get("deployment-id") or ""
         is_json = "json" in (request.headers.get("Content-Type") or "").lower()
-        if request.method.upper() == "POST" and is_json and "/fine_tuning/" not in request.path:
-            if isinstance(body, dict) and body.get("model") is not None:
-                return str(body["model"])
-        return None
+        if not name and request.method == "POST" and is_json and "/fine_tuning/" not in request.path:
+            raw = request.get_data(as_text=True)
+            if raw.strip(_JSON_WHITESPACE):
+                try:
+                    body = json.loads(raw)
+                except (ValueError, RecursionError):
+                    return INVALID_JSON
+                if _depth(body) > JSON_MAX_DEPTH:
+                    return INVALID_JSON
+                model = body.get("model") if isinstance(body, dict) else None
+                name = "" if model is None else model if isinstance(model, str) else "|"
+        return name.lower() if _NAME_CHARACTERS.fullmatch(name) else "|" + name
 
-    def _allow_list(self, inbound: Element | None, requested: str | None) -> Response | None:
+    def _allow_list(self, inbound: Element | None, requested: str) -> Response | None:
+        """The policy's choice: its 400 for a body that is not JSON, its 404 for a name not on the
+        list (the first ``when`` that holds, as APIM's ``choose`` takes it)."""
         allowed = _allow_list(inbound)
         if allowed is None or not requested:
             return None
-        wanted = requested.lower()
-        if "|" not in wanted and f"|{wanted}|" in allowed.lower():
+        if requested == INVALID_JSON:
+            # A policy without the 400 (rendered before it existed) had an expression that threw.
+            return (_return_response(inbound, 400, {REQUESTED_VARIABLE: requested})
+                    or gateway_error(500, "Internal server error"))
+        if "|" not in requested and f"|{requested}|" in allowed:
             return None
-        return _return_response(inbound, {ALLOWED_VARIABLE: allowed, REQUESTED_VARIABLE: wanted})
+        found = _return_response(inbound, 404, {ALLOWED_VARIABLE: allowed, REQUESTED_VARIABLE: requested})
+        return found or Response(json.dumps(DEFAULT_NOT_FOUND), status=404, mimetype="application/json")
 
     def _over_limit(self, api: str, sub: str, limit: dict[str, str]) -> Response | None:
         per_minute, total = self.tokens.used(api, sub)
@@ -457,17 +477,26 @@ def _allow_list(inbound: Element | None) -> str | None:
     return None
 
 
-def _return_response(inbound: Element | None, variables: dict[str, str]) -> Response:
-    """The first ``return-response`` of the policy: status, headers and body, each literal or a
-    string expression the small evaluator reads (armsim/expressions.py) with ``variables`` set."""
-    el = next((e for e in inbound.iter() if e.tag == "return-response"), None) if inbound else None
+def _status_of(el: Element) -> int | None:
+    for child in (c for c in el.children if isinstance(c, Element) and c.tag == "set-status"):
+        code = dict(child.attrs).get("code", "")
+        return int(code) if code.isdigit() else None
+    return None
+
+
+def _return_response(inbound: Element | None, status: int, variables: dict[str, str]) -> Response | None:
+    """The policy's ``return-response`` with status ``status``: status, headers and body, each literal
+    or a string expression the small evaluator reads (armsim/expressions.py) with ``variables`` set;
+    None when it has none."""
+    el = next((e for e in inbound.iter() if e.tag == "return-response" and _status_of(e) == status),
+              None) if inbound else None
     if el is None:
-        return Response(json.dumps(DEFAULT_NOT_FOUND), status=404, mimetype="application/json")
-    status, reason, body, headers = 404, None, "", {}
+        return None
+    reason, body, headers = None, "", {}
     for child in (c for c in el.children if isinstance(c, Element)):
         attrs = dict(child.attrs)
         if child.tag == "set-status":
-            status, reason = int(attrs.get("code", "404")), attrs.get("reason")
+            reason = attrs.get("reason")
         elif child.tag == "set-header" and attrs.get("name"):
             values = [evaluate("".join(child_text(v)), variables) for v in child.children
                       if isinstance(v, Element)]
@@ -493,14 +522,23 @@ def _token_limit(inbound: Element | None) -> dict[str, str] | None:
     return None
 
 
-def _json_body(request: Request) -> tuple[Any, bool]:
-    """(the parsed JSON body or None, True when a JSON body does not parse)."""
+def _depth(value: Any) -> int:
+    """How deeply objects and arrays nest in a parsed JSON value (a scalar is 0)."""
+    depth, level = 0, [(value, 1)]
+    while level:
+        item, d = level.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            depth = max(depth, d)
+            level += [(c, d + 1) for c in children]
+    return depth
+
+
+def _json_body(request: Request) -> Any:
+    """The parsed JSON body the fake model reads, or None."""
     if "json" not in (request.headers.get("Content-Type") or "").lower():
-        return None, False
-    raw = request.get_data(as_text=True)
-    if not raw.strip():
-        return None, False
+        return None
     try:
-        return json.loads(raw), False
-    except ValueError:
-        return None, True
+        return json.loads(request.get_data(as_text=True))
+    except (ValueError, RecursionError):
+        return None

@@ -155,32 +155,43 @@ _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 # Fixed expressions, chosen by mode, never built from data. Each yields the deployment a request
 # names, lower-cased, or "" when it names none: the path's {deployment-id} (Azure OpenAI mode), else
-# the JSON body's top-level "model" on POST requests. Fine-tuning requests are skipped: their
-# "model" is a base model, not a deployment.
-_BODY_MODEL = ('JObject b = context.Request.Body?.As<JObject>(preserveContent: true); '
-               'd = b?["model"]?.ToString() ?? ""; ')
+# the top-level "model" of the JSON body of a POST whose Content-Type says JSON (in any case).
+# Requests under /fine_tuning/ are skipped: their "model" is a base model, not a deployment. A
+# "model" that is not a string yields "||", and a name with a character no deployment name has yields
+# "|" + the name as sent: no allow-list holds a "|" (so no Unicode case table decides anything), and
+# the 404 still names what was asked for. A body that does not parse as
+# JSON yields INVALID_JSON_MARK, which has upper-case letters, so no lower-cased name can equal it:
+# the policy answers it with a 400 instead of letting the parse error become a 500.
+INVALID_JSON_MARK = "!InvalidJson"
+_JSON_WHITESPACE = '" \\t\\r\\n".ToCharArray()'
+_BODY_MODEL = (
+    'string s = context.Request.Body?.As<string>(preserveContent: true) ?? ""; '
+    f'if (s.Trim({_JSON_WHITESPACE}).Length > 0) {{ JToken t; '
+    f'try {{ t = JToken.Parse(s); }} catch (Exception) {{ return "{INVALID_JSON_MARK}"; }} '
+    'JToken m = (t as JObject)?["model"]; '
+    'd = m == null || m.Type == JTokenType.Null ? "" : m.Type == JTokenType.String ? (string)m : "|"; } ')
 _IS_JSON_POST = ('context.Request.Method == "POST" && '
-                 'context.Request.Headers.GetValueOrDefault("Content-Type", "").Contains("json")')
-_NOT_FINE_TUNING = '!context.Request.Url.Path.Contains("/fine_tuning/")'
+                 'context.Request.Headers.GetValueOrDefault("Content-Type", "").ToLowerInvariant()'
+                 '.Contains("json") && !context.Request.Url.Path.Contains("/fine_tuning/")')
+_READ_BODY = (f'{{ {_BODY_MODEL}}} '
+              'return Regex.IsMatch(d, @"^[A-Za-z0-9._-]*\\z") ? d.ToLowerInvariant() : "|" + d; }')
 REQUESTED_EXPRESSION: dict[Mode, str] = {
     Mode.AZURE_OPENAI: (
         '@{ string d = context.Request.MatchedParameters.ContainsKey("deployment-id") ? '
-        'context.Request.MatchedParameters["deployment-id"] : ""; '
-        f'if (d.Length == 0 && {_IS_JSON_POST} && {_NOT_FINE_TUNING}) {{ {_BODY_MODEL}}} '
-        'return d.ToLowerInvariant(); }'),
-    Mode.AZURE_AI: (
-        '@{ string d = ""; '
-        f'if ({_IS_JSON_POST}) {{ {_BODY_MODEL}}} '
-        'return d.ToLowerInvariant(); }'),
-    Mode.AZURE_OPENAI_V1: (
-        '@{ string d = ""; '
-        f'if ({_IS_JSON_POST} && {_NOT_FINE_TUNING}) {{ {_BODY_MODEL}}} '
-        'return d.ToLowerInvariant(); }'),
+        f'context.Request.MatchedParameters["deployment-id"] : ""; if (d.Length == 0 && {_IS_JSON_POST}) '
+        + _READ_BODY),
+    Mode.AZURE_AI: f'@{{ string d = ""; if ({_IS_JSON_POST}) ' + _READ_BODY,
+    Mode.AZURE_OPENAI_V1: f'@{{ string d = ""; if ({_IS_JSON_POST}) ' + _READ_BODY,
 }
+INVALID_JSON_CONDITION = (
+    f'@(context.Variables.GetValueOrDefault<string>("{REQUESTED_VARIABLE}", "") == "{INVALID_JSON_MARK}")')
 DENY_CONDITION = (
     f'@{{ string d = context.Variables.GetValueOrDefault<string>("{REQUESTED_VARIABLE}", ""); '
     f'string allowed = context.Variables.GetValueOrDefault<string>("{ALLOWED_VARIABLE}", "|"); '
     'return d.Length > 0 && (d.Contains("|") || !allowed.Contains("|" + d + "|")); }')
+INVALID_JSON_BODY = ('{"error":{"code":"InvalidJson","message":"The request body is not valid JSON. Its '
+                     'Content-Type says JSON, and the gateway reads the deployment the request names from '
+                     'the body\'s \\"model\\" field: send a well-formed JSON body."}}')
 NOT_FOUND_CODE = "DeploymentNotFound"
 NOT_FOUND_MESSAGE = ("The deployment '{}' is not served by this API: it does not exist on the account or has "
                      "not finished provisioning.")
@@ -194,8 +205,10 @@ NOT_FOUND_BODY = (
 
 
 def not_found_body(requested: str) -> str:
-    """The allow-list's 404 body for a request naming ``requested``: what NOT_FOUND_BODY evaluates to."""
-    error = {"code": NOT_FOUND_CODE, "message": NOT_FOUND_MESSAGE.format(requested.lower())}
+    """The allow-list's 404 body for a request naming ``requested``: what NOT_FOUND_BODY evaluates to
+    (the name lower-cased, or "|" + the name as sent when it has a character no deployment name has)."""
+    shown = requested.lower() if re.fullmatch(r"[A-Za-z0-9._-]*", requested) else "|" + requested
+    error = {"code": NOT_FOUND_CODE, "message": NOT_FOUND_MESSAGE.format(shown)}
     return json.dumps({"error": error}, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -284,12 +297,15 @@ def render_policy(mode: Mode, options: Options, *, backend: str, deployments: It
     # Allow-list: data in a literal attribute; the expressions are fixed text.
     _sub(inbound, "set-variable", [("name", ALLOWED_VARIABLE), ("value", allow_list_value(deployments))])
     _sub(inbound, "set-variable", [("name", REQUESTED_VARIABLE), ("value", REQUESTED_EXPRESSION[mode])])
-    when = _sub(_sub(inbound, "choose"), "when", [("condition", DENY_CONDITION)])
-    ret = _sub(when, "return-response")
-    _sub(ret, "set-status", [("code", "404"), ("reason", "Deployment Not Found")])
-    header = _sub(ret, "set-header", [("name", "Content-Type"), ("exists-action", "override")])
-    _sub(header, "value", text="application/json")
-    _sub(ret, "set-body", text=NOT_FOUND_BODY)
+    choose = _sub(inbound, "choose")
+    for condition, code, reason, body in (
+            (INVALID_JSON_CONDITION, "400", "Invalid JSON", INVALID_JSON_BODY),
+            (DENY_CONDITION, "404", "Deployment Not Found", NOT_FOUND_BODY)):
+        ret = _sub(_sub(choose, "when", [("condition", condition)]), "return-response")
+        _sub(ret, "set-status", [("code", code), ("reason", reason)])
+        header = _sub(ret, "set-header", [("name", "Content-Type"), ("exists-action", "override")])
+        _sub(header, "value", text="application/json")
+        _sub(ret, "set-body", text=body)
 
     _sub(inbound, "authentication-managed-identity", [("resource", COGNITIVE_RESOURCE)])
     _sub(inbound, "set-backend-service", [("backend-id", _check_backend_ref(backend, "backend id"))])

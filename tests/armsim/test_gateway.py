@@ -19,7 +19,7 @@ from azure.mgmt.apimanagement import models
 from armsim import seed
 from armsim.server import Sim
 from importer.model import AccountRef
-from importer.render import api_id, not_found_body
+from importer.render import INVALID_JSON_BODY, api_id, not_found_body
 from tests.fixtures.world import AOAI, FOUNDRY, World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,13 +159,17 @@ def test_the_allow_list_is_read_from_the_stored_policy(imported: dict[str, Any])
     assert headers["content-type"] == "application/json"
     # Names compare case-insensitively.
     assert _call(imported["aoai"] + CHAT.format("GPT-4o"), {"messages": []}, key)[0] == 200
-    # Body mode: the model field is checked; a body that is not JSON fails the expression (500).
+    # Body mode: the model field is checked; a JSON body that does not parse gets the policy's 400.
     fkey = {"api-key": imported["foundry_key"]}
     chat = imported["foundry"] + "/chat/completions?api-version=2024-05-01-preview"
     assert _call(chat, {"model": "gpt-4o", "messages": []}, fkey)[0] == 404
     assert _call(chat, {"model": "a|phi-4", "messages": []}, fkey)[0] == 404
     assert _call(chat, {"model": "Phi-4", "messages": []}, fkey)[0] == 200
-    assert _call(chat, b"{not json", fkey)[0] == 500
+    status, headers, body = _call(chat, b"{not json", fkey)
+    assert (status, body) == (400, json.loads(INVALID_JSON_BODY))
+    assert headers["content-type"] == "application/json" and "not valid JSON" in body["error"]["message"]
+    # The Content-Type is matched in any case.
+    assert _call(chat, {"model": "gpt-4o"}, {**fkey, "Content-Type": "APPLICATION/JSON"})[0] == 404
 
 
 def test_a_deployment_gone_from_the_account_but_still_allowed_gets_the_models_404(
@@ -265,4 +269,4 @@ def test_the_allow_lists_404_names_the_deployment_escaped(imported: dict[str, An
     for name in ['x"}<y>', "back\\slash", "NÉW"]:
         status, _, body = _call(chat, {"model": name, "messages": []}, {"api-key": imported["foundry_key"]})
         assert status == 404 and body == json.loads(not_found_body(name))
-        assert f"'{name.lower()}'" in body["error"]["message"]
+        assert f"'|{name}'" in body["error"]["message"]  # outside the name characters: as sent, marked

@@ -114,7 +114,7 @@ def test_apply_json_lists_each_change_once_with_plain_text_policy(world: World,
     policy = next(c for c in body["changes"] if c["kind"] == "policy")
     text = "\n".join(policy["diff"])
     assert "&quot;" not in text and "&amp;" not in text and "&lt;" not in text
-    assert 'MatchedParameters.ContainsKey("deployment-id")' in text and "As<JObject>" in text
+    assert 'MatchedParameters.ContainsKey("deployment-id")' in text and "as JObject)?[\"model\"]" in text
 
 
 def test_json_with_a_malformed_storage_setting_prints_a_json_error(world: World) -> None:

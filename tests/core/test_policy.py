@@ -23,8 +23,8 @@ from importer.model import (
 )
 from tests.core.factory import REF, SAFETY, account, desired
 
-FIXED_EXPRESSIONS = {*render.REQUESTED_EXPRESSION.values(), render.DENY_CONDITION, render.NOT_FOUND_BODY,
-                     render.COUNTER_KEY, render.VARY_BY}
+FIXED_EXPRESSIONS = {*render.REQUESTED_EXPRESSION.values(), render.INVALID_JSON_CONDITION,
+                     render.DENY_CONDITION, render.NOT_FOUND_BODY, render.COUNTER_KEY, render.VARY_BY}
 FEATURES = ("safety", "limit", "metrics", "cache", "fragment")
 
 
@@ -120,17 +120,22 @@ def test_requested_deployment_expressions_per_mode() -> None:
     exprs = render.REQUESTED_EXPRESSION
     assert 'MatchedParameters["deployment-id"]' in exprs[Mode.AZURE_OPENAI]
     assert 'MatchedParameters' not in exprs[Mode.AZURE_AI] + exprs[Mode.AZURE_OPENAI_V1]
-    assert all('As<JObject>(preserveContent: true)' in e and '?["model"]' in e for e in exprs.values())
-    assert "/fine_tuning/" in exprs[Mode.AZURE_OPENAI_V1]
+    assert all('As<string>(preserveContent: true)' in e and '?["model"]' in e for e in exprs.values())
+    assert all(".ToLowerInvariant().Contains(\"json\")" in e for e in exprs.values())
+    assert all("/fine_tuning/" in e for e in exprs.values())
 
 
-def test_the_404_response_is_json_naming_the_requested_deployment() -> None:
+def test_the_400_is_fixed_json_and_the_404_a_fixed_expression() -> None:
     xml = desired().policy.xml
-    ret = _find(xml, "return-response")
-    assert [c.tag for c in ret] == ["set-status", "set-header", "set-body"]
-    assert ret.find("set-status").attrib == {"code": "404", "reason": "Deployment Not Found"}
-    assert ret.find("set-header/value").text == "application/json"
-    body = ret.find("set-body").text
+    whens = policyxml.parse(xml).find("inbound/choose").findall("when")
+    assert [w.get("condition") for w in whens] == [render.INVALID_JSON_CONDITION, render.DENY_CONDITION]
+    for when, code, reason in ((whens[0], "400", "Invalid JSON"), (whens[1], "404", "Deployment Not Found")):
+        ret = when.find("return-response")
+        assert [c.tag for c in ret] == ["set-status", "set-header", "set-body"]
+        assert ret.find("set-status").attrib == {"code": code, "reason": reason}
+        assert ret.find("set-header/value").text == "application/json"
+    assert json.loads(whens[0].find("return-response/set-body").text)["error"]["code"] == "InvalidJson"
+    body = whens[1].find("return-response/set-body").text
     assert body == render.NOT_FOUND_BODY  # a fixed expression: the name only comes from the variable
     assert body.count(render.REQUESTED_VARIABLE) == 1
     assert "Newtonsoft.Json.JsonConvert.SerializeObject(" in body  # JSON-escapes whatever was asked for
@@ -140,11 +145,10 @@ def test_the_404_response_is_json_naming_the_requested_deployment() -> None:
 def test_the_404_body_evaluates_to_json_with_the_name_escaped(requested: str) -> None:
     from armsim.expressions import evaluate
 
-    text = evaluate(render.NOT_FOUND_BODY, {render.REQUESTED_VARIABLE: requested.lower()})
-    assert text == render.not_found_body(requested)
+    text = evaluate(render.NOT_FOUND_BODY, {render.REQUESTED_VARIABLE: requested})
     error = json.loads(text)["error"]
     assert error["code"] == "DeploymentNotFound"
-    assert error["message"].startswith(f"The deployment '{requested.lower()}' is not served by this API")
+    assert error["message"].startswith(f"The deployment '{requested}' is not served by this API")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,4 +232,4 @@ def test_unsafe_or_invalid_policy_options_are_refused(options: Options) -> None:
 def test_policy_is_well_formed_xml_format() -> None:
     xml = desired(_options(Mode.AZURE_OPENAI, set(FEATURES))).policy.xml
     etree.fromstring(xml.encode())  # well-formed: expressions are escaped, not raw
-    assert "&amp;&amp;" in xml and "&lt;JObject&gt;" in xml
+    assert "&amp;&amp;" in xml and "&lt;string&gt;" in xml

@@ -1,0 +1,71 @@
+"""Every policy the importer renders: each mode × each combination of the options that reach the
+policy, through the importer's own option parser (config.resolve_options) and render."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from importer import config, openapi, render
+from importer.model import Account, AccountRef, Deployment, LinkedDocument, Mode, OpenApi
+from tests.core.factory import SAFETY, apim, settings
+from tests.expressions.table import ACCOUNT, DEPLOYMENTS
+
+SUB = "00000000-0000-0000-0000-000000000001"
+ACCOUNT_ID = (f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices"
+              f"/accounts/{ACCOUNT}")
+REF = AccountRef.parse(ACCOUNT_ID)
+EMBEDDINGS = "text-embedding-3-small"
+
+# The override keys (config.OVERRIDE_KEYS) that change the policy, each with its values: off, on.
+POLICY_OPTIONS: dict[str, tuple[Any, ...]] = {
+    "tokensPerMinute": ("off", "1000"),
+    "tokenQuota": ("off", "100000/Monthly"),
+    "tokenMetrics": (False, True),
+    "semanticCacheDeployment": ("off", EMBEDDINGS),
+    "contentSafetyEndpoint": ("off", SAFETY),
+    "policyFragment": ("off", "org-ai-policy"),
+}
+# The other keys, each with a value other than its default: none of them may change the policy.
+OTHER_OPTIONS: dict[str, Any] = {
+    "basePath": "ai/{account}", "products": "ai-consumers", "circuitBreaker": True, "adopt": True,
+    "enableApimIdentity": True, "displayName": "Contoso limits", "openapi": "official",
+}
+
+
+def account() -> Account:
+    return Account(ref=REF, kind="AIServices", endpoint="https://contoso-limits.cognitiveservices.azure.com/",
+                   location="westeurope", deployments=tuple(Deployment(n) for n in DEPLOYMENTS))
+
+
+@dataclass(frozen=True)
+class Rendered:
+    mode: Mode
+    overrides: tuple[tuple[str, Any], ...]
+    xml: str
+
+
+def render_one(mode: Mode, overrides: dict[str, Any]) -> str:
+    options = config.resolve_options(settings(), {}, {"mode": mode.value, **overrides})
+    linked = None
+    if OpenApi(options.openapi) is OpenApi.OFFICIAL:
+        link = render.openapi_link(options)
+        assert link is not None
+        linked = LinkedDocument(link, openapi.operations(openapi.document(mode)))
+    return render.render(account(), apim(), options, linked).policy.xml
+
+
+def every_policy() -> list[Rendered]:
+    """3 modes × 2^6 combinations of the policy's options."""
+    out = []
+    for mode in Mode:
+        for values in itertools.product(*POLICY_OPTIONS.values()):
+            overrides = tuple(zip(POLICY_OPTIONS, values, strict=True))
+            out.append(Rendered(mode, overrides, render_one(mode, dict(overrides))))
+    return out
+
+
+def defaults(mode: Mode) -> str:
+    """The policy with every option at its default: what the stand-in imports in the run test."""
+    return render_one(mode, {})

@@ -1,0 +1,123 @@
+"""The compiled policies decide the request table as expected, none of their expressions throws, and
+the stand-in's gateway (armsim/gateway.py, which re-implements the allow-list in Python) decides
+exactly as the compiled policy on every row."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from azure.mgmt.apimanagement import models
+
+from armsim import seed
+from importer import policyxml
+from importer.model import AccountRef, Mode
+from importer.render import INVALID_JSON_BODY, NOT_FOUND_MESSAGE, api_id
+from tests.expressions import csharp, policies, table
+from tests.expressions.conftest import Build
+from tests.fixtures.world import World
+
+DECISION = {None: "pass", 404: "deny", 400: "invalid-json"}
+
+
+def _modes_of(build: Build) -> dict[str, set[Mode]]:
+    out: dict[str, set[Mode]] = {}
+    for r in build.rendered:
+        out.setdefault(build.class_of[r.xml], set()).add(r.mode)
+    return out
+
+
+@pytest.fixture(scope="module")
+def results(build: Build) -> list[dict[str, Any]]:
+    """Every compiled policy (and the canary) on every row of every mode's table: one mono run."""
+    assert build.compiled.ok, build.compiled.output
+    requests = [row.request(mode) for mode in Mode for row in table.rows(mode)]
+    return csharp.run(build.mono, build.compiled.exe, [*build.classes, "Canary"], requests, build.workdir)
+
+
+def test_the_compiled_policies_decide_the_table_and_never_throw(build: Build,
+                                                               results: list[dict[str, Any]]) -> None:
+    expected = {row.request(mode)["id"]: row.expected for mode in Mode for row in table.rows(mode)}
+    modes = _modes_of(build)
+    checked = 0
+    for line in results:
+        if line["policy"] == "Canary":
+            continue
+        mode = Mode(line["request"].split(":", 1)[0])
+        if mode not in modes[line["policy"]]:
+            continue
+        assert line["error"] is None, line
+        assert DECISION[line["status"]] == expected[line["request"]], line
+        checked += 1
+    assert checked == sum(len(table.rows(m)) * sum(m in ms for ms in modes.values()) for m in Mode)
+
+
+def test_an_expression_that_throws_is_reported(results: list[dict[str, Any]]) -> None:
+    """The test of the test: the canary reads the body without a null check and as a JObject."""
+    canary = {line["request"]: line["error"] for line in results if line["policy"] == "Canary"}
+    assert canary["azure-ai:get-info"].startswith("System.NullReferenceException")
+    assert canary["azure-ai:body-malformed"].startswith("Newtonsoft.Json.JsonReaderException")
+    assert canary["azure-ai:body-json-array"].startswith("Newtonsoft.Json.JsonReaderException")
+    assert canary["azure-ai:body-known"] is None
+
+
+def _send(base: str, method: str, path: str, headers: dict[str, str], body: str | None) -> tuple[int, Any]:
+    url = urlsplit(base + path)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=10)
+    try:
+        conn.request(method, url.path + (f"?{url.query}" if url.query else ""),
+                     body=None if body is None else body.encode("utf-8"), headers=headers)
+        answer = conn.getresponse()
+        raw = answer.read().decode()
+    finally:
+        conn.close()
+    try:
+        return answer.status, json.loads(raw)
+    except ValueError:
+        return answer.status, raw
+
+
+def _decision(status: int, body: Any) -> str:
+    error = (body.get("error") if isinstance(body, dict) else None) or {}
+    before, after = NOT_FOUND_MESSAGE.split("{}")  # the allow-list's own 404, not the model's
+    message = str(error.get("message", ""))
+    if status == 404 and error.get("code") == "DeploymentNotFound" and message.startswith(before) \
+            and message.endswith(after):
+        return "deny"
+    if status == 400 and body == json.loads(INVALID_JSON_BODY):
+        return "invalid-json"
+    return "pass"
+
+
+def test_the_stand_ins_gateway_decides_as_the_compiled_policy(build: Build, results: list[dict[str, Any]],
+                                                             gateway_world: World) -> None:
+    clients, rg, svc = gateway_world.clients, seed.APIM_GROUP, seed.APIM_NAME
+    seed.create_account(clients, name=table.ACCOUNT, kind="AIServices")
+    for name in table.DEPLOYMENTS:
+        seed.create_deployment(clients, policies.ACCOUNT_ID, name)
+    ref = AccountRef.parse(policies.ACCOUNT_ID)
+    apim = gateway_world.apim_client()
+    gateway = apim.api_management_service.get(rg, svc).gateway_url
+    compiled = {(line["policy"], line["request"]): line["status"] for line in results}
+    compared = 0
+    for mode in Mode:
+        gateway_world.reconciler(IMPORTER_MODE=mode.value, IMPORTER_PROBE="off").reconcile(ref)
+        stored = apim.api_policy.get(rg, svc, api_id(ref), "policy").value
+        # The stand-in holds the very policy that was compiled for this mode with default options.
+        assert policyxml.equal(stored, policies.defaults(mode))
+        name = build.class_of[policies.defaults(mode)]
+        apim.subscription.create_or_update(rg, svc, f"k-{mode.value}", models.SubscriptionCreateParameters(
+            scope=f"/apis/{api_id(ref)}", display_name=mode.value, state="active"))
+        key = str(apim.subscription.list_secrets(rg, svc, f"k-{mode.value}").primary_key)
+        for row in table.rows(mode):
+            status, body = _send(f"{gateway}/{table.ACCOUNT}/{table.API_PATH[mode]}", row.method, row.path,
+                                 {**row.headers, "api-key": key}, row.body)
+            assert status != 500 and body != {"statusCode": 404, "message": "Resource not found"}, (
+                mode, row.id, status, body)
+            truth = DECISION[compiled[(name, row.request(mode)["id"])]]
+            assert _decision(status, body) == truth == row.expected, (mode, row.id, status, body)
+            compared += 1
+    assert compared == sum(len(table.rows(m)) for m in Mode)
