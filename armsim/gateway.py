@@ -218,6 +218,10 @@ def _operation_kind(template: str) -> str | None:
 # The gateway
 
 
+# APIM's built-in health endpoint on every gateway: 200 with an empty body while the gateway serves.
+STATUS_PATH = "status-0123456789abcdef"
+
+
 class _GatewayHandler(WSGIRequestHandler):
     """Logs the request line without its query: a key sent as a query parameter stays out of logs."""
 
@@ -240,6 +244,9 @@ class Gateway:
         self.host, self.port = host, self._server.server_port
         self.url = f"http://{host}:{self.port}"
         self._thread: threading.Thread | None = None
+        # Down: every connection is dropped unanswered (what an unreachable gateway looks like to a
+        # client), until set back or reset. Tests and /_armsim/gateway set it.
+        self.down = False
 
     def start(self) -> Gateway:
         if self._thread is None:
@@ -258,6 +265,7 @@ class Gateway:
     def reset(self) -> None:
         self.log.clear()
         self.tokens.clear()
+        self.down = False
 
     def service_url(self, service_name: str) -> str:
         return f"{self.url}/{service_name}"
@@ -272,7 +280,7 @@ class Gateway:
         delay = self.sim.faults.delay_for(method, path)
         if delay:
             time.sleep(delay)
-        action = self.sim.faults.next_action(method, path)
+        action = RESET if self.down else self.sim.faults.next_action(method, path)
         if action == RESET:
             self._log(request, 0, started, clock, "reset")
             from armsim.server import _reset
@@ -310,6 +318,8 @@ class Gateway:
                         if e.name.lower() == service_name.lower()), None)
             if svc is None:
                 return gateway_error(404, "Resource not found")
+            if rest.rstrip("/").lower() == STATUS_PATH and request.method.upper() in ("GET", "HEAD"):
+                return Response(status=200)  # APIM's gateway health endpoint: no key, no API
             found = self._route(svc, "/" + rest, request)
             if isinstance(found, Response):
                 return found

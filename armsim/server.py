@@ -23,7 +23,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from armsim import apim, authorization, cognitive
+from armsim import apim, authorization, cognitive, eventgrid
 from armsim.core import (
     CORRELATION,
     RESET,
@@ -47,7 +47,7 @@ from armsim.routing import Route, literal_segments
 
 logger = logging.getLogger(__name__)
 
-ROUTES: list[Route] = [*apim.ROUTES, *cognitive.ROUTES, *authorization.ROUTES]
+ROUTES: list[Route] = [*apim.ROUTES, *cognitive.ROUTES, *authorization.ROUTES, *eventgrid.ROUTES]
 _THROTTLE_FIELDS = {f.name for f in dataclasses.fields(ThrottleConfig)} - {"enabled"}
 
 
@@ -343,6 +343,10 @@ class Sim:
             if method in ("PUT", "POST", "PATCH"):
                 self.set_options(**body)
             return json_response(dataclasses.asdict(self.state.options))
+        if route == "gateway" and self.gateway is not None:
+            if method in ("PUT", "POST", "PATCH") and "down" in body:
+                self.gateway.down = bool(body["down"])
+            return json_response({"url": self.gateway.url, "down": self.gateway.down})
         if route == "state":
             with self.state.lock:
                 entities = self.state.store.all()
