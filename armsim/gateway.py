@@ -280,8 +280,8 @@ class Gateway:
         delay = self.sim.faults.delay_for(method, path)
         if delay:
             time.sleep(delay)
-        action = RESET if self.down else self.sim.faults.next_action(method, path)
-        if action == RESET:
+        action = self.sim.faults.next_action(method, path) if not self.down else None
+        if self.down or action == RESET:
             self._log(request, 0, started, clock, "reset")
             from armsim.server import _reset
 
