@@ -181,7 +181,7 @@ class Target:
         return out + [(f"account {a.ref.name}", o) for a, o in self.account_options]
 
 
-Run = Callable[[Target], Iterable[Finding]]
+Run = Callable[[Target, "Check"], Iterable[Finding]]
 
 
 @dataclass(frozen=True)
@@ -202,11 +202,10 @@ def _finding(check: Check, status: str, evidence: str, fix: str = "", target: st
 # Settings
 
 
-def _settings_values(t: Target) -> Iterator[Finding]:
+def _settings_values(t: Target, c: Check) -> Iterator[Finding]:
     from importer.config import enabled, resolve_options
     from importer.prober import level
 
-    c = CHECK["settings.values"]
     try:
         t.options = resolve_options(t.settings, {})
         enabled(t.settings, {})
@@ -218,8 +217,7 @@ def _settings_values(t: Target) -> Iterator[Finding]:
     yield _finding(c, PASS, "every setting parses")
 
 
-def _settings_apim(t: Target) -> Iterator[Finding]:
-    c = CHECK["settings.apim"]
+def _settings_apim(t: Target, c: Check) -> Iterator[Finding]:
     raw = t.settings.apim_id.strip()
     fix = "set IMPORTER_APIM_ID (or pass --apim) to the APIM service's resource id"
     if not raw:
@@ -233,8 +231,7 @@ def _settings_apim(t: Target) -> Iterator[Finding]:
     yield _finding(c, PASS, t.apim.id)
 
 
-def _settings_scopes(t: Target) -> Iterator[Finding]:
-    c = CHECK["settings.scopes"]
+def _settings_scopes(t: Target, c: Check) -> Iterator[Finding]:
     fix = "set IMPORTER_SCOPES (or pass --scopes) to comma-separated subscription or resource-group ids"
     if not t.settings.scopes:
         yield _finding(c, FAIL, "IMPORTER_SCOPES is empty", fix)
@@ -251,8 +248,7 @@ def _settings_scopes(t: Target) -> Iterator[Finding]:
 # Scopes and accounts
 
 
-def _scopes_list(t: Target) -> Iterator[Finding]:
-    c = CHECK["scopes.list"]
+def _scopes_list(t: Target, c: Check) -> Iterator[Finding]:
     for scope in t.scopes:
         try:
             accounts = t.arm.list_accounts(scope)
@@ -270,10 +266,9 @@ def _scopes_list(t: Target) -> Iterator[Finding]:
                        + (f": {names}" if accounts else ""), target=scope.id)
 
 
-def _accounts_options(t: Target) -> Iterator[Finding]:
+def _accounts_options(t: Target, c: Check) -> Iterator[Finding]:
     from importer.config import resolve_options
 
-    c = CHECK["accounts.options"]
     assert t.options is not None
     seen: set[str] = set()
     imported = skipped = 0
@@ -299,8 +294,7 @@ def _accounts_options(t: Target) -> Iterator[Finding]:
 # APIM
 
 
-def _apim_exists(t: Target) -> Iterator[Finding]:
-    c = CHECK["apim.exists"]
+def _apim_exists(t: Target, c: Check) -> Iterator[Finding]:
     assert t.apim is not None
     try:
         t.service = t.arm.get_apim(t.apim)
@@ -315,8 +309,7 @@ def _apim_exists(t: Target) -> Iterator[Finding]:
     yield _finding(c, PASS, f"{t.apim.name}, gateway {t.service.gateway_url or '(none)'}", target=t.apim.id)
 
 
-def _apim_identity(t: Target) -> Iterator[Finding]:
-    c = CHECK["apim.identity"]
+def _apim_identity(t: Target, c: Check) -> Iterator[Finding]:
     assert t.service is not None and t.apim is not None
     if t.service.principal_id:
         yield _finding(c, PASS, f"system-assigned identity on, principal {t.service.principal_id}")
@@ -331,8 +324,7 @@ def _apim_identity(t: Target) -> Iterator[Finding]:
                    "AI accounts, so every import is refused", fix)
 
 
-def _apim_gateway(t: Target) -> Iterator[Finding]:
-    c = CHECK["apim.gateway"]
+def _apim_gateway(t: Target, c: Check) -> Iterator[Finding]:
     assert t.service is not None
     base = t.service.gateway_url.rstrip("/")
     if not base:
@@ -353,8 +345,7 @@ def _apim_gateway(t: Target) -> Iterator[Finding]:
                        "portal (APIM > Overview, Network status)")
 
 
-def _apim_access(t: Target) -> Iterator[Finding]:
-    c = CHECK["access.apim"]
+def _apim_access(t: Target, c: Check) -> Iterator[Finding]:
     assert t.apim is not None
     grants = t.pre.permissions(t.apim.id)
     required = list(APIM_ACTIONS)
@@ -374,8 +365,7 @@ def _apim_access(t: Target) -> Iterator[Finding]:
     yield _finding(c, PASS, f"{len(grants)} grant(s) allow every write the importer makes", target=t.apim.id)
 
 
-def _account_access(t: Target) -> Iterator[Finding]:
-    c = CHECK["access.accounts"]
+def _account_access(t: Target, c: Check) -> Iterator[Finding]:
     fix_role = (f"grant the importer's identity {RBAC_ADMIN} (with the ABAC condition of infra/main.bicep) "
                 f"and {READER} on the scope ({_PROVISION})")
     for scope in t.scopes:
@@ -404,13 +394,12 @@ def _account_access(t: Target) -> Iterator[Finding]:
 # Objects the settings and tags name
 
 
-def referenced_child(check_id: str, collection: str, label: str,
+def referenced_child(collection: str, label: str,
                      wanted: Callable[[Target], list[tuple[str, str]]], fix: str) -> Run:
     """A check that each APIM child ``{apim}/{collection}/{name}`` some setting or tag names exists.
     ``wanted`` gives (name, who names it) pairs; none means the feature is unused (skip)."""
 
-    def run(t: Target) -> Iterator[Finding]:
-        c = CHECK[check_id]
+    def run(t: Target, c: Check) -> Iterator[Finding]:
         assert t.apim is not None
         names: dict[str, list[str]] = {}
         for name, where in wanted(t):
@@ -433,12 +422,10 @@ def referenced_child(check_id: str, collection: str, label: str,
     return run
 
 
-def referenced_resource(check_id: str, label: str, resource_id: Callable[[Target], str], api_version: str,
-                        fix: str) -> Run:
+def referenced_resource(label: str, resource_id: Callable[[Target], str], api_version: str, fix: str) -> Run:
     """A check that the ARM resource a setting names by id exists (empty id: unused, skip)."""
 
-    def run(t: Target) -> Iterator[Finding]:
-        c = CHECK[check_id]
+    def run(t: Target, c: Check) -> Iterator[Finding]:
         rid = resource_id(t).strip()
         if not rid:
             yield _finding(c, SKIP, f"no {label} is configured")
@@ -461,8 +448,7 @@ def _fragment(t: Target) -> list[tuple[str, str]]:
     return [(o.policy_fragment, where) for where, o in t.all_options() if o.policy_fragment]
 
 
-def _apim_cache(t: Target) -> Iterator[Finding]:
-    c = CHECK["apim.cache"]
+def _apim_cache(t: Target, c: Check) -> Iterator[Finding]:
     assert t.apim is not None
     users = sorted({where for where, o in t.all_options() if o.semantic_cache is not None})
     if not users:
@@ -478,10 +464,9 @@ def _apim_cache(t: Target) -> Iterator[Finding]:
     yield _finding(c, PASS, f"external cache(s): {', '.join(caches)}")
 
 
-def _official_documents(t: Target) -> Iterator[Finding]:
+def _official_documents(t: Target, c: Check) -> Iterator[Finding]:
     from importer.render import openapi_link
 
-    c = CHECK["openapi.base-url"]
     links: dict[str, list[str]] = {}
     for where, o in t.all_options():
         link = openapi_link(o)
@@ -522,8 +507,7 @@ def _covers(prefix: str, scope: Scope) -> bool:
     return prefix == "" or (scope.resource_group is not None and prefix == scope.id.lower() + "/")
 
 
-def _event_subscriptions(t: Target) -> Iterator[Finding]:
-    c = CHECK["events.subscription"]
+def _event_subscriptions(t: Target, c: Check) -> Iterator[Finding]:
     base = t.settings.get("IMPORTER_EVENT_SUBSCRIPTION").strip()
     if not base:
         yield _finding(c, SKIP, "IMPORTER_EVENT_SUBSCRIPTION is empty: the deployment made no event "
@@ -587,8 +571,7 @@ def probe_spec(token: str) -> ApiSpec:
     )
 
 
-def _probe_import(t: Target) -> Iterator[Finding]:
-    c = CHECK["probe.import"]
+def _probe_import(t: Target, c: Check) -> Iterator[Finding]:
     assert t.apim is not None
     spec = probe_spec(uuid.uuid4().hex[:12])
     sent = {"description": spec.description, "display name": spec.display_name,
@@ -654,10 +637,10 @@ def _probe_delete(t: Target, api_id: str) -> Finding:
 # ---------------------------------------------------------------------------------------------
 # The table. A new check is one row (and its function): e.g. a logger named by a setting is
 #   Check("apim.logger", "the logger ... exists on APIM",
-#         referenced_child("apim.logger", "loggers", "logger", <names from the setting>, <fix>),
+#         referenced_child("loggers", "logger", <(name, who names it) from the setting>, <fix>),
 #         needs=("apim.exists",))
 # and a resource named by id (a Content Safety account) is
-#   Check("content-safety", "...", referenced_resource("content-safety", "Content Safety resource",
+#   Check("content-safety", "...", referenced_resource("Content Safety resource",
 #         lambda t: t.settings.get("IMPORTER_CONTENT_SAFETY_ID"), "<api-version>", <fix>))
 
 CHECKS: tuple[Check, ...] = (
@@ -678,12 +661,12 @@ CHECKS: tuple[Check, ...] = (
     Check("access.accounts", "the importer may read AI accounts and create and delete role assignments at "
           "one in the scope (ARM permission read-back)", _account_access, needs=("settings.scopes",)),
     Check("apim.products", "every product the settings or tags name exists on APIM",
-          referenced_child("apim.products", "products", "product", _products,
+          referenced_child("products", "product", _products,
                            "create the product on {apim} or correct IMPORTER_PRODUCTS / the "
                            "apim-importer-products tag"),
           needs=("apim.exists", "settings.values")),
     Check("apim.fragment", "the policy fragment IMPORTER_POLICY_FRAGMENT names exists on APIM",
-          referenced_child("apim.fragment", "policyFragments", "policy fragment", _fragment,
+          referenced_child("policyFragments", "policy fragment", _fragment,
                            "create the fragment on {apim} (APIM > Policy fragments) or correct "
                            "IMPORTER_POLICY_FRAGMENT"),
           needs=("apim.exists", "settings.values")),
@@ -709,7 +692,7 @@ def run(target: Target, *, probe_import: bool = False, checks: tuple[Check, ...]
             findings.append(_finding(check, SKIP, f"not checked: {', '.join(blocked)} did not pass"))
             continue
         try:
-            findings.extend(check.run(target))
+            findings.extend(check.run(target, check))
         except ImporterError as exc:
             findings.append(_finding(check, FAIL, str(exc), _fix_for(exc)))
         except Exception as exc:  # a doctor that crashes diagnoses nothing: report it and go on

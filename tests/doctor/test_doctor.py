@@ -345,3 +345,31 @@ def test_probe_says_how_to_delete_a_throwaway_it_could_not(healthy: Healthy) -> 
                                                                     "apim-importer-doctor-")
     left = [i for i in healthy.sim.ids("Microsoft.ApiManagement/service/apis") if "doctor" in i]
     assert len(left) == 1 and left[0].endswith(cleanup.fix.split("--api-id ")[1].split()[0])
+
+
+def test_a_new_reference_check_is_one_row(healthy: Healthy) -> None:
+    """How the logger (an APIM child named by a setting) and the Content Safety resource (an ARM
+    resource named by id) checks are added: one row each, run by the same runner."""
+    from tests.fixtures.world import AOAI
+
+    rows = (
+        doctor.Check("apim.logger", "the logger exists on APIM", doctor.referenced_child(
+            "loggers", "logger", lambda t: [("appinsights", "setting IMPORTER_APIM_LOGGER")],
+            "create the logger on {apim}"), needs=("apim.exists",)),
+        doctor.Check("content-safety", "the Content Safety resource exists", doctor.referenced_resource(
+            "Content Safety resource", lambda t: AOAI, "2025-09-01", "create it")),
+        doctor.Check("content-safety", "the Content Safety resource exists", doctor.referenced_resource(
+            "Content Safety resource", lambda t: AOAI + "-gone", "2025-09-01", "create it")),
+    )
+    settings = healthy.settings()
+    target = doctor.Target.build(settings, AzureArm(Clients(settings)))
+    report = doctor.run(target, checks=doctor.CHECKS + rows)
+    logger, present, gone = report.findings[-3:]
+    assert (logger.id, logger.status) == ("apim.logger", doctor.FAIL)
+    assert "appinsights (named by setting IMPORTER_APIM_LOGGER)" in logger.evidence
+    assert logger.fix == f"create the logger on {healthy.world.apim}"
+    assert (present.status, gone.status) == (doctor.PASS, doctor.FAIL)
+    healthy.world.apim_client().logger.create_or_update(
+        healthy.world.rg, healthy.world.svc, "appinsights", apim_models.LoggerContract(
+            logger_type="applicationInsights", credentials={"instrumentationKey": "{{key}}"}))
+    assert doctor.run(target, checks=doctor.CHECKS + rows[:1]).findings[-1].status == doctor.PASS
