@@ -128,3 +128,16 @@ def assign_role(clients: Any, scope: str, role_guid: str, principal_id: str, *,
         role_definition_id=f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}",
         principal_id=principal_id, principal_type=principal_type)
     return clients.authorization(sub).role_assignments.create(scope, name, params)
+
+
+def grant_importer_roles(clients: Any, apim: str | None = None, scope: str | None = None) -> None:
+    """The roles the deployment gives the importer's identity (infra/main.bicep), to the caller the
+    stand-in sees: API Management Service Contributor on APIM; Reader and Role Based Access Control
+    Administrator on the watched scope (the subscription by default)."""
+    from armsim.core import CALLER_PRINCIPAL_ID
+
+    apim = apim or apim_id()
+    scope = scope or f"/subscriptions/{SUBSCRIPTION}"
+    assign_role(clients, apim, "312a565d-c81f-4fd8-895a-4e21e48d571c", CALLER_PRINCIPAL_ID)
+    for role in ("acdd72a7-3385-48ef-bd42-f606fba81ae7", "f58310d9-a9f6-439a-9e8d-f62e7b41a168"):
+        assign_role(clients, scope, role, CALLER_PRINCIPAL_ID)

@@ -275,6 +275,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     clients = Clients(Settings.from_env({"IMPORTER_ARM_ENDPOINT": sim.url}))
     seed.create_apim(clients)
     seed.create_product(clients, seed.apim_id(), "ai-consumers")
+    seed.grant_importer_roles(clients)  # so `doctor` finds the roles the deployment would grant
     for name, kind, models in (("contoso-aoai", "OpenAI", ("gpt-4o", "text-embedding-3-small")),
                                ("contoso-foundry", "AIServices", ("gpt-4o-mini",))):
         seed.create_account(clients, name=name, kind=kind)
@@ -394,8 +395,8 @@ def parser() -> argparse.ArgumentParser:
                                    "IMPORTER_ARM_ENDPOINT or --arm-endpoint.")
     p.add_argument("--port", type=int, default=8780, help="TCP port (default 8780; 0 picks one)")
     p.add_argument("--seed", action="store_true", help="seed it through the SDK with an APIM instance "
-                   "(identity on, product ai-consumers) and two AI accounts with deployments, and print "
-                   "their ids")
+                   "(identity on, product ai-consumers), two AI accounts with deployments and the "
+                   "importer's roles for the caller, and print their ids")
     p.add_argument("--gateway", action="store_true", help="also serve the imported APIs on a local gateway "
                    "(key check, routing, allow-list, a fake model); the APIM service's gatewayUrl points at "
                    "it, so python -m importer test works against the sandbox")

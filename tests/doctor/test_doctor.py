@@ -22,9 +22,7 @@ from importer.model import Mode
 from importer.settings import Settings
 from tests.fixtures.world import SUB, World
 
-APIM_CONTRIBUTOR = "312a565d-c81f-4fd8-895a-4e21e48d571c"
 RBAC_ADMIN = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"
-READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 EVENT_SUBSCRIPTION = "apim-ai-importer-test"
 FRAGMENT = "org-ai-policy"
@@ -60,9 +58,7 @@ def healthy(gateway_world: World) -> Iterator[Healthy]:
     product, fragment and cache the settings name, the official documents, the event subscription."""
     w, clients, sim = gateway_world, gateway_world.clients, gateway_world.sim
     apim = w.apim_client()
-    seed.assign_role(clients, w.apim, APIM_CONTRIBUTOR, CALLER_PRINCIPAL_ID)
-    seed.assign_role(clients, f"/subscriptions/{SUB}", READER, CALLER_PRINCIPAL_ID)
-    seed.assign_role(clients, f"/subscriptions/{SUB}", RBAC_ADMIN, CALLER_PRINCIPAL_ID)
+    seed.grant_importer_roles(clients, w.apim, f"/subscriptions/{SUB}")
     apim.policy_fragment.begin_create_or_update(
         w.rg, w.svc, FRAGMENT, apim_models.PolicyFragmentContract(
             value='<fragment><set-header name="x-org" exists-action="override"><value>1</value>'
