@@ -210,7 +210,6 @@ def _settings_values(t: Target, c: Check) -> Iterator[Finding]:
         t.options = resolve_options(t.settings, {})
         enabled(t.settings, {})
         level(t.settings)
-        t.settings.flag("IMPORTER_OPT_IN")
     except (ImporterError, SettingsError) as exc:
         yield _finding(c, FAIL, str(exc), "set the named setting to a value it accepts (README, Settings)")
         return
@@ -618,20 +617,26 @@ PROBE_ASSUMPTIONS: tuple[tuple[str, str, str, str], ...] = (
 
 
 def _probe_delete(t: Target, api_id: str) -> Finding:
+    """Delete the throwaway, then look: only what is still there (or can't be seen) is a failure."""
     assert t.apim is not None
     checked = "the throwaway API is gone after the probe"
+    fix = (f"delete it: az apim api delete --api-id {api_id} --service-name {t.apim.name} "
+           f"--resource-group {t.apim.resource_group} --yes")
+    failed = ""
     try:
         t.arm.delete_api(t.apim, api_id, None)
+    except ImporterError as exc:
+        failed = f"deleting {api_id} failed: {exc}"
+    try:
         left = t.arm.get_api(t.apim, api_id, operations=False)
     except ImporterError as exc:
-        return Finding("probe.cleanup", FAIL, checked, f"deleting {api_id} failed: {exc}",
-                       f"delete it: az apim api delete --api-id {api_id} --service-name {t.apim.name} "
-                       f"--resource-group {t.apim.resource_group} --yes", t.apim.id)
+        return Finding("probe.cleanup", FAIL, checked, f"{failed or 'deleted'}; then reading it back "
+                       f"failed: {exc}", fix, t.apim.id)
     if left is not None:
-        return Finding("probe.cleanup", FAIL, checked, f"{api_id} is still there after its delete",
-                       f"delete it: az apim api delete --api-id {api_id} --service-name {t.apim.name} "
-                       f"--resource-group {t.apim.resource_group} --yes", t.apim.id)
-    return Finding("probe.cleanup", PASS, checked, f"{api_id} deleted", target=t.apim.id)
+        return Finding("probe.cleanup", FAIL, checked, failed or f"{api_id} is still there after its delete",
+                       fix, t.apim.id)
+    done = "deleted" if not failed else "was never created (the import failed)"
+    return Finding("probe.cleanup", PASS, checked, f"{api_id} {done}", target=t.apim.id)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -369,3 +369,16 @@ def test_a_new_reference_check_is_one_row(healthy: Healthy) -> None:
         healthy.world.rg, healthy.world.svc, "appinsights", apim_models.LoggerContract(
             logger_type="applicationInsights", credentials={"instrumentationKey": "{{key}}"}))
     assert doctor.run(target, checks=doctor.CHECKS + rows[:1]).findings[-1].status == doctor.PASS
+
+
+def test_probe_without_write_access_leaves_nothing_and_says_why(healthy: Healthy) -> None:
+    healthy.sim.faults.script("PUT", r"/apis/apim-importer-doctor-[0-9a-f]{12}$",
+                              [{"status": 403, "code": "AuthorizationFailed", "message": "no"}])
+    healthy.sim.faults.script("DELETE", r"/apis/apim-importer-doctor-[0-9a-f]{12}$",
+                              [{"status": 403, "code": "AuthorizationFailed", "message": "no"}])
+    report = healthy.run(probe_import=True)
+    by_id = {f.id: f for f in report.findings}
+    assert by_id["probe.import"].status == doctor.FAIL and "forbidden" in by_id["probe.import"].evidence
+    assert by_id["probe.cleanup"].status == doctor.PASS
+    assert "was never created" in by_id["probe.cleanup"].evidence
+    assert "probe.description" not in by_id
