@@ -372,7 +372,7 @@ def parser() -> argparse.ArgumentParser:
                    "'-' reads it from stdin (keeps it out of the process list and shell history)")
     p.set_defaults(func=cmd_test)
 
-    text = "check the real target before the importer touches it (a preflight; writes nothing)"
+    text = "check the real target before the importer touches it (read-only but for --probe-import)"
     p = sub.add_parser("doctor", help=text, description=text[0].upper() + text[1:] + ": settings, "
                        "the watched scopes, the APIM service (identity, gateway), the importer's own "
                        "permissions on APIM and at an AI account per scope (ARM's permission read-back, "
