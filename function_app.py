@@ -100,3 +100,10 @@ def http_run(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def http_health(req: func.HttpRequest) -> func.HttpResponse:
     return _json(200, {"status": "ok"})
+
+
+@app.function_name("http_doctor")
+@app.route(route="doctor", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def http_doctor(req: func.HttpRequest) -> func.HttpResponse:
+    """The preflight (python -m importer doctor), read-only: 200 pass or warnings, 503 any failure."""
+    return _json(*service.http_doctor())

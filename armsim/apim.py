@@ -698,7 +698,10 @@ def api_put(ctx: Ctx, **_: str) -> Response:
         raise validation_error(f"armsim imports only OpenAPI/Swagger documents (formats "
                                f"{', '.join(INLINE_FORMATS + LINK_FORMATS)}), not {fmt!r}.", "format")
 
-    contract = _api_properties(props, _document_defaults(doc) if doc else {})
+    defaults = _document_defaults(doc) if doc else {}
+    if ctx.state.options.import_metadata == "document":
+        props = {**props, **defaults}  # the document's title, description and server win (real APIM)
+    contract = _api_properties(props, defaults)
     contract["displayName"] = contract.get("displayName") or rid.rsplit("/", 1)[-1]
     _check_path(ctx, rid, contract)
     body = _body(rid, API_TYPE, contract)

@@ -36,6 +36,55 @@ ROLE_DEFINITIONS: dict[str, str] = {
 }
 
 
+# Their permissions (Actions / NotActions / DataActions), as Microsoft's built-in roles reference lists
+# them (learn.microsoft.com/azure/role-based-access-control/built-in-roles, categories Privileged, General,
+# AI + machine learning, Integration). The Microsoft.Support/*, Insights and health read actions the real
+# roles also carry are left out: nothing here asks about them.
+ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
+    "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd": {  # Cognitive Services OpenAI User
+        "actions": ["Microsoft.CognitiveServices/*/read", "Microsoft.Authorization/roleAssignments/read",
+                    "Microsoft.Authorization/roleDefinitions/read"],
+        "dataActions": ["Microsoft.CognitiveServices/accounts/OpenAI/*/read",
+                        "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action"]},
+    "a001fd3d-188f-4b5d-821b-7da978bf7442": {  # Cognitive Services OpenAI Contributor
+        "actions": ["Microsoft.CognitiveServices/*/read", "Microsoft.Authorization/roleAssignments/read",
+                    "Microsoft.Authorization/roleDefinitions/read",
+                    "Microsoft.CognitiveServices/accounts/deployments/write",
+                    "Microsoft.CognitiveServices/accounts/deployments/delete"],
+        "dataActions": ["Microsoft.CognitiveServices/accounts/OpenAI/*"]},
+    "a97b65f3-24c7-4388-baec-2e87135dc908": {  # Cognitive Services User
+        "actions": ["Microsoft.CognitiveServices/*/read",
+                    "Microsoft.CognitiveServices/accounts/listkeys/action",
+                    "Microsoft.Resources/subscriptions/read",
+                    "Microsoft.Resources/subscriptions/resourceGroups/read"],
+        "dataActions": ["Microsoft.CognitiveServices/*"]},
+    "25fbc0a9-bd7c-42a3-aa1a-3b75d497ee68": {  # Cognitive Services Contributor
+        "actions": ["Microsoft.Authorization/*/read", "Microsoft.CognitiveServices/*",
+                    "Microsoft.Resources/deployments/*", "Microsoft.Resources/subscriptions/read",
+                    "Microsoft.Resources/subscriptions/resourceGroups/read"]},
+    "312a565d-c81f-4fd8-895a-4e21e48d571c": {  # API Management Service Contributor
+        "actions": ["Microsoft.ApiManagement/service/*", "Microsoft.Authorization/*/read",
+                    "Microsoft.Resources/deployments/*",
+                    "Microsoft.Resources/subscriptions/resourceGroups/read"]},
+    "f58310d9-a9f6-439a-9e8d-f62e7b41a168": {  # Role Based Access Control Administrator
+        "actions": ["Microsoft.Authorization/roleAssignments/write",
+                    "Microsoft.Authorization/roleAssignments/delete", "*/read"]},
+    "acdd72a7-3385-48ef-bd42-f606fba81ae7": {"actions": ["*/read"]},  # Reader
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": {  # Contributor
+        "actions": ["*"],
+        "notActions": ["Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write",
+                       "Microsoft.Authorization/elevateAccess/Action"]},
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": {"actions": ["*"]},  # Owner
+}
+
+
+def _permission(guid: str) -> dict[str, list[str]]:
+    """The 2022-04-01 Permission shape of a role: all four lists, empty when the role has none."""
+    role = ROLE_PERMISSIONS.get(guid, {})
+    keys = ("actions", "notActions", "dataActions", "notDataActions")
+    return {key: list(role.get(key, [])) for key in keys}
+
+
 def _scope(raw: str) -> str:
     return "/" + raw.strip("/")
 
@@ -183,7 +232,24 @@ def _definition(scope: str, guid: str) -> dict[str, Any]:
     return {"id": f"{scope.rstrip('/')}/providers/Microsoft.Authorization/roleDefinitions/{guid}",
             "name": guid, "type": DEFINITION_TYPE,
             "properties": {"roleName": ROLE_DEFINITIONS[guid], "type": "BuiltInRole", "description": "",
-                           "assignableScopes": ["/"], "permissions": []}}
+                           "assignableScopes": ["/"], "permissions": [_permission(guid)]}}
+
+
+def permissions_list(ctx: Ctx, scope: str) -> Response:
+    """The caller's permissions at a scope: one entry per role assignment of the caller at or above
+    it, carrying that role's actions (Microsoft.Authorization/permissions, what ``az`` and the portal's
+    "check access" read). Conditions are not evaluated here, as in ARM's listing."""
+    here = _scope(scope).rstrip("/").lower()
+    caller = ctx.state.options.caller_principal_id.lower()
+    items = []
+    for entity in _assignments(ctx):
+        props = entity.body["properties"]
+        assigned = props["scope"].rstrip("/").lower()
+        if props["principalId"].lower() != caller:
+            continue
+        if assigned in ("", here) or here.startswith(assigned + "/"):
+            items.append(_permission(_role_guid(props["roleDefinitionId"])))
+    return ctx.page(items)
 
 
 def definition_get(ctx: Ctx, scope: str, role: str) -> Response:
@@ -205,4 +271,5 @@ ROUTES: list[Route] = [
           put=assignment_put, delete=assignment_delete),
     Route("/<path:scope>/providers/Microsoft.Authorization/roleDefinitions", get=definition_list),
     Route("/<path:scope>/providers/Microsoft.Authorization/roleDefinitions/<role>", get=definition_get),
+    Route("/<path:scope>/providers/Microsoft.Authorization/permissions", get=permissions_list),
 ]

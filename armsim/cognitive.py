@@ -21,6 +21,7 @@ from armsim.core import (
     bad_request,
     check_if_match,
     json_response,
+    require_scope,
     system_data,
     utcnow,
 )
@@ -194,6 +195,7 @@ def _async_delete(ctx: Ctx, entity: Entity, resource_type: str) -> Response:
 
 def account_list(ctx: Ctx, **_: str) -> Response:
     under = ctx.path.rsplit("/providers/", 1)[0]
+    require_scope(ctx, under)
     return ctx.page([e.body for e in ctx.state.store.of_type(ACCOUNT_TYPE, under)])
 
 

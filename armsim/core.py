@@ -28,6 +28,9 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request, Response
 
 TENANT_ID = "00000000-0000-0000-0000-00000000a1b2"
+# The principal every request comes from (the stand-in checks no token): its role assignments decide
+# what the permissions listing returns. Also the createdBy of what it writes.
+CALLER_PRINCIPAL_ID = "00000000-0000-0000-0000-0000000000aa"
 SUBSCRIPTION_RE = re.compile(r"^/subscriptions/([^/]+)", re.IGNORECASE)
 
 # ---------------------------------------------------------------------------------------------
@@ -133,7 +136,20 @@ class Store:
         self._items: dict[str, Entity] = {}
         self._collections: dict[str, dict[str, Entity]] = {}
         self._types: dict[str, dict[str, Entity]] = {}
-        self._groups: set[str] = set()
+        # Resource groups (and subscriptions) something was ever created in: those exist (a listing
+        # under another group answers 404 like ARM); they outlive their resources, as groups do.
+        self._scopes: set[str] = set()
+
+    def scope_exists(self, scope: str) -> bool:
+        """``/subscriptions/s`` or ``/subscriptions/s/resourceGroups/g``: created in before (any case)."""
+        return _key(scope) in self._scopes
+
+    def add_scopes(self, resource_id: str) -> None:
+        parts = _key(resource_id).strip("/").split("/")
+        if len(parts) >= 2 and parts[0] == "subscriptions":
+            self._scopes.add("/" + "/".join(parts[:2]))
+            if len(parts) >= 4 and parts[2] == "resourcegroups":
+                self._scopes.add("/" + "/".join(parts[:4]))
 
     def get(self, resource_id: str) -> Entity | None:
         return self._items.get(_key(resource_id))
@@ -152,8 +168,7 @@ class Store:
             return existing, False
         entity = Entity(resource_id, body, new_etag(), private or {})
         self._items[key] = entity
-        if group := resource_group_of(key):
-            self._groups.add(group)
+        self.add_scopes(resource_id)
         collection, _, name = key.rpartition("/")
         self._collections.setdefault(collection, {})[name] = entity
         self._types.setdefault(entity.type.lower(), {})[key] = entity
@@ -183,16 +198,11 @@ class Store:
     def all(self) -> list[Entity]:
         return list(self._items.values())
 
-    def group_exists(self, group_id: str) -> bool:
-        """A resource group exists once something was created in it (armsim has no resource-group
-        API: a PUT into a new group creates it, and deleting its last resource leaves it)."""
-        return _key(group_id) in self._groups
-
     def clear(self) -> None:
-        self._groups.clear()
         self._items.clear()
         self._collections.clear()
         self._types.clear()
+        self._scopes.clear()
 
 
 def check_if_match(request: Request, entity: Entity | None) -> None:
@@ -209,6 +219,14 @@ def check_if_match(request: Request, entity: Entity | None) -> None:
                            "it was changed since it was read.")
     if request.headers.get("If-None-Match", "").strip() == "*" and entity is not None:
         raise ArmError(412, "PreconditionFailed", "The resource already exists (If-None-Match: *).")
+
+
+def require_scope(ctx: Ctx, scope: str) -> None:
+    """A listing under a resource group that doesn't exist: ARM's 404. (Every subscription exists:
+    the stand-in keeps no subscription registry.)"""
+    parts = scope.strip("/").split("/")
+    if len(parts) >= 4 and not ctx.state.store.scope_exists(scope):
+        raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{parts[3]}' could not be found.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -790,6 +808,10 @@ class Options:
     lro_polls: int = 0  # status reads every LRO stays InProgress unless a fault says otherwise
     policy_indent: str = "  "  # APIM's REST examples re-indent policies with two spaces
     gateway_url: str = ""  # the local gateway's base URL when it runs (Sim(gateway=True)), else ""
+    caller_principal_id: str = CALLER_PRINCIPAL_ID  # whose role assignments the permissions listing reads
+    # What an OpenAPI import keeps when the PUT and the document both give displayName, description or
+    # serviceUrl: "request" (the PUT's) or "document" (the document's, as azure-cli #20812 reports).
+    import_metadata: str = "request"
 
 
 class State:

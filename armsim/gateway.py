@@ -165,6 +165,10 @@ def _int(value: str | None) -> int | None:
 # The gateway
 
 
+# APIM's built-in health endpoint on every gateway: 200 with an empty body while the gateway serves.
+STATUS_PATH = "status-0123456789abcdef"
+
+
 class _GatewayHandler(WSGIRequestHandler):
     """Logs the request line without its query: a key sent as a query parameter stays out of logs."""
 
@@ -188,6 +192,9 @@ class Gateway:
         self.host, self.port = host, self._server.server_port
         self.url = f"http://{host}:{self.port}"
         self._thread: threading.Thread | None = None
+        # Down: every connection is dropped unanswered (what an unreachable gateway looks like to a
+        # client), until set back or reset. Tests and /_armsim/gateway set it.
+        self.down = False
 
     def start(self) -> Gateway:
         if self._thread is None:
@@ -207,6 +214,7 @@ class Gateway:
         self.log.clear()
         self.tokens.clear()
         self.model.clear()
+        self.down = False
 
     def service_url(self, service_name: str) -> str:
         return f"{self.url}/{service_name}"
@@ -221,8 +229,8 @@ class Gateway:
         delay = self.sim.faults.delay_for(method, path)
         if delay:
             time.sleep(delay)
-        action = self.sim.faults.next_action(method, path)
-        if action == RESET:
+        action = self.sim.faults.next_action(method, path) if not self.down else None
+        if self.down or action == RESET:
             self._log(request, 0, started, clock, "reset")
             from armsim.server import _reset
 
@@ -259,6 +267,8 @@ class Gateway:
                         if e.name.lower() == service_name.lower()), None)
             if svc is None:
                 return gateway_error(404, "Resource not found")
+            if rest.rstrip("/").lower() == STATUS_PATH and request.method.upper() in ("GET", "HEAD"):
+                return Response(status=200)  # APIM's gateway health endpoint: no key, no API
             found = self._route(svc, "/" + rest, request)
             if isinstance(found, Response):
                 return found

@@ -77,3 +77,67 @@ def create_product(clients: Any, apim: str, product_id: str, *, display_name: st
     product = models.ProductContract(display_name=display_name or product_id,
                                      subscription_required=subscription_required, state=state)
     return clients.apim(sub).product.create_or_update(rg, service, product_id, product)
+
+
+def _arm_put(clients: Any, sub: str, path: str, body: dict[str, Any], api_version: str) -> Any:
+    """PUT a resource no installed SDK models (Event Grid), through the same management pipeline."""
+    from azure.core.rest import HttpRequest
+
+    request = HttpRequest("PUT", path, params={"api-version": api_version}, json=body)
+    response = clients.apim(sub)._send_request(request)
+    response.raise_for_status()
+    return response.json()
+
+
+EVENTGRID_API_VERSION = "2025-02-15"
+
+
+def create_system_topic(clients: Any, sub: str = SUBSCRIPTION, rg: str = APIM_GROUP,
+                        name: str = "evgt-apim-ai-importer") -> Any:
+    """The subscription's Microsoft.Resources.Subscriptions system topic (one per subscription)."""
+    topic = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.EventGrid/systemTopics/{name}"
+    body = {"location": "global", "properties": {"source": f"/subscriptions/{sub}",
+                                                 "topicType": "Microsoft.Resources.Subscriptions"}}
+    return _arm_put(clients, sub, topic, body, EVENTGRID_API_VERSION)
+
+
+def create_event_subscription(clients: Any, topic_id: str, name: str, subject_prefix: str = "") -> Any:
+    """An event subscription on a system topic, filtered the way infra/modules/event-subscriptions.bicep
+    filters (the destination is a placeholder function id: the stand-in delivers nothing)."""
+    sub, _rg, _name = _parts(topic_id)
+    body = {"properties": {
+        "destination": {"endpointType": "AzureFunction", "properties": {
+            "resourceId": f"/subscriptions/{sub}/resourceGroups/rg-importer/providers/Microsoft.Web/sites/"
+                          "func-importer/functions/on_resource_event"}},
+        "filter": {"includedEventTypes": ["Microsoft.Resources.ResourceWriteSuccess",
+                                          "Microsoft.Resources.ResourceDeleteSuccess"],
+                   "subjectBeginsWith": subject_prefix, "isSubjectCaseSensitive": False}}}
+    return _arm_put(clients, sub, f"{topic_id}/eventSubscriptions/{name}", body, EVENTGRID_API_VERSION)
+
+
+def assign_role(clients: Any, scope: str, role_guid: str, principal_id: str, *,
+                principal_type: str = "ServicePrincipal") -> Any:
+    """A role assignment (deterministic name) of a built-in role, e.g. to the caller armsim sees."""
+    import uuid
+
+    from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
+
+    sub = scope.strip("/").split("/")[1]
+    name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope}|{role_guid}|{principal_id}".lower()))
+    params = RoleAssignmentCreateParameters(
+        role_definition_id=f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}",
+        principal_id=principal_id, principal_type=principal_type)
+    return clients.authorization(sub).role_assignments.create(scope, name, params)
+
+
+def grant_importer_roles(clients: Any, apim: str | None = None, scope: str | None = None) -> None:
+    """The roles the deployment gives the importer's identity (infra/main.bicep), to the caller the
+    stand-in sees: API Management Service Contributor on APIM; Reader and Role Based Access Control
+    Administrator on the watched scope (the subscription by default)."""
+    from armsim.core import CALLER_PRINCIPAL_ID
+
+    apim = apim or apim_id()
+    scope = scope or f"/subscriptions/{SUBSCRIPTION}"
+    assign_role(clients, apim, "312a565d-c81f-4fd8-895a-4e21e48d571c", CALLER_PRINCIPAL_ID)
+    for role in ("acdd72a7-3385-48ef-bd42-f606fba81ae7", "f58310d9-a9f6-439a-9e8d-f62e7b41a168"):
+        assign_role(clients, scope, role, CALLER_PRINCIPAL_ID)

@@ -23,7 +23,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from armsim import apim, authorization, cognitive
+from armsim import apim, authorization, cognitive, eventgrid
 from armsim.core import (
     CORRELATION,
     RESET,
@@ -39,6 +39,7 @@ from armsim.core import (
     fault_response,
     json_response,
     request_kind,
+    require_scope,
     resource_group_of,
     subscription_of,
     to_cloudevent,
@@ -48,7 +49,7 @@ from armsim.routing import Route, literal_segments
 
 logger = logging.getLogger(__name__)
 
-ROUTES: list[Route] = [*apim.ROUTES, *cognitive.ROUTES, *authorization.ROUTES]
+ROUTES: list[Route] = [*apim.ROUTES, *cognitive.ROUTES, *authorization.ROUTES, *eventgrid.ROUTES]
 _THROTTLE_FIELDS = {f.name for f in dataclasses.fields(ThrottleConfig)} - {"enabled"}
 
 
@@ -159,9 +160,8 @@ class App:
         """ARM answers a read below a resource group that does not exist with 404
         ResourceGroupNotFound, whatever the resource (a PUT creates the group here: see Store)."""
         group = resource_group_of(ctx.path)
-        if group is not None and method in ("GET", "HEAD") and not ctx.state.store.group_exists(group):
-            name = ctx.path.strip("/").split("/")[3]
-            raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{name}' could not be found.")
+        if group is not None and method in ("GET", "HEAD"):
+            require_scope(ctx, group)
 
     @staticmethod
     def _require_api_version(ctx: Ctx) -> None:
@@ -354,6 +354,10 @@ class Sim:
             if method in ("PUT", "POST", "PATCH"):
                 self.set_options(**body)
             return json_response(dataclasses.asdict(self.state.options))
+        if route == "gateway" and self.gateway is not None:
+            if method in ("PUT", "POST", "PATCH") and "down" in body:
+                self.gateway.down = bool(body["down"])
+            return json_response({"url": self.gateway.url, "down": self.gateway.down})
         if route == "state":
             with self.state.lock:
                 entities = self.state.store.all()

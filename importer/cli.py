@@ -1,4 +1,4 @@
-"""CLI: plan | apply | reconcile | explain | test | sandbox | demo — the same pipeline as the app.
+"""CLI: plan | apply | reconcile | explain | test | doctor | sandbox | demo — the same pipeline as the app.
 
 Edges only: parse arguments, build the Reconciler, print. Exit codes follow
 `terraform plan -detailed-exitcode`: 0 nothing to do, 2 changes pending (plan), 1 error.
@@ -238,6 +238,31 @@ def cmd_test(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from importer.doctor import FAIL, PASS, SKIP, WARN, diagnose
+
+    console = _console(args.json)
+    settings = _settings(args)
+    if args.scopes:
+        settings = Settings.from_env({**settings.raw, "IMPORTER_SCOPES": args.scopes})
+    report = diagnose(settings, probe_import=args.probe_import)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+        return report.exit_code
+    marks = {PASS: ("✔", "green"), WARN: ("!", "yellow"), FAIL: ("✘", "red"), SKIP: ("·", "dim")}
+    for f in report.findings:
+        mark, style = marks[f.status]
+        where = f" [{f.target}]" if f.target and f.status != PASS else ""
+        console.print(f"{mark} {f.id:<20} {f.evidence}{where}", style=style, markup=False, highlight=False)
+        if f.fix and f.status in (FAIL, WARN):
+            console.print(f"    fix: {f.fix}", style=style, markup=False, highlight=False)
+    counts = report.counts()
+    console.print(f"{report.status.upper()}: " + ", ".join(f"{counts[s]} {s}" for s in counts),
+                  style={PASS: "bold green", WARN: "bold yellow", FAIL: "bold red"}[report.status],
+                  markup=False)
+    return report.exit_code
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from armsim.server import serve_forever
 
@@ -257,6 +282,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     clients = Clients(Settings.from_env({"IMPORTER_ARM_ENDPOINT": sim.url}))
     seed.create_apim(clients)
     seed.create_product(clients, seed.apim_id(), "ai-consumers")
+    seed.grant_importer_roles(clients)  # so `doctor` finds the roles the deployment would grant
     for name, kind, models in (("contoso-aoai", "OpenAI", ("gpt-4o", "text-embedding-3-small")),
                                ("contoso-foundry", "AIServices", ("gpt-4o-mini",))):
         seed.create_account(clients, name=name, kind=kind)
@@ -356,14 +382,31 @@ def parser() -> argparse.ArgumentParser:
                    "answer is server-sent events ending in data: [DONE]; embeddings are called as usual")
     p.set_defaults(func=cmd_test)
 
+    text = "check the real target before the importer touches it (read-only but for --probe-import)"
+    p = sub.add_parser("doctor", help=text, description=text[0].upper() + text[1:] + ": settings, "
+                       "the watched scopes, the APIM service (identity, gateway), the importer's own "
+                       "permissions on APIM and at an AI account per scope (ARM's permission read-back, "
+                       "no trial writes), the products, policy fragment, cache and official documents "
+                       "the settings and tags name, and the Event Grid subscriptions "
+                       "(IMPORTER_EVENT_SUBSCRIPTION). Each finding has an id, a status, the evidence "
+                       "and the fix. Exit 0 all passed, 1 any failed, 2 warnings only.")
+    _add_common(p, account=False)
+    p.add_argument("--scopes", metavar="IDS", help="comma-separated subscription/resource-group ids "
+                   "(default: the setting IMPORTER_SCOPES)")
+    p.add_argument("--probe-import", action="store_true",
+                   help="also import a tiny throwaway API, read back what APIM kept (description, "
+                        "display name, serviceUrl) and delete it, even when a step fails: the one "
+                        "write doctor makes")
+    p.set_defaults(func=cmd_doctor)
+
     p = sub.add_parser("sandbox", help="serve the local ARM stand-in on 127.0.0.1:PORT until stopped",
                        description="Serve the local ARM stand-in (armsim) on 127.0.0.1:PORT until "
                                    "stopped; prints the base URL. Point the importer at it with "
                                    "IMPORTER_ARM_ENDPOINT or --arm-endpoint.")
     p.add_argument("--port", type=int, default=8780, help="TCP port (default 8780; 0 picks one)")
     p.add_argument("--seed", action="store_true", help="seed it through the SDK with an APIM instance "
-                   "(identity on, product ai-consumers) and two AI accounts with deployments, and print "
-                   "their ids")
+                   "(identity on, product ai-consumers), two AI accounts with deployments and the "
+                   "importer's roles for the caller, and print their ids")
     p.add_argument("--gateway", action="store_true", help="also serve the imported APIs on a local gateway "
                    "(key check, routing, allow-list, a fake model); the APIM service's gatewayUrl points at "
                    "it, so python -m importer test works against the sandbox")

@@ -292,3 +292,17 @@ def http_run(svc: Service, run_id: str) -> tuple[int, dict[str, Any]]:
     except KeyError:
         return _error(404, f"no run {run_id}")
     return 200, dict(run.to_dict())
+
+
+def http_doctor() -> tuple[int, dict[str, Any]]:
+    """GET /api/doctor: the preflight's report (never the import probe: a GET writes nothing).
+    200 when every check passed or only warned, 503 when any failed (for availability monitors)."""
+    from importer.doctor import FAIL, diagnose
+
+    try:
+        svc = get_service()
+        settings, arm = svc.settings, svc.reconciler.arm
+    except ImporterError:  # the settings are what is wrong: the report says which
+        settings, arm = Settings.from_env(), None
+    report = diagnose(settings, arm=arm)
+    return (503 if report.status == FAIL else 200), report.to_json()

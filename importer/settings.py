@@ -65,6 +65,10 @@ SETTINGS: tuple[Setting, ...] = (
             "0 */30 * * * *"),
     Setting("IMPORTER_EVENT_TOPIC_ENDPOINT", "", "Optional Event Grid custom topic for outcome events.",
             "https://importer-events.westeurope-1.eventgrid.azure.net/api/events"),
+    Setting("IMPORTER_EVENT_SUBSCRIPTION", "", "Name of the Event Grid event subscriptions the deployment "
+            "made for the watched scopes (the postdeploy hook; a resource-group scope's name has '-' and a "
+            "13-character suffix added); `doctor` checks they exist. Empty = none made: nothing to check.",
+            "apim-ai-importer-prod"),
     Setting("IMPORTER_PROBE", "routing", "Probe after an apply that changed the API or policy: off, "
             "routing (no tokens) or call (one tiny request per deployment).", "routing"),
     Setting("AzureWebJobsStorage", "", "Storage for the queue, lease locks and run history "

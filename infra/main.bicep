@@ -116,6 +116,10 @@ param timerSchedule string = '0 */30 * * * *'
 @description('Optional Event Grid custom topic endpoint for outcome events; empty = none. -> IMPORTER_EVENT_TOPIC_ENDPOINT')
 param eventTopicEndpoint string = ''
 
+@description('Name of the Event Grid event subscriptions the postdeploy hook makes for the watched scopes (a resource-group scope\'s gets \'-\' and a 13-character suffix); empty = apim-ai-importer-<environment name>. The app gets the name that was used, so `doctor` can check them. -> IMPORTER_EVENT_SUBSCRIPTION')
+@maxLength(48)
+param eventSubscriptionName string = ''
+
 // ---------------------------------------------------------------------------------------------------
 // Deployment options (no app setting)
 // ---------------------------------------------------------------------------------------------------
@@ -177,6 +181,10 @@ var functionAppName = 'func-${resourceToken}'
 var storageAccountName = 'st${resourceToken}'
 var deploymentContainerName = 'app-package-${take(resourceToken, 7)}'
 var deadLetterContainerName = 'eventgrid-deadletter'
+// What infra/hooks/events.py names the event subscriptions (it reads DEPLOY_EVENT_SUBSCRIPTION_NAME):
+// letters, digits and '-' (azd environment names may also hold _ . ( )), at most 48 characters.
+var eventSubscriptionEnv = replace(replace(replace(replace(toLower(environmentName), '_', '-'), '.', '-'), '(', '-'), ')', '-')
+var eventSubscriptionBase = !empty(eventSubscriptionName) ? eventSubscriptionName : 'apim-ai-importer-${take(eventSubscriptionEnv, 31)}'
 
 // Scopes: trimmed, empties dropped. A subscription id splits into 3 parts, a resource-group id into 5.
 // The postdeploy hook (infra/hooks/events.py) validates the same list before provisioning.
@@ -350,6 +358,10 @@ var appSettings = [
     value: eventTopicEndpoint
   }
   {
+    name: 'IMPORTER_EVENT_SUBSCRIPTION'
+    value: eventSubscriptionBase
+  }
+  {
     name: 'IMPORTER_PROBE'
     value: probe
   }
@@ -485,3 +497,4 @@ output DEPLOY_DEADLETTER_STORAGE_ID string = storage.outputs.id
 output DEPLOY_DEADLETTER_CONTAINER string = storage.outputs.deadLetterContainerName
 output DEPLOY_EVENT_MAX_DELIVERY_ATTEMPTS int = eventMaxDeliveryAttempts
 output DEPLOY_EVENT_TTL_MINUTES int = eventTimeToLiveInMinutes
+output DEPLOY_EVENT_SUBSCRIPTION_NAME string = eventSubscriptionBase

@@ -202,6 +202,9 @@ class AppContext:
     scopes: tuple[Scope, ...]
     apim_id: str
     outcome_topic_id: str
+    # infra/main.bicep's output DEPLOY_EVENT_SUBSCRIPTION_NAME: the name it also gives the app as
+    # IMPORTER_EVENT_SUBSCRIPTION (so `doctor` finds what this hook made); empty: derived here.
+    event_subscription: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AppContext:
@@ -230,7 +233,12 @@ class AppContext:
             scopes=tuple(parse_scopes(scopes_raw)),
             apim_id=apim_id,
             outcome_topic_id=(env.get("IMPORTER_EVENT_TOPIC_ID") or "").strip(),
+            event_subscription=(env.get("DEPLOY_EVENT_SUBSCRIPTION_NAME") or "").strip(),
         )
+
+    @property
+    def event_subscription_base(self) -> str:
+        return self.event_subscription or event_subscription_name(self.env_name)
 
     @property
     def tags(self) -> dict[str, str]:
@@ -270,7 +278,7 @@ def events_parameters(
         "existingTopicPrincipalId": principal,
         "deadLetter": dead_letter,
         "subjectPrefixes": list(plan.subject_prefixes),
-        "eventSubscriptionName": event_subscription_name(ctx.env_name),
+        "eventSubscriptionName": ctx.event_subscription_base,
         "functionAppId": ctx.function_app_id,
         "functionName": "on_resource_event",
         "deadLetterStorageId": ctx.deadletter_storage_id,
@@ -293,9 +301,10 @@ def is_endpoint_not_ready(message: str) -> bool:
     return "endpoint not found" in text or "webhook validation" in text or "endpoint validation" in text
 
 
-def is_our_event_subscription(name: str, env_name: str) -> bool:
-    """The whole-subscription one, or a resource-group one ('-' + the 13-character uniqueString)."""
-    ours = event_subscription_name(env_name)
+def is_our_event_subscription(name: str, env_name: str, base: str = "") -> bool:
+    """The whole-subscription one, or a resource-group one ('-' + the 13-character uniqueString).
+    ``base``: the name main.bicep chose (DEPLOY_EVENT_SUBSCRIPTION_NAME), else derived from env_name."""
+    ours = base or event_subscription_name(env_name)
     return name == ours or (name.startswith(ours + "-") and len(name) == len(ours) + 14)
 
 
@@ -427,7 +436,8 @@ def teardown(ctx: AppContext) -> None:
                     or []
                 )
                 for es in subs:
-                    if is_our_event_subscription(str(es.get("name", "")), ctx.env_name):
+                    if is_our_event_subscription(str(es.get("name", "")), ctx.env_name,
+                                                 ctx.event_subscription_base):
                         print(
                             f"[teardown] {sub}: deleting event subscription {es['name']} on {topic['name']}"
                         )

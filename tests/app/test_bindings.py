@@ -32,6 +32,7 @@ ROUTES = {
     "http_runs": ("runs", ["GET"]),
     "http_run": ("runs/{run_id}", ["GET"]),
     "http_health": ("health", ["GET"]),
+    "http_doctor": ("doctor", ["GET"]),
 }
 
 

@@ -229,3 +229,15 @@ def test_validate_command(capsys) -> None:
     assert events.main(["validate"], {**ok, "IMPORTER_SCOPES": "rg-ai"}) == 2
     assert events.main(["validate"], {}) == 0  # not set yet: azd prompts for the parameters
     assert "IMPORTER_SCOPES" in capsys.readouterr().err
+
+
+def test_the_event_subscription_name_comes_from_main_bicep_when_given() -> None:
+    """main.bicep outputs the name it gives the app (IMPORTER_EVENT_SUBSCRIPTION, what doctor looks
+    for); the hook names the event subscriptions the same, and tears down only those."""
+    ctx = _ctx(f"/subscriptions/{SUB_A}", DEPLOY_EVENT_SUBSCRIPTION_NAME="apim-ai-importer-custom")
+    [plan] = events.plan_subscriptions(ctx.scopes)
+    assert events.events_parameters(ctx, plan, None)["eventSubscriptionName"] == "apim-ai-importer-custom"
+    base = ctx.event_subscription_base
+    assert events.is_our_event_subscription("apim-ai-importer-custom", ctx.env_name, base)
+    assert not events.is_our_event_subscription("apim-ai-importer-prod-1", ctx.env_name, base)
+    assert _ctx(f"/subscriptions/{SUB_A}").event_subscription_base == "apim-ai-importer-prod-1"

@@ -44,6 +44,8 @@ FORBIDDEN_ON_FLEX = {
 # Settings whose Bicep value is derived rather than a parameter used as is.
 DERIVED = {
     "IMPORTER_SCOPES": "watchScopes",  # join(scopeList, ','): trimmed, empties dropped
+    # eventSubscriptionBase: the parameter, else apim-ai-importer-<environment name> (what the hook uses)
+    "IMPORTER_EVENT_SUBSCRIPTION": "eventSubscriptionName",
 }
 
 SETTING_NAMES = {s.name for s in SETTINGS}
@@ -180,3 +182,14 @@ def test_azd_variable_has_the_setting_name(setting: str) -> None:
     doc = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     param_name = _param_of(setting)
     assert doc[param_name]["value"] == "${" + setting + "}"
+
+
+def test_event_subscription_setting_is_the_name_the_hook_uses() -> None:
+    """The app learns the event subscriptions' name from the same value the postdeploy hook reads
+    (output DEPLOY_EVENT_SUBSCRIPTION_NAME), so `doctor` looks for what the deployment made."""
+    main = load("main.bicep")
+    value = APP_SETTINGS["IMPORTER_EVENT_SUBSCRIPTION"]
+    assert isinstance(value, Expr) and value.text == "eventSubscriptionBase"
+    base = main.var("eventSubscriptionBase").body.text
+    assert base.startswith("!empty(eventSubscriptionName) ? eventSubscriptionName : 'apim-ai-importer-")
+    assert main._find("output", "DEPLOY_EVENT_SUBSCRIPTION_NAME").body.text == "eventSubscriptionBase"
