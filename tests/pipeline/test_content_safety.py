@@ -41,6 +41,14 @@ def _apim_principal(world: World) -> str:
     return str(svc.identity.principal_id)
 
 
+def _grant_openai_user(world: World, scope: str, name: str, principal: str) -> None:
+    from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
+
+    world.clients.authorization(SUB).role_assignments.create(scope, name, RoleAssignmentCreateParameters(
+        role_definition_id=f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/"
+                           f"{ROLE_OPENAI_USER}", principal_id=principal, principal_type="ServicePrincipal"))
+
+
 def _grants(world: World) -> list[Any]:
     principal = _apim_principal(world)
     return [r for r in _roles(world, SAFETY) if r.principal_id == principal
@@ -121,8 +129,8 @@ def test_a_backend_written_without_credentials_fails_and_is_repaired(safe: dict[
 
 def test_a_missing_content_safety_resource_is_an_error_before_any_write(gateway_world: World) -> None:
     run = gateway_world.reconciler(IMPORTER_CONTENT_SAFETY_ID=SAFETY).reconcile(AccountRef.parse(AOAI))
-    assert run.outcome == "failed" and "contoso-safety" in (run.error or "") and "IMPORTER_CONTENT_SAFETY_ID" in (
-        run.error or "")
+    error = run.error or ""
+    assert run.outcome == "failed" and "contoso-safety" in error and "IMPORTER_CONTENT_SAFETY_ID" in error
     assert gateway_world.writes() == 0
 
 
@@ -182,30 +190,25 @@ def test_the_model_answers_401_without_apims_role_on_the_account(safe: dict[str,
     for role in ours:
         auth.role_assignments.delete(AOAI, role.name)
     status, _, body = _chat(safe)
-    assert status == 401 and body["error"]["code"] == "PermissionDenied" and principal in body["error"]["message"]
+    assert status == 401 and body["error"]["code"] == "PermissionDenied"
+    assert principal in body["error"]["message"]
     safe["rec"].reconcile(safe["ref"])
     assert _chat(safe)[0] == 200
 
 
 def test_a_role_inherited_from_the_resource_group_counts(safe: dict[str, Any]) -> None:
-    from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
-
     world: World = safe["world"]
     auth = world.clients.authorization(SUB)
     principal = _apim_principal(world)
     for role in [r for r in _roles(world, AOAI) if r.principal_id == principal]:
         auth.role_assignments.delete(AOAI, role.name)
     group = f"/subscriptions/{SUB}/resourceGroups/{seed.AI_GROUP}"
-    auth.role_assignments.create(group, "0e5e4a7e-0000-4000-8000-000000000001", RoleAssignmentCreateParameters(
-        role_definition_id=f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/"
-                           f"{ROLE_OPENAI_USER}", principal_id=principal, principal_type="ServicePrincipal"))
+    _grant_openai_user(world, group, "0e5e4a7e-0000-4000-8000-000000000001", principal)
     assert _chat(safe)[0] == 200
 
 
 def test_the_openai_role_does_not_open_the_models_route(gateway_world: World) -> None:
     """Azure AI mode (/models) needs Cognitive Services User: the OpenAI User role is not enough."""
-    from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
-
     ref = AccountRef.parse(FOUNDRY)
     rec = gateway_world.reconciler(IMPORTER_MODE="azure-ai", IMPORTER_PROBE="off")
     assert rec.reconcile(ref).outcome == "applied"
@@ -218,8 +221,6 @@ def test_the_openai_role_does_not_open_the_models_route(gateway_world: World) ->
     principal = _apim_principal(gateway_world)
     for role in [r for r in _roles(gateway_world, FOUNDRY) if r.principal_id == principal]:
         auth.role_assignments.delete(FOUNDRY, role.name)
-    auth.role_assignments.create(FOUNDRY, "0e5e4a7e-0000-4000-8000-000000000002", RoleAssignmentCreateParameters(
-        role_definition_id=f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/"
-                           f"{ROLE_OPENAI_USER}", principal_id=principal, principal_type="ServicePrincipal"))
+    _grant_openai_user(gateway_world, FOUNDRY, "0e5e4a7e-0000-4000-8000-000000000002", principal)
     status, _, answer = _call(url, body, {"api-key": key})
     assert status == 401 and answer["error"]["code"] == "PermissionDenied"
