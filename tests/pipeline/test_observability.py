@@ -98,7 +98,7 @@ def test_a_logger_that_is_missing_or_of_another_kind_is_an_error_before_any_writ
     assert gateway_world.writes() == 0
 
 
-def test_a_diagnostic_with_metrics_turned_off_is_repaired_keeping_other_settings(gateway_world: World) -> None:
+def test_metrics_turned_off_on_the_diagnostic_is_repaired_keeping_the_rest(gateway_world: World) -> None:
     _logger(gateway_world)
     rec = gateway_world.reconciler(IMPORTER_APIM_LOGGER=LOGGER, **METRICS)
     ref = AccountRef.parse(AOAI)

@@ -24,8 +24,9 @@ def _safety(world: World) -> None:
 def _logger(world: World) -> None:
     from azure.mgmt.apimanagement import models
 
+    key = {"instrumentationKey": "00000000-0000-0000-0000-00000000000a"}
     world.apim_client().logger.create_or_update(world.rg, world.svc, LOGGER, models.LoggerContract(
-        logger_type="applicationInsights", credentials={"instrumentationKey": "00000000-0000-0000-0000-00000000000a"}))
+        logger_type="applicationInsights", credentials=key))
 
 
 def _cache(world: World) -> None:
