@@ -92,9 +92,7 @@ class ArmJson:
         """PUT ``body``; with ``lro`` an answer that carries an operation to poll is polled to the
         end exactly as the SDK's ``begin_create_or_update`` does (final state via Location)."""
         pipeline_response = self._run(self._request("PUT", path, body, if_match), (200, 201, 202))
-        headers = pipeline_response.http_response.headers
-        if lro and (headers.get("Azure-AsyncOperation") or headers.get("Location")) and (
-                pipeline_response.http_response.status_code in (201, 202)):
+        if lro:  # a 200 too may carry an operation to poll (APIM's update of an existing API)
             from azure.core.polling import LROPoller
             from azure.mgmt.core.polling.arm_polling import ARMPolling
 
