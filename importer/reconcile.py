@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -390,10 +390,17 @@ class Reconciler:
         result = apply(self.arm, self.apim, plan, run_id=run.run_id, known_products=known_products)
         run.writes += result.writes
         run.applied += [c.to_json() for c in result.applied]
-        if sweep and any(c.kind == "backend" and c.action is Action.DELETE
-                         and safety_resource_of(c.desired.description) for c in result.applied):
+        gone = {resource for c in result.applied if c.kind == "backend" and c.action is Action.DELETE
+                if (resource := safety_resource_of(c.desired.description))}
+        if sweep and gone:
             # A Content Safety backend went: its resource's grant goes too if no API uses it.
-            for scope in self.sweep_safety_grants():
+            try:
+                removed = self.sweep_safety_grants(gone)
+            except ImporterError as exc:  # the run's own writes stand; the fleet pass tries again
+                logger.warning("run %s: could not remove unused Content Safety grants: %s", run.run_id, exc)
+                run.notes.append(f"unused Content Safety grants not removed: {exc}")
+                removed = []
+            for scope in removed:
                 run.writes += 1
                 run.notes.append(f"removed APIM's Cognitive Services User on {scope}: no imported API "
                                  "uses that Content Safety resource any more")
@@ -406,10 +413,12 @@ class Reconciler:
         else:
             run.outcome = "noop"
 
-    def sweep_safety_grants(self, dry_run: bool = False) -> list[str]:
+    def sweep_safety_grants(self, candidates: Iterable[str] | None = None,
+                            dry_run: bool = False) -> list[str]:
         """Delete APIM's marked role assignments on Content Safety resources that no owned safety
-        backend names any more; returns their scopes. Looks in the watched subscriptions and in
-        those of the resources still in use or configured (IMPORTER_CONTENT_SAFETY_ID)."""
+        backend names any more; returns their scopes. ``candidates``: the resources to look at (those
+        whose backends a run just deleted; read at each resource's scope, which Reader there allows).
+        None (a fleet pass): the marked grants in the watched subscriptions, and the configured one."""
         principal = self.apim_service().principal_id
         if principal is None:
             return []
@@ -418,14 +427,21 @@ class Reconciler:
             resource = safety_resource_of(backend.description)
             if resource and owned_account(backend.description):
                 in_use.add(resource.lower())
-        configured = self.settings.get("IMPORTER_CONTENT_SAFETY_ID").strip()
-        subs = {s.subscription.lower() for s in self.scopes}
-        subs |= {r.split("/")[2] for r in in_use | ({configured.lower()} if configured else set())
-                 if r.count("/") >= 2}
+        if candidates is None:
+            found = {r.scope for sub in sorted({s.subscription.lower() for s in self.scopes})
+                     for r in self.arm.list_role_assignments_in_subscription(sub, principal)
+                     if owns_safety_grant(r.description, self.apim)}
+            configured = self.settings.get("IMPORTER_CONTENT_SAFETY_ID").strip()
+            candidates = found | ({configured} if configured else set())
         gone: list[str] = []
-        for sub in sorted(subs):
-            for role in self.arm.list_role_assignments_in_subscription(sub, principal):
-                if owns_safety_grant(role.description, self.apim) and role.scope.lower() not in in_use:
+        for scope in sorted({c for c in candidates if c.lower() not in in_use}):
+            sub = scope.split("/")[2] if scope.count("/") >= 2 else ""
+            try:
+                roles = self.arm.list_role_assignments(scope, sub, principal)
+            except NotFound:
+                continue  # the resource is gone, and its assignments with it
+            for role in roles:
+                if owns_safety_grant(role.description, self.apim):
                     if not dry_run:
                         self.arm.delete_role_assignment(role, sub)
                     gone.append(role.scope)
