@@ -898,6 +898,7 @@ def _check_references(ctx: Ctx, doc: policyxml.Document) -> None:
                 if store.get(f"{svc}/{collection}/{value}") is None:
                     raise validation_error(
                         f"{label} with id '{value}' referenced in <{element.tag}> was not found.", "value")
+    _check_inbound_dimensions(doc)
     named = store.children(f"{svc}/namedValues")
     names = {e.name.lower() for e in named}
     names |= {str(e.body["properties"].get("displayName")).lower() for e in named}
@@ -906,6 +907,25 @@ def _check_references(ctx: Ctx, doc: policyxml.Document) -> None:
             if ref.lower() not in names:
                 raise validation_error(
                     f"Cannot find a property '{ref}' (named value) referenced in the policy.", "value")
+
+
+# Built-in token-metric dimensions that exist only once a backend is chosen (the llm-emit-token-metric
+# reference: "Backend ID" only in outbound). Refused in inbound (pessimistic: APIM's own check is not
+# documented; a dimension it can't fill would at best be empty).
+OUTBOUND_ONLY_DIMENSIONS = ("backend id",)
+
+
+def _check_inbound_dimensions(doc: policyxml.Document) -> None:
+    inbound = next((c for c in doc.root.children if isinstance(c, policyxml.Element) and c.tag == "inbound"),
+                   None)
+    for element in inbound.iter() if inbound is not None else ():
+        if not element.tag.endswith("-emit-token-metric"):
+            continue
+        for child in element.children:
+            if isinstance(child, policyxml.Element) and child.tag == "dimension" and str(
+                    dict(child.attrs).get("name", "")).strip().lower() in OUTBOUND_ONLY_DIMENSIONS:
+                raise validation_error(f"Dimension '{dict(child.attrs)['name']}' of <{element.tag}> is "
+                                       "available only in the outbound section.", "value")
 
 
 def _policy_type(path: str) -> str:

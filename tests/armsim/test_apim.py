@@ -300,6 +300,8 @@ def test_policy_etag_guards_concurrent_writers(apim):
      "no-such-value"),
     ('<set-header name="x"><value>@(context.Request.Body != null && true)</value></set-header>',
      "not well-formed"),
+    ('<llm-emit-token-metric namespace="n"><dimension name="Backend ID" /></llm-emit-token-metric>',
+     "only in the outbound section"),
 ])
 def test_policy_refuses_what_apim_refuses(apim, statement, message):
     import_api(apim)
