@@ -62,6 +62,8 @@ INFERENCE_ROLES = {
 NO_TOKEN = ("Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a "
             "valid key for an active subscription and use a correct regional API endpoint for your "
             "resource.")
+# The importer's vary-by on the requested deployment (importer/render.py VARY_BY_DEPLOYMENT).
+VARY_BY_REQUESTED = '@(context.Variables.GetValueOrDefault<string>("ai-requested-deployment", ""))'
 # Text that armsim's Content Safety rates severity 6 in every category (tests send it).
 UNSAFE_MARKER = "armsim-unsafe"
 
@@ -256,6 +258,9 @@ class Gateway:
         self.log = RequestLog()
         self.tokens = TokenCounter()
         self.metrics: list[dict[str, Any]] = []  # what llm-emit-token-metric sent to App Insights
+        # The semantic cache: key → (expires at, body, mimetype).
+        self.cache: dict[tuple[str, ...], tuple[float, bytes, str]] = {}
+        self._cache_lock = threading.Lock()
         self._server: BaseWSGIServer = make_server(host, port, self, threaded=True,
                                                    request_handler=_GatewayHandler)
         self.host, self.port = host, self._server.server_port
@@ -280,6 +285,8 @@ class Gateway:
         self.log.clear()
         self.tokens.clear()
         self.metrics.clear()
+        with self._cache_lock:
+            self.cache.clear()
 
     def service_url(self, service_name: str) -> str:
         return f"{self.url}/{service_name}"
@@ -353,16 +360,33 @@ class Gateway:
                 return blocked
             sub = self._subscription_id(svc, found.api, request)
             limit = _token_limit(inbound)
-            if limit is not None:
-                over = self._over_limit(found.api.id, sub, limit)
-                if over is not None:
-                    return over
+            lookup = _statement(inbound, "-semantic-cache-lookup")
+            cache_key: tuple[str, ...] | None = None
+            if lookup is not None:
+                looked = self._cache_key(svc, found.api, lookup, sub, requested, body)
+                if isinstance(looked, Response):
+                    return looked
+                cache_key = looked
+            # Statements in the policy's order: a lookup before the limit answers hits for free.
+            for step in _ordered(inbound, ("-semantic-cache-lookup", "-token-limit")):
+                if step == "-token-limit" and limit is not None:
+                    over = self._over_limit(found.api.id, sub, limit)
+                    if over is not None:
+                        return over
+                elif step == "-semantic-cache-lookup" and cache_key is not None:
+                    hit = self._cache_hit(cache_key)
+                    if hit is not None:
+                        return hit
             backend_url, backend = self._backend(svc, found.api, inbound)
             token = self._token(svc, inbound, backend)
             answer = self._model(backend_url, found, requested, body if isinstance(body, dict) else {},
                                  token)
             if answer.status_code == 200:
                 self._emit_metrics(svc, found.api, inbound, answer)
+                store = _statement(_section(policy.private.get("doc") if policy else None, "outbound"),
+                                   "-semantic-cache-store")
+                if cache_key is not None and store is not None:
+                    self._cache_store(cache_key, store, answer)
         answer.headers["x-armsim-backend-url"] = backend_url
         if limit is not None and answer.status_code == 200:
             self._count(found.api.id, sub, limit, answer)
@@ -453,6 +477,63 @@ class Gateway:
         if any(UNSAFE_MARKER in t for t in texts):
             return gateway_error(403, "Request failed content safety check.")
         return None
+
+    # -- semantic cache ----------------------------------------------------------------------------
+
+    def _cache_key(self, svc: Any, api: Any, lookup: Element, sub: str, requested: str | None,
+                   body: Any) -> tuple[str, ...] | Response | None:
+        """The cache entry a request looks up: the API, each ``vary-by`` value and the prompt. Only
+        the two fixed expressions the importer writes are evaluated (the subscription, the requested
+        deployment); any other expression is taken as one constant, so it varies nothing
+        (pessimistic). The embeddings call authenticates like any backend call. Similarity is exact
+        text equality: ``score-threshold`` is not modelled. None: no external cache, no lookup."""
+        store = self.sim.state.store
+        if not store.children(f"{svc.id}/caches"):
+            return None
+        attrs = dict(lookup.attrs)
+        backend = store.get(f"{svc.id}/backends/{attrs.get('embeddings-backend-id', '')}")
+        if backend is None:
+            return gateway_error(500, "semantic cache lookup: embeddings backend not found.")
+        url = str((backend.body.get("properties") or {}).get("url") or "")
+        at = self._resource_at(url)
+        if at is None:
+            return gateway_error(500, f"semantic cache lookup: embeddings backend {url} could not be "
+                                      "reached.")
+        principal = self._principal(svc)
+        token = ((principal, COGNITIVE_AUDIENCES[0]) if principal and attrs.get("embeddings-backend-auth")
+                 == "system-assigned" else self._backend_token(svc, backend))
+        denied = self._denied(token, at[0], "openai",
+                              "Microsoft.CognitiveServices/accounts/OpenAI/deployments/embeddings/action")
+        if denied is not None:
+            return gateway_error(500, f"semantic cache lookup: the embeddings backend answered "
+                                      f"{denied.status_code}.")
+        varies = []
+        for el in lookup.children:
+            if isinstance(el, Element) and el.tag == "vary-by":
+                text = "".join(child_text(el)).strip()
+                if text == "@(context.Subscription.Id)":
+                    varies.append(sub)
+                elif text == VARY_BY_REQUESTED:
+                    varies.append((requested or "").lower())
+                else:
+                    varies.append("" if text.startswith("@") else text)
+        return (api.id.lower(), *varies, json.dumps(_prompt_texts(body)))
+
+    def _cache_hit(self, key: tuple[str, ...]) -> Response | None:
+        with self._cache_lock:
+            entry = self.cache.get(key)
+            if entry is None or entry[0] < time.time():
+                return None
+            body, mimetype = entry[1], entry[2]
+        response = Response(body, status=200, mimetype=mimetype)
+        response.headers["x-armsim-cache"] = "hit"
+        return response
+
+    def _cache_store(self, key: tuple[str, ...], store: Element, answer: Response) -> None:
+        duration = _int(dict(store.attrs).get("duration")) or 0
+        with self._cache_lock:
+            self.cache[key] = (time.time() + duration, answer.get_data(),
+                               answer.mimetype or "application/json")
 
     # -- llm-emit-token-metric -------------------------------------------------------------------
 
@@ -648,9 +729,28 @@ class Gateway:
 
 
 def _inbound(doc: Any) -> Element | None:
+    return _section(doc, "inbound")
+
+
+def _section(doc: Any, name: str) -> Element | None:
     if doc is None:
         return None
-    return next((c for c in doc.root.children if isinstance(c, Element) and c.tag == "inbound"), None)
+    return next((c for c in doc.root.children if isinstance(c, Element) and c.tag == name), None)
+
+
+def _statement(section: Element | None, suffix: str) -> Element | None:
+    """The first statement of a section whose tag ends with ``suffix`` (either policy family)."""
+    return next((e for e in section.iter() if e.tag.endswith(suffix)), None) if section else None
+
+
+def _ordered(section: Element | None, suffixes: tuple[str, ...]) -> list[str]:
+    """Which of ``suffixes`` the section's statements end with, in the section's order."""
+    out: list[str] = []
+    for e in section.iter() if section is not None else ():
+        for suffix in suffixes:
+            if e.tag.endswith(suffix) and suffix not in out:
+                out.append(suffix)
+    return out
 
 
 def _allow_list(inbound: Element | None) -> str | None:

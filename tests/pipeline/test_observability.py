@@ -165,3 +165,67 @@ def test_the_cache_lookup_precedes_the_token_limit_and_varies_by_deployment(worl
     assert [v.text for v in lookup.iter("vary-by")] == [
         "@(context.Subscription.Id)",
         '@(context.Variables.GetValueOrDefault<string>("ai-requested-deployment", ""))']
+
+
+def _cached_world(world: World) -> dict[str, Any]:
+    from armsim import seed
+
+    world.apim_client().cache.create_or_update(world.rg, world.svc, "default", models.CacheContract(
+        connection_string="redis.example:10000,password=x,ssl=True", use_from_location="default"))
+    seed.create_deployment(world.clients, AOAI, "gpt-4o-mini", model="gpt-4o-mini", version="2024-07-18")
+    ref = AccountRef.parse(AOAI)
+    rec = world.reconciler(IMPORTER_SEMANTIC_CACHE_DEPLOYMENT="text-embedding-3-small",
+                           IMPORTER_TOKEN_QUOTA="20/Monthly", IMPORTER_PROBE="off")
+    assert rec.reconcile(ref).outcome == "applied"
+    svc = world.apim_client().api_management_service.get(world.rg, world.svc)
+    key = _subscription(world, "k-cache", f"/apis/{api_id(ref)}")
+    base = f"{svc.gateway_url}/contoso-aoai/openai"
+
+    def chat(deployment: str, text: str) -> tuple[int, dict[str, str], Any]:
+        return _call(base + CHAT.format(deployment), {"messages": [{"role": "user", "content": text}]},
+                     {"api-key": key})
+    return {"ref": ref, "chat": chat}
+
+
+def test_the_gateways_cache_never_serves_one_deployments_answer_for_another(gateway_world: World) -> None:
+    chat = _cached_world(gateway_world)["chat"]
+    status, headers, body = chat("gpt-4o", "hello")
+    assert status == 200 and body["model"] == "gpt-4o" and "x-armsim-cache" not in headers
+    status, headers, body = chat("gpt-4o-mini", "hello")
+    assert status == 200 and body["model"] == "gpt-4o-mini" and "x-armsim-cache" not in headers
+    status, headers, body = chat("gpt-4o", "hello")
+    assert status == 200 and body["model"] == "gpt-4o" and headers["x-armsim-cache"] == "hit"
+
+
+def test_a_cache_hit_does_not_spend_the_token_budget(gateway_world: World) -> None:
+    chat = _cached_world(gateway_world)["chat"]
+    assert chat("gpt-4o", "hello")[0] == 200  # 11 tokens of the quota of 20
+    assert chat("gpt-4o", "another prompt")[0] == 200  # over the quota now
+    assert chat("gpt-4o", "a third prompt")[0] == 403  # the quota refuses a miss
+    status, headers, _ = chat("gpt-4o", "hello")  # ... but not a hit: the lookup comes first
+    assert status == 200 and headers["x-armsim-cache"] == "hit"
+
+
+def test_the_stand_in_shows_what_the_old_policy_got_wrong(gateway_world: World) -> None:
+    """The policy before issue 13: lookup after the limit, varied by subscription only. The stand-in
+    serves gpt-4o's answer for gpt-4o-mini and refuses a hit once the budget is spent."""
+    from lxml import etree
+
+    cached = _cached_world(gateway_world)
+    aid = api_id(cached["ref"])
+    client = gateway_world.apim_client()
+    root = policyxml.parse(client.api_policy.get(gateway_world.rg, gateway_world.svc, aid, "policy").value)
+    inbound = root.find("inbound")
+    lookup = inbound.find("azure-openai-semantic-cache-lookup")
+    lookup.remove(lookup.findall("vary-by")[1])
+    inbound.remove(lookup)
+    inbound.insert(list(inbound).index(inbound.find("azure-openai-token-limit")) + 1, lookup)
+    client.api_policy.create_or_update(gateway_world.rg, gateway_world.svc, aid, "policy",
+                                       models.PolicyContract(value=etree.tostring(root, encoding="unicode"),
+                                                             format="xml"))
+    chat = cached["chat"]
+    assert chat("gpt-4o", "hello")[0] == 200
+    status, headers, body = chat("gpt-4o-mini", "hello")
+    assert status == 200 and body["model"] == "gpt-4o" and headers["x-armsim-cache"] == "hit"  # mixed
+    assert chat("gpt-4o", "another prompt")[0] == 200
+    assert chat("gpt-4o", "hello")[0] == 403  # the limit runs first: even a hit is refused
