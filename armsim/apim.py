@@ -203,6 +203,11 @@ def service_put(ctx: Ctx, **_: str) -> Response:
     body = _service_body(ctx, ctx.path, ctx.body(), existing.body if existing else None)
     body["properties"]["provisioningState"] = "Activating" if existing is None else "Updating"
     entity = _store_service(ctx, ctx.path, body)
+    if existing is None:
+        # Every instance has the built-in Azure Monitor logger (diagnostics' loggerId
+        # /loggers/azuremonitor); its resource logs go where the service's diagnostic settings say.
+        rid = f"{ctx.path}/loggers/azuremonitor"
+        store.put(rid, _body(rid, LOGGERS.type, {"loggerType": "azureMonitor", "isBuffered": True}))
 
     def done(outcome: str) -> None:
         entity.body["properties"]["provisioningState"] = "Succeeded" if outcome == "Succeeded" else "Failed"
@@ -415,6 +420,8 @@ def _build_logger(_ctx: Ctx, _rid: str, props: dict[str, Any], _e: Entity | None
 
 
 def _build_diagnostic(ctx: Ctx, rid: str, props: dict[str, Any], _e: Entity | None) -> dict[str, Any]:
+    if not newer_version(ctx):
+        props = {k: v for k, v in props.items() if k != "largeLanguageModel"}
     logger = str(props["loggerId"]).rstrip("/").rsplit("/", 1)[-1]
     svc = service_id(rid)
     if ctx.state.store.get(f"{svc}/loggers/{logger}") is None:
@@ -432,7 +439,24 @@ def _build_product(_ctx: Ctx, _rid: str, props: dict[str, Any], _e: Entity | Non
     return out
 
 
+# Fields of newer api-versions (2024-06-01-preview on): an older version's request can't carry them,
+# so the service ignores them there. armsim drops them from such a request (pessimistic), and keeps
+# every other field it does not interpret.
+NEWER_FIELDS_SINCE = "2024-06-01-preview"
+
+
+def newer_version(ctx: Ctx) -> bool:
+    return ctx.api_version >= NEWER_FIELDS_SINCE
+
+
 def _build_backend(ctx: Ctx, rid: str, props: dict[str, Any], _e: Entity | None) -> dict[str, Any]:
+    creds = props.get("credentials")
+    if isinstance(creds, dict) and "managedIdentity" in creds and not newer_version(ctx):
+        props = {**props, "credentials": {k: v for k, v in creds.items() if k != "managedIdentity"}}
+    identity = (props.get("credentials") or {}).get("managedIdentity")
+    if identity is not None and (not isinstance(identity, dict) or not identity.get("resource")):
+        raise validation_error("credentials.managedIdentity.resource is required.",
+                               "credentials.managedIdentity")
     kind = str(props.get("type") or "Single")
     if kind.lower() == "pool":
         services = (props.get("pool") or {}).get("services") or []
@@ -638,10 +662,22 @@ def _api_properties(props: dict[str, Any], defaults: dict[str, Any]) -> dict[str
     out["protocols"] = given.pop("protocols", None) or ["https"]
     out["subscriptionKeyParameterNames"] = given.pop("subscriptionKeyParameterNames", None) or {
         "header": "Ocp-Apim-Subscription-Key", "query": "subscription-key"}
+    bearer = out["subscriptionKeyParameterNames"].get("bearer")
+    if bearer is not None and str(bearer).lower() not in ("enabled", "disabled"):
+        raise validation_error("subscriptionKeyParameterNames.bearer must be 'enabled' or 'disabled'.",
+                               "subscriptionKeyParameterNames")
     out["type"] = given.pop("type", None) or "http"
     out["isCurrent"] = given.pop("isCurrent", True)
     out.update(given)
     return out
+
+
+def _api_fields(ctx: Ctx, props: dict[str, Any]) -> dict[str, Any]:
+    """``subscriptionKeyParameterNames.bearer`` exists from 2024-06-01-preview on (see NEWER_FIELDS_SINCE)."""
+    keys = props.get("subscriptionKeyParameterNames")
+    if isinstance(keys, dict) and "bearer" in keys and not newer_version(ctx):
+        props = {**props, "subscriptionKeyParameterNames": {k: v for k, v in keys.items() if k != "bearer"}}
+    return props
 
 
 def _check_path(ctx: Ctx, api_id: str, props: dict[str, Any]) -> None:
@@ -671,7 +707,7 @@ def api_put(ctx: Ctx, **_: str) -> Response:
     rid = ctx.path
     existing = store.get(rid)
     check_if_match(ctx.request, existing)
-    props = _properties(ctx)
+    props = _api_fields(ctx, _properties(ctx))
     fmt, value = props.get("format"), props.get("value")
     translate = str(props.get("translateRequiredQueryParameters") or "template")
     if value is None:
@@ -726,7 +762,7 @@ def api_patch(ctx: Ctx, **_: str) -> Response:
     _require_service(ctx)
     entity = _require(ctx, ctx.path, "Api")
     check_if_match(ctx.request, entity)
-    props = {**entity.body["properties"], **_properties(ctx)}
+    props = {**entity.body["properties"], **_api_fields(ctx, _properties(ctx))}
     contract = _api_properties(props, {})
     _check_path(ctx, entity.id, contract)
     entity, _created = ctx.state.store.put(entity.id, _body(entity.id, API_TYPE, contract))
@@ -865,6 +901,7 @@ def _check_references(ctx: Ctx, doc: policyxml.Document) -> None:
                 if store.get(f"{svc}/{collection}/{value}") is None:
                     raise validation_error(
                         f"{label} with id '{value}' referenced in <{element.tag}> was not found.", "value")
+    _check_inbound_dimensions(doc)
     named = store.children(f"{svc}/namedValues")
     names = {e.name.lower() for e in named}
     names |= {str(e.body["properties"].get("displayName")).lower() for e in named}
@@ -873,6 +910,25 @@ def _check_references(ctx: Ctx, doc: policyxml.Document) -> None:
             if ref.lower() not in names:
                 raise validation_error(
                     f"Cannot find a property '{ref}' (named value) referenced in the policy.", "value")
+
+
+# Built-in token-metric dimensions that exist only once a backend is chosen (the llm-emit-token-metric
+# reference: "Backend ID" only in outbound). Refused in inbound (pessimistic: APIM's own check is not
+# documented; a dimension it can't fill would at best be empty).
+OUTBOUND_ONLY_DIMENSIONS = ("backend id",)
+
+
+def _check_inbound_dimensions(doc: policyxml.Document) -> None:
+    inbound = next((c for c in doc.root.children if isinstance(c, policyxml.Element) and c.tag == "inbound"),
+                   None)
+    for element in inbound.iter() if inbound is not None else ():
+        if not element.tag.endswith("-emit-token-metric"):
+            continue
+        for child in element.children:
+            if isinstance(child, policyxml.Element) and child.tag == "dimension" and str(
+                    dict(child.attrs).get("name", "")).strip().lower() in OUTBOUND_ONLY_DIMENSIONS:
+                raise validation_error(f"Dimension '{dict(child.attrs)['name']}' of <{element.tag}> is "
+                                       "available only in the outbound section.", "value")
 
 
 def _policy_type(path: str) -> str:

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from armsim import apim, cognitive
+from armsim import apim, authorization, cognitive
 from armsim.core import RESET, LogEntry, RequestLog, request_kind
 from armsim.expressions import evaluate
 from armsim.fakemodel import (
@@ -34,6 +34,7 @@ from armsim.fakemodel import (
     Deployment,
     FakeModel,
     estimate,
+    model_error,
     stream_deltas,
     texts,
     usage_of,
@@ -57,6 +58,28 @@ INVALID_KEY = ("Access denied due to invalid subscription key. Make sure to prov
 DEFAULT_NOT_FOUND = {"error": {"code": "DeploymentNotFound", "message": "The deployment is not served."}}
 _PARAM = re.compile(r"\{([^{}]+)\}")
 _NAME_CHARACTERS = re.compile(r"[A-Za-z0-9._-]*")
+
+# Data-plane auth (docs/sandbox.md): a model or Content Safety endpoint answers only calls that carry
+# a managed-identity token, for Cognitive Services, of a principal holding a role with the data
+# actions the call needs, at the resource's scope or above.
+COGNITIVE_AUDIENCES = ("https://cognitiveservices.azure.com", "https://cognitiveservices.azure.com/")
+ROLE_OPENAI_USER = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
+ROLE_OPENAI_CONTRIBUTOR = "a001fd3d-188f-4b5d-821b-7da978bf7442"
+ROLE_COGNITIVE_SERVICES_USER = "a97b65f3-24c7-4388-baec-2e87135dc908"
+# Roles whose data actions allow inference: the OpenAI roles cover only the OpenAI routes; the Azure
+# AI model inference route (/models) and Content Safety need Cognitive Services User.
+INFERENCE_ROLES = {
+    "openai": (ROLE_OPENAI_USER, ROLE_OPENAI_CONTRIBUTOR, ROLE_COGNITIVE_SERVICES_USER),
+    "models": (ROLE_COGNITIVE_SERVICES_USER,),
+    "contentsafety": (ROLE_COGNITIVE_SERVICES_USER,),
+}
+NO_TOKEN = ("Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a "
+            "valid key for an active subscription and use a correct regional API endpoint for your "
+            "resource.")
+# The importer's vary-by on the requested deployment (importer/render.py VARY_BY_DEPLOYMENT).
+VARY_BY_REQUESTED = '@(context.Variables.GetValueOrDefault<string>("ai-requested-deployment", ""))'
+# Text that armsim's Content Safety rates severity 6 in every category (tests send it).
+UNSAFE_MARKER = "armsim-unsafe"
 
 
 def gateway_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -187,6 +210,10 @@ class Gateway:
         self.log = RequestLog()
         self.tokens = TokenCounter()
         self.model = FakeModel()
+        self.metrics: list[dict[str, Any]] = []  # what llm-emit-token-metric sent to App Insights
+        # The semantic cache: key → (expires at, body, mimetype).
+        self.cache: dict[tuple[str, ...], tuple[float, bytes, str]] = {}
+        self._cache_lock = threading.Lock()
         self._server: BaseWSGIServer = make_server(host, port, self, threaded=True,
                                                    request_handler=_GatewayHandler)
         self.host, self.port = host, self._server.server_port
@@ -215,6 +242,9 @@ class Gateway:
         self.tokens.clear()
         self.model.clear()
         self.down = False
+        self.metrics.clear()
+        with self._cache_lock:
+            self.cache.clear()
 
     def service_url(self, service_name: str) -> str:
         return f"{self.url}/{service_name}"
@@ -282,15 +312,38 @@ class Gateway:
             refused = self._allow_list(inbound, requested)
             if refused is not None:
                 return refused
+            blocked = self._content_safety(svc, inbound, body)
+            if blocked is not None:
+                return blocked
             sub = self._subscription_id(svc, found.api, request)
             limit = _token_limit(inbound)
-            if limit is not None:
-                over = self._over_limit(found.api.id, sub, limit)
-                if over is not None:
-                    return over
-            backend_url = self._backend_url(svc, found.api, inbound)
+            lookup = _statement(inbound, "-semantic-cache-lookup")
+            cache_key: tuple[str, ...] | None = None
+            if lookup is not None:
+                looked = self._cache_key(svc, found.api, lookup, sub, requested, body)
+                if isinstance(looked, Response):
+                    return looked
+                cache_key = looked
+            # Statements in the policy's order: a lookup before the limit answers hits for free.
+            for step in _ordered(inbound, ("-semantic-cache-lookup", "-token-limit")):
+                if step == "-token-limit" and limit is not None:
+                    over = self._over_limit(found.api.id, sub, limit)
+                    if over is not None:
+                        return over
+                elif step == "-semantic-cache-lookup" and cache_key is not None:
+                    hit = self._cache_hit(cache_key)
+                    if hit is not None:
+                        return hit
+            backend_url, backend = self._backend(svc, found.api, inbound)
+            token = self._token(svc, inbound, backend)
             body = body if isinstance(body, dict) else {}
-            answer = self._model(backend_url, found, request, requested, body)
+            answer = self._model(backend_url, found, request, requested, body, token)
+            if answer.status_code == 200:
+                self._emit_metrics(svc, found.api, inbound, answer)
+                store = _statement(_section(policy.private.get("doc") if policy else None, "outbound"),
+                                   "-semantic-cache-store")
+                if cache_key is not None and store is not None:
+                    self._cache_store(cache_key, store, answer)
         answer.headers["x-armsim-backend-url"] = backend_url
         props = found.operation.body["properties"]
         answer.headers["x-armsim-operation"] = f"{str(props.get('method')).upper()} " \
@@ -298,6 +351,178 @@ class Gateway:
         if limit is not None and answer.status_code == 200:
             self._count(found.api.id, sub, limit, answer, body)
         return answer
+
+    # -- managed identity and data-plane roles ---------------------------------------------------
+
+    @staticmethod
+    def _principal(svc: Any) -> str | None:
+        identity = svc.body.get("identity") or {}
+        if "systemassigned" not in str(identity.get("type", "")).replace(" ", "").lower():
+            return None
+        return str(identity.get("principalId") or "") or None
+
+    def _token(self, svc: Any, inbound: Element | None, backend: Any) -> tuple[str, str] | None:
+        """(principal, audience) of the token the gateway attaches to the backend call: from the
+        policy's ``authentication-managed-identity`` or the backend's ``credentials.managedIdentity``;
+        None when the call goes without one. Only the system-assigned identity is modelled."""
+        principal = self._principal(svc)
+        for el in inbound.iter() if inbound is not None else ():
+            if el.tag == "authentication-managed-identity":
+                attrs = dict(el.attrs)
+                if attrs.get("client-id"):
+                    return None
+                return (principal, attrs.get("resource", "")) if principal else None
+        return self._backend_token(svc, backend)
+
+    def _backend_token(self, svc: Any, backend: Any) -> tuple[str, str] | None:
+        principal = self._principal(svc)
+        props = (backend.body.get("properties") or {}) if backend is not None else {}
+        identity = ((props.get("credentials") or {}).get("managedIdentity") or {})
+        if not identity.get("resource") or identity.get("clientId") or principal is None:
+            return None
+        return principal, str(identity["resource"])
+
+    def _denied(self, token: tuple[str, str] | None, resource: Any, route: str,
+                action: str) -> Response | None:
+        """The resource's own 401 unless the token's principal holds an inference role on it."""
+        if token is None or token[1] not in COGNITIVE_AUDIENCES:
+            return model_error(401, "401", NO_TOKEN)
+        principal = token[0].lower()
+        scope = resource.id.lower()
+        for assignment in self.sim.state.store.of_type(authorization.ASSIGNMENT_TYPE):
+            props = assignment.body.get("properties") or {}
+            at = str(props.get("scope", "")).rstrip("/").lower()
+            role = str(props.get("roleDefinitionId", "")).rstrip("/").rsplit("/", 1)[-1].lower()
+            if (str(props.get("principalId", "")).lower() == principal and role in INFERENCE_ROLES[route]
+                    and (scope == at or scope.startswith(at + "/"))):
+                return None
+        return model_error(401, "PermissionDenied", f"The principal `{token[0]}` lacks the required data "
+                           f"action `{action}` to perform this operation.")
+
+    def _resource_at(self, url: str) -> tuple[Any, str] | None:
+        """The Cognitive Services account whose endpoint ``url`` starts with, and the rest of it."""
+        for account in self.sim.state.store.of_type(cognitive.ACCOUNT_TYPE):
+            props = account.body.get("properties") or {}
+            for endpoint in (props.get("endpoint"), *(props.get("endpoints") or {}).values()):
+                endpoint = str(endpoint or "").lower()
+                if endpoint and url.lower().startswith(endpoint):
+                    return account, url[len(endpoint):]
+        return None
+
+    # -- llm-content-safety ------------------------------------------------------------------------
+
+    def _content_safety(self, svc: Any, inbound: Element | None, body: Any) -> Response | None:
+        """Call the statement's backend with the backend's credentials, as the policy does: a
+        missing backend, token or role fails the request; a prompt rated at or above a category's
+        threshold is blocked with 403."""
+        el = next((e for e in inbound.iter() if e.tag == "llm-content-safety"), None) if inbound else None
+        if el is None:
+            return None
+        backend_id = dict(el.attrs).get("backend-id", "")
+        backend = self.sim.state.store.get(f"{svc.id}/backends/{backend_id}")
+        if backend is None:
+            return gateway_error(500, f"llm-content-safety: backend '{backend_id}' was not found.")
+        url = str((backend.body.get("properties") or {}).get("url") or "")
+        found = self._resource_at(url)
+        if found is None:
+            return gateway_error(500, f"llm-content-safety: backend {url} could not be reached (armsim "
+                                      "knows no resource with that endpoint).")
+        denied = self._denied(self._backend_token(svc, backend), found[0], "contentsafety",
+                              "Microsoft.CognitiveServices/accounts/ContentSafety/text:analyze/action")
+        if denied is not None:
+            said = json.loads(denied.get_data(as_text=True))["error"]["message"]
+            return gateway_error(500, "llm-content-safety: the Content Safety backend answered "
+                                      f"{denied.status_code}: {said}")
+        texts = _prompt_texts(body)
+        if any(UNSAFE_MARKER in t for t in texts):
+            return gateway_error(403, "Request failed content safety check.")
+        return None
+
+    # -- semantic cache ----------------------------------------------------------------------------
+
+    def _cache_key(self, svc: Any, api: Any, lookup: Element, sub: str, requested: str | None,
+                   body: Any) -> tuple[str, ...] | Response | None:
+        """The cache entry a request looks up: the API, each ``vary-by`` value and the prompt. Only
+        the two fixed expressions the importer writes are evaluated (the subscription, the requested
+        deployment); any other expression is taken as one constant, so it varies nothing
+        (pessimistic). The embeddings call authenticates like any backend call. Similarity is exact
+        text equality: ``score-threshold`` is not modelled. None: no external cache, no lookup."""
+        store = self.sim.state.store
+        if not store.children(f"{svc.id}/caches"):
+            return None
+        attrs = dict(lookup.attrs)
+        backend = store.get(f"{svc.id}/backends/{attrs.get('embeddings-backend-id', '')}")
+        if backend is None:
+            return gateway_error(500, "semantic cache lookup: embeddings backend not found.")
+        url = str((backend.body.get("properties") or {}).get("url") or "")
+        at = self._resource_at(url)
+        if at is None:
+            return gateway_error(500, f"semantic cache lookup: embeddings backend {url} could not be "
+                                      "reached.")
+        principal = self._principal(svc)
+        token = ((principal, COGNITIVE_AUDIENCES[0]) if principal and attrs.get("embeddings-backend-auth")
+                 == "system-assigned" else self._backend_token(svc, backend))
+        denied = self._denied(token, at[0], "openai",
+                              "Microsoft.CognitiveServices/accounts/OpenAI/deployments/embeddings/action")
+        if denied is not None:
+            return gateway_error(500, f"semantic cache lookup: the embeddings backend answered "
+                                      f"{denied.status_code}.")
+        varies = []
+        for el in lookup.children:
+            if isinstance(el, Element) and el.tag == "vary-by":
+                text = "".join(child_text(el)).strip()
+                if text == "@(context.Subscription.Id)":
+                    varies.append(sub)
+                elif text == VARY_BY_REQUESTED:
+                    varies.append((requested or "").lower())
+                else:
+                    varies.append("" if text.startswith("@") else text)
+        return (api.id.lower(), *varies, json.dumps(_prompt_texts(body)))
+
+    def _cache_hit(self, key: tuple[str, ...]) -> Response | None:
+        with self._cache_lock:
+            entry = self.cache.get(key)
+            if entry is None or entry[0] < time.time():
+                return None
+            body, mimetype = entry[1], entry[2]
+        response = Response(body, status=200, mimetype=mimetype)
+        response.headers["x-armsim-cache"] = "hit"
+        return response
+
+    def _cache_store(self, key: tuple[str, ...], store: Element, answer: Response) -> None:
+        duration = _int(dict(store.attrs).get("duration")) or 0
+        with self._cache_lock:
+            self.cache[key] = (time.time() + duration, answer.get_data(),
+                               answer.mimetype or "application/json")
+
+    # -- llm-emit-token-metric -------------------------------------------------------------------
+
+    def _emit_metrics(self, svc: Any, api: Any, inbound: Element | None, answer: Response) -> None:
+        """Record the statement's metrics only where APIM would send them: an ``applicationinsights``
+        diagnostic (the API's, else the service's) with metrics on, on an applicationInsights logger."""
+        el = next((e for e in inbound.iter() if e.tag.endswith("-emit-token-metric")),
+                  None) if inbound else None
+        if el is None:
+            return
+        store = self.sim.state.store
+        diag = store.get(f"{api.id}/diagnostics/applicationinsights") or store.get(
+            f"{svc.id}/diagnostics/applicationinsights")
+        props = (diag.body.get("properties") or {}) if diag is not None else {}
+        logger = store.get(str(props.get("loggerId", ""))) if props.get("loggerId") else None
+        logger_type = str(((logger.body.get("properties") or {}) if logger else {}).get("loggerType", ""))
+        if not props.get("metrics") or logger_type != "applicationInsights":
+            return
+        try:
+            usage = json.loads(answer.get_data(as_text=True)).get("usage") or {}
+        except ValueError:
+            return
+        dims = [dict(d.attrs).get("name", "") for d in el.children
+                if isinstance(d, Element) and d.tag == "dimension"]
+        self.metrics.append({"namespace": dict(el.attrs).get("namespace", ""), "api": api.name,
+                             "logger": logger.name if logger else "", "dimensions": dims,
+                             "prompt": usage.get("prompt_tokens"),
+                             "completion": usage.get("completion_tokens"),
+                             "total": usage.get("total_tokens")})
 
     def _route(self, svc: Any, path: str, request: Request) -> Match | Response:
         store = self.sim.state.store
@@ -338,13 +563,19 @@ class Gateway:
 
     @staticmethod
     def _given_key(api: Any, request: Request) -> str | None:
+        """The key where the API says it is: its header name (Ocp-Apim-Subscription-Key unless
+        renamed), its query name, and ``Authorization: Bearer`` only when ``bearer`` is enabled."""
         names = api.body["properties"].get("subscriptionKeyParameterNames") or {}
-        for header in (names.get("header"), "Ocp-Apim-Subscription-Key"):
-            if header and request.headers.get(header):
-                return str(request.headers[header])
-        query = names.get("query")
-        if query and request.args.get(query):
+        header = names.get("header") or "Ocp-Apim-Subscription-Key"
+        if request.headers.get(header):
+            return str(request.headers[header])
+        query = names.get("query") or "subscription-key"
+        if request.args.get(query):
             return str(request.args[query])
+        if str(names.get("bearer") or "").lower() == "enabled":
+            scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
         return None
 
     def _check_key(self, svc: Any, api: Any, request: Request) -> Response | None:
@@ -438,27 +669,35 @@ class Gateway:
             if limit.get(attr) and value is not None:
                 answer.headers[limit[attr]] = str(value)
 
-    def _backend_url(self, svc: Any, api: Any, inbound: Element | None) -> str:
+    def _backend(self, svc: Any, api: Any, inbound: Element | None) -> tuple[str, Any]:
+        """The backend call's base URL and the backend entity it comes from (None: a base-url or
+        the API's serviceUrl)."""
         for el in inbound.iter() if inbound is not None else ():
             if el.tag == "set-backend-service":
                 attrs = dict(el.attrs)
                 if attrs.get("base-url"):
-                    return attrs["base-url"]
+                    return attrs["base-url"], None
                 backend = self.sim.state.store.get(f"{svc.id}/backends/{attrs.get('backend-id', '')}")
                 if backend is not None:
-                    return str(backend.body["properties"].get("url", ""))
-        return str(api.body["properties"].get("serviceUrl", ""))
+                    return str(backend.body["properties"].get("url", "")), backend
+        return str(api.body["properties"].get("serviceUrl", "")), None
 
     def _model(self, backend_url: str, found: Match, request: Request, requested: str | None,
-               body: dict[str, Any]) -> Response:
-        """Answer as the model endpoint at ``backend_url`` would (the account whose endpoint it is)."""
+               body: dict[str, Any], token: tuple[str, str] | None = None) -> Response:
+        """Answer as the model endpoint at ``backend_url`` would (the account whose endpoint it is),
+        after checking the call's token like the endpoint does."""
         store = self.sim.state.store
-        endpoints = [(str(a.body["properties"].get("endpoint") or "").lower(), a)
-                     for a in store.of_type(cognitive.ACCOUNT_TYPE)]
-        account = next((a for e, a in endpoints if e and backend_url.lower().startswith(e)), None)
-        if account is None:
+        at = self._resource_at(backend_url)
+        if at is None:
             return gateway_error(500, f"Backend {backend_url} could not be reached (armsim knows no account "
                                       "with that endpoint).")
+        account, below = at
+        route = "models" if below.lower().startswith("models") else "openai"
+        action = ("Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action"
+                  if route == "openai" else "Microsoft.CognitiveServices/accounts/MaaS/*")
+        denied = self._denied(token, account, route, action)
+        if denied is not None:
+            return denied
         deployments = {}
         for d in store.children(f"{account.id}/deployments"):
             props = d.body.get("properties") or {}
@@ -472,9 +711,28 @@ class Gateway:
 
 
 def _inbound(doc: Any) -> Element | None:
+    return _section(doc, "inbound")
+
+
+def _section(doc: Any, name: str) -> Element | None:
     if doc is None:
         return None
-    return next((c for c in doc.root.children if isinstance(c, Element) and c.tag == "inbound"), None)
+    return next((c for c in doc.root.children if isinstance(c, Element) and c.tag == name), None)
+
+
+def _statement(section: Element | None, suffix: str) -> Element | None:
+    """The first statement of a section whose tag ends with ``suffix`` (either policy family)."""
+    return next((e for e in section.iter() if e.tag.endswith(suffix)), None) if section else None
+
+
+def _ordered(section: Element | None, suffixes: tuple[str, ...]) -> list[str]:
+    """Which of ``suffixes`` the section's statements end with, in the section's order."""
+    out: list[str] = []
+    for e in section.iter() if section is not None else ():
+        for suffix in suffixes:
+            if e.tag.endswith(suffix) and suffix not in out:
+                out.append(suffix)
+    return out
 
 
 def _allow_list(inbound: Element | None) -> str | None:
@@ -542,6 +800,19 @@ def _depth(value: Any) -> int:
             depth = max(depth, d)
             level += [(c, d + 1) for c in children]
     return depth
+
+
+def _prompt_texts(body: Any) -> list[str]:
+    """The texts a prompt carries: chat messages, ``input`` (embeddings, responses), ``prompt``."""
+    if not isinstance(body, dict):
+        return []
+    out: list[str] = []
+    messages = body.get("messages")
+    for m in messages if isinstance(messages, list) else []:
+        if isinstance(m, dict):
+            out += texts(m.get("content"))
+    out += texts(body.get("input")) + texts(body.get("prompt"))
+    return out
 
 
 def _json_body(request: Request) -> Any:

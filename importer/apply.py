@@ -17,6 +17,7 @@ from importer.model import (
     ApiSpec,
     BackendSpec,
     Change,
+    DiagnosticSpec,
     ImporterError,
     InvalidInput,
     Plan,
@@ -56,6 +57,27 @@ def preflight(arm: AzureArm, apim: ApimRef, plan: Plan,
                 raise InvalidInput(
                     f"product '{link.product_id}' does not exist in APIM {apim.name}: create it, or "
                     "remove it from IMPORTER_PRODUCTS / the apim-importer-products tag")
+        if change.kind == "diagnostic":
+            diag: DiagnosticSpec = change.desired
+            check_logger(arm, apim, diag)
+
+
+def check_logger(arm: AzureArm, apim: ApimRef, diag: DiagnosticSpec) -> None:
+    """The logger a diagnostic is about to name exists and is of the kind it needs."""
+    from importer.render import DIAGNOSTIC_APP_INSIGHTS
+
+    if diag.name != DIAGNOSTIC_APP_INSIGHTS:
+        return  # azuremonitor: APIM's built-in logger
+    kind = arm.logger_type(apim, diag.logger)
+    if kind is None:
+        raise InvalidInput(
+            f"logger '{diag.logger}' does not exist in APIM {apim.name}: token metrics need an "
+            "Application Insights logger there (IMPORTER_APIM_LOGGER); create it (infra: "
+            "apimAppInsightsLogger) or correct the setting")
+    if kind.lower() != "applicationinsights":
+        raise InvalidInput(
+            f"logger '{diag.logger}' in APIM {apim.name} is of type {kind}, not applicationInsights: "
+            "token metrics reach only Application Insights (IMPORTER_APIM_LOGGER)")
 
 
 def _write(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) -> None:
@@ -87,6 +109,8 @@ def _write(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) ->
             arm.unlink_product(apim, link)
         else:
             arm.link_product(apim, link)
+    elif kind == "diagnostic":
+        arm.put_diagnostic(apim, change.desired, change.etag, create=action is Action.CREATE)
     elif kind == "subscription":
         if action is not Action.DELETE:  # made on first use by the prober, never planned
             raise ValueError("the plan only deletes subscriptions")
@@ -98,7 +122,7 @@ def _write(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) ->
 # Writes that depend on nothing else in the plan go out together: the role assignment, backends and
 # the API first; then what needs the API (its policy, which also names the backends, and product
 # links); deletes after, in reverse dependency order.
-_WAVE = {"role_assignment": 0, "backend": 0, "api": 0, "policy": 1, "product_link": 1}
+_WAVE = {"role_assignment": 0, "backend": 0, "api": 0, "policy": 1, "diagnostic": 1, "product_link": 1}
 _DELETE_WAVE = {"subscription": 2, "product_link": 2, "policy": 3, "api": 3, "backend": 4,
                 "role_assignment": 4}
 

@@ -45,13 +45,15 @@ TAG_CACHE = "apim-importer-cache"
 TAG_SAFETY = "apim-importer-safety"
 TAG_CIRCUIT_BREAKER = "apim-importer-circuit-breaker"
 TAG_OPENAPI = "apim-importer-openapi"
+TAG_LLM_LOGGING = "apim-importer-llm-logging"
 TAGS: tuple[str, ...] = (TAG_ENABLED, TAG_MODE, TAG_BASE_PATH, TAG_PRODUCTS, TAG_TPM, TAG_QUOTA,
-                         TAG_METRICS, TAG_CACHE, TAG_SAFETY, TAG_CIRCUIT_BREAKER, TAG_OPENAPI)
+                         TAG_METRICS, TAG_CACHE, TAG_SAFETY, TAG_CIRCUIT_BREAKER, TAG_OPENAPI,
+                         TAG_LLM_LOGGING)
 
 OVERRIDE_KEYS: tuple[str, ...] = (
     "mode", "basePath", "products", "tokensPerMinute", "tokenQuota", "tokenMetrics",
-    "semanticCacheDeployment", "contentSafetyEndpoint", "circuitBreaker", "policyFragment", "adopt",
-    "enableApimIdentity", "displayName", "openapi",
+    "semanticCacheDeployment", "contentSafetyId", "circuitBreaker", "policyFragment", "adopt",
+    "enableApimIdentity", "displayName", "openapi", "llmLogging",
 )
 
 QUOTA_PERIODS: tuple[str, ...] = ("Hourly", "Daily", "Weekly", "Monthly", "Yearly")
@@ -59,6 +61,7 @@ QUOTA_PERIODS: tuple[str, ...] = ("Hourly", "Daily", "Weekly", "Monthly", "Yearl
 _SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
 PRODUCT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 FRAGMENT_ID = PRODUCT_ID
+LOGGER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 NAMESPACE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
@@ -144,6 +147,28 @@ def check_fragment_id(value: object, source: Src) -> str:
     if not isinstance(value, str) or not FRAGMENT_ID.fullmatch(value):
         raise _fail(source, value, "a policy fragment id: a letter or digit, then up to 79 letters, "
                     "digits, '_' or '-'")
+    return value
+
+
+def check_content_safety_id(value: object, source: Src) -> str:
+    """The ARM id of a Content Safety resource (a Cognitive Services account), canonical form."""
+    expected = ("the resource id of an Azure AI Content Safety resource: /subscriptions/<sub>/"
+                "resourceGroups/<rg>/providers/Microsoft.CognitiveServices/accounts/<name>")
+    if not isinstance(value, str):
+        raise _fail(source, value, expected)
+    try:
+        ref = AccountRef.parse(value.strip())
+    except InvalidInput as exc:
+        raise _fail(source, value, expected) from exc
+    if ref.key != value.strip().rstrip("/").lower() and ref.key != value.strip().lower():
+        raise _fail(source, value, expected)
+    return ref.id
+
+
+def check_logger_id(value: object, source: Src) -> str:
+    if not isinstance(value, str) or not LOGGER_ID.fullmatch(value):
+        raise _fail(source, value, "an APIM logger id: a letter or digit, then up to 79 letters, digits, "
+                    "'_' or '-'")
     return value
 
 
@@ -310,7 +335,7 @@ class _Layers:
         self.metrics = False
         self.namespace = TokenMetrics().namespace
         self.cache: str | None = None
-        self.safety_endpoint: str | None = None
+        self.safety_id: str | None = None
 
     def build(self) -> Options:
         limit = None
@@ -323,7 +348,7 @@ class _Layers:
             token_limit=limit,
             token_metrics=TokenMetrics(namespace=self.namespace) if self.metrics else None,
             semantic_cache=None if self.cache is None else SemanticCache(self.cache),
-            content_safety=None if self.safety_endpoint is None else ContentSafety(self.safety_endpoint),
+            content_safety=None if self.safety_id is None else ContentSafety(self.safety_id),
         )
 
 
@@ -331,6 +356,10 @@ def _apply_settings(layers: _Layers, s: Settings) -> None:
     def get(name: str) -> tuple[str, Source]:
         return s.get(name).strip(), Source(f"setting {name}")
 
+    retired = s.retired()
+    if retired:
+        name, advice = sorted(retired.items())[0]
+        raise InvalidInput(f"setting {name} is no longer read: {advice}")
     o = layers.options
     o = replace(o, mode=parse_mode(*get("IMPORTER_MODE")))
     o = replace(o, openapi=parse_openapi(*get("IMPORTER_OPENAPI")))
@@ -341,13 +370,15 @@ def _apply_settings(layers: _Layers, s: Settings) -> None:
     o = replace(o, enable_apim_identity=_setting_flag(*get("IMPORTER_ENABLE_APIM_IDENTITY")))
     o = replace(o, adopt=_setting_flag(*get("IMPORTER_ADOPT")))
     o = replace(o, policy_fragment=_optional(check_fragment_id)(*get("IMPORTER_POLICY_FRAGMENT")))
+    o = replace(o, apim_logger=_optional(check_logger_id)(*get("IMPORTER_APIM_LOGGER")))
+    o = replace(o, llm_logging=_setting_flag(*get("IMPORTER_LLM_LOGGING")))
     layers.options = o
     layers.tpm = parse_tpm(*get("IMPORTER_TOKENS_PER_MINUTE"))
     layers.quota = parse_quota(*get("IMPORTER_TOKEN_QUOTA"))
     layers.metrics = _setting_flag(*get("IMPORTER_TOKEN_METRICS"))
     layers.namespace = check_namespace(*get("IMPORTER_METRICS_NAMESPACE"))
     layers.cache = _optional(check_deployment_name)(*get("IMPORTER_SEMANTIC_CACHE_DEPLOYMENT"))
-    layers.safety_endpoint = _optional(check_https_endpoint)(*get("IMPORTER_CONTENT_SAFETY_ENDPOINT"))
+    layers.safety_id = _optional(check_content_safety_id)(*get("IMPORTER_CONTENT_SAFETY_ID"))
 
 
 def _apply_tags(layers: _Layers, tags: dict[str, str], where: str, s: Settings) -> None:
@@ -374,23 +405,25 @@ def _apply_tags(layers: _Layers, tags: dict[str, str], where: str, s: Settings) 
         elif tag == TAG_CACHE:
             layers.cache = None if value.lower() == "off" else check_deployment_name(value, src)
         elif tag == TAG_SAFETY:
-            layers.safety_endpoint = _safety_from_tag(_switch(value, src), raw, src, s)
+            layers.safety_id = _safety_from_tag(_switch(value, src), raw, src, s)
         elif tag == TAG_CIRCUIT_BREAKER:
             o = replace(o, circuit_breaker=_switch(value, src))
         elif tag == TAG_OPENAPI:
             o = replace(o, openapi=parse_openapi(value, src))
+        elif tag == TAG_LLM_LOGGING:
+            o = replace(o, llm_logging=_switch(value, src))
     layers.options = o
 
 
 def _safety_from_tag(on: bool, raw: str, src: Source, s: Settings) -> str | None:
     if not on:
         return None
-    endpoint = s.get("IMPORTER_CONTENT_SAFETY_ENDPOINT").strip()
-    if not endpoint:
+    resource = s.get("IMPORTER_CONTENT_SAFETY_ID").strip()
+    if not resource:
         raise InvalidInput(f"{src.name}={raw!r}{src.where}: content safety needs the setting "
-                           "IMPORTER_CONTENT_SAFETY_ENDPOINT (an Azure AI Content Safety endpoint); "
-                           "set it, or tag the account 'off'")
-    return check_https_endpoint(endpoint, Source("setting IMPORTER_CONTENT_SAFETY_ENDPOINT"))
+                           "IMPORTER_CONTENT_SAFETY_ID (the resource id of an Azure AI Content Safety "
+                           "resource); set it, or tag the account 'off'")
+    return check_content_safety_id(resource, Source("setting IMPORTER_CONTENT_SAFETY_ID"))
 
 
 def _strict_bool(value: object, source: Src) -> bool:
@@ -421,8 +454,8 @@ def _apply_overrides(layers: _Layers, overrides: Mapping[str, object]) -> None:
             layers.metrics = _strict_bool(value, src)
         elif key == "semanticCacheDeployment":
             layers.cache = _optional(check_deployment_name)(value, src)
-        elif key == "contentSafetyEndpoint":
-            layers.safety_endpoint = _optional(check_https_endpoint)(value, src)
+        elif key == "contentSafetyId":
+            layers.safety_id = _optional(check_content_safety_id)(value, src)
         elif key == "circuitBreaker":
             o = replace(o, circuit_breaker=_strict_bool(value, src))
         elif key == "policyFragment":
@@ -435,6 +468,8 @@ def _apply_overrides(layers: _Layers, overrides: Mapping[str, object]) -> None:
             o = replace(o, display_name=None if value is None else check_display_name(value, src))
         elif key == "openapi":
             o = replace(o, openapi=parse_openapi(value, src))
+        elif key == "llmLogging":
+            o = replace(o, llm_logging=_strict_bool(value, src))
     layers.options = o
 
 
@@ -492,7 +527,9 @@ def check_options(options: Options) -> Options:
         check_deployment_name(options.semantic_cache.embeddings_deployment,
                               f"{src} semantic_cache.embeddings_deployment")
     if options.content_safety is not None:
-        check_https_endpoint(options.content_safety.endpoint, f"{src} content_safety.endpoint")
+        check_content_safety_id(options.content_safety.resource_id, f"{src} content_safety.resource_id")
+    if options.apim_logger is not None:
+        check_logger_id(options.apim_logger, f"{src} apim_logger")
     parse_openapi(options.openapi, f"{src} openapi")
     check_openapi_base_url(options.openapi_base_url, f"{src} openapi_base_url")
     return options

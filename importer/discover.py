@@ -22,6 +22,7 @@ from importer.model import (
     ApiSpec,
     BackendSpec,
     Desired,
+    DiagnosticSpec,
     NotFound,
     Plan,
     PolicySpec,
@@ -30,6 +31,8 @@ from importer.model import (
 )
 from importer.render import (
     BACKEND_ROLES,
+    DIAGNOSTIC_AZURE_MONITOR,
+    LLM_LOGGING_NOTE,
     api_id,
     backend_id,
     owned_account,
@@ -238,8 +241,46 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
             roles = snapshot.roles.get(ref.id.lower(), ())
         else:
             roles = arm.list_role_assignments(ref.id, ref.subscription, principal)
+    roles += _other_scope_roles(arm, desired, snapshot)
+    diagnostics: tuple[DiagnosticSpec, ...] = ()
+    if api is not None and _needs_diagnostics(desired, backends):
+        diagnostics = tuple(d for d, _ in arm.list_diagnostics(apim, aid))
     return Actual(api=api, path_clash=path_clash, path_clash_owner=path_clash_owner, backends=backends,
-                  policy=policy, policy_etag=policy_etag, product_links=links, role_assignments=roles)
+                  policy=policy, policy_etag=policy_etag, product_links=links, role_assignments=roles,
+                  diagnostics=diagnostics)
+
+
+def _needs_diagnostics(desired: Desired, backends: Iterable[ActualBackend]) -> bool:
+    """Whether the run must look at the API's diagnostics: the options ask for one, or LLM logging
+    is off now and the main backend's description records that it was on (so it is turned off)."""
+    for d in desired.diagnostics:
+        if d.name != DIAGNOSTIC_AZURE_MONITOR or d.llm_logging:
+            return True
+    main = backend_id(desired.account).lower()
+    return any(b.spec.backend_id.lower() == main and LLM_LOGGING_NOTE in b.spec.description
+               for b in backends)
+
+
+def _other_scope_roles(arm: AzureArm, desired: Desired,
+                       snapshot: Snapshot | None) -> tuple[RoleAssignmentSpec, ...]:
+    """APIM's assignments at the desired scopes other than the account's (the Content Safety
+    resource): from the pass's listing when it covers that subscription, else one read per scope."""
+    out: list[RoleAssignmentSpec] = []
+    account = desired.account.key
+    for want in desired.role_assignments:
+        if want.scope.lower() == account:
+            continue
+        sub = want.scope.split("/")[2]
+        if (snapshot is not None and snapshot.principal_id == want.principal_id
+                and sub.lower() in snapshot.role_subscriptions):
+            found = snapshot.roles.get(want.scope.lower(), ())
+        else:
+            try:
+                found = arm.list_role_assignments(want.scope, sub, want.principal_id)
+            except NotFound:
+                found = ()
+        out += [r for r in found if r.principal_id.lower() == want.principal_id.lower()]
+    return tuple(out)
 
 
 def unguarded(actual: Actual, plan: Plan) -> list[str]:

@@ -116,8 +116,10 @@ def explain(rec: Reconciler, ref: AccountRef, deployment: str | None = None,
     pending = [f"{c.action.value} {c.kind} {c.id}" for c in plan.changes] if plan else []
     kinds = {c.kind for c in plan.changes} if plan else set()
     if "role_assignment" in kinds:
-        return ex.fail("role", "APIM's identity lacks its role on the account (drift pending: the next "
-                               "reconcile assigns it)")
+        scopes = sorted({c.desired.scope for c in plan.changes if c.kind == "role_assignment"} if plan
+                        else set())
+        return ex.fail("role", "APIM's identity lacks a role it needs on " + ", ".join(scopes)
+                       + " (drift pending: the next reconcile assigns it)")
     if deployment is not None and "policy" in kinds:
         return ex.fail("drift", "the API policy differs from what it should be (the allow-list may not "
                                 f"route '{deployment}' yet); pending: {', '.join(pending)}")

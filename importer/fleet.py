@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from importer.discover import Snapshot, take_snapshot
-from importer.model import Account, AccountRef, InvalidInput, in_scopes
+from importer.model import Account, AccountRef, ImporterError, InvalidInput, in_scopes
 from importer.reconcile import Reconciler, RunResult
 from importer.render import owned_account
 
@@ -91,6 +91,17 @@ def run_pass(rec: Reconciler, estate: Estate, *, concurrency: int = 8, dry_run: 
             results.append(run)
             if on_done is not None:
                 on_done(run)
+    if not dry_run and any(c.get("kind") == "backend" and c.get("action") == "delete"
+                           for run in results for c in run.applied):
+        # Runs in a pass leave the shared Content Safety grants alone (they run concurrently); a
+        # pass that deleted a backend removes the grants no imported API uses any more, once.
+        try:
+            gone = rec.sweep_safety_grants()
+        except ImporterError as exc:
+            logger.warning("fleet pass: could not remove unused Content Safety grants: %s", exc)
+            gone = []
+        if gone:
+            logger.info("fleet pass: removed %d unused Content Safety role assignments", len(gone))
     return sorted(results, key=lambda r: r.account.lower())
 
 

@@ -321,7 +321,10 @@ class SemanticCache:
 
 @dataclass(frozen=True)
 class ContentSafety:
-    endpoint: str
+    """Azure AI Content Safety on prompts. ``resource_id``: the ARM id of the Content Safety resource
+    (a Cognitive Services account); its endpoint is read from ARM at run time."""
+
+    resource_id: str
     shield_prompt: bool = True
     categories: tuple[tuple[str, int], ...] = (("Hate", 4), ("Sexual", 4), ("SelfHarm", 4), ("Violence", 4))
 
@@ -344,6 +347,8 @@ class Options:
     description: str | None = None
     openapi: OpenApi = OpenApi.BUNDLED
     openapi_base_url: str = OFFICIAL_OPENAPI_BASE_URL  # a setting only: where the official files are
+    apim_logger: str | None = None  # a setting only: the APIM logger (applicationInsights) for metrics
+    llm_logging: bool = False  # LLM request/response messages on the API's azuremonitor diagnostic
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,6 +369,9 @@ class ApiSpec:
     subscription_required: bool = True
     key_header: str = "api-key"
     key_query: str = "api-key"
+    # Also accept the key as ``Authorization: Bearer <key>`` (subscriptionKeyParameterNames.bearer,
+    # api-version 2025-03-01-preview; the typed 2024-05-01 SDK models lack it).
+    key_bearer: bool = False
     # The OpenAPI document (JSON text) imported inline, or a link when import_format endswith -link.
     import_format: str = "openapi+json"
     import_value: str = ""
@@ -384,12 +392,27 @@ class BackendSpec:
     title: str = ""
     protocol: str = "http"
     circuit_breaker: bool = False
+    # credentials.managedIdentity.resource: APIM's identity authenticates the calls (2025-03-01-preview).
+    identity_resource: str | None = None
 
 
 @dataclass(frozen=True)
 class PolicySpec:
     api_id: str
     xml: str  # well-formed XML, 'xml' format; compared after canonicalisation
+
+
+@dataclass(frozen=True)
+class DiagnosticSpec:
+    """One of the API's diagnostics, as far as the importer manages it: ``applicationinsights`` with
+    custom metrics on (token metrics), or ``azuremonitor``'s ``largeLanguageModel`` logging switch.
+    ``logger`` is the logger's name (APIM answers with its full id; compared by the last segment)."""
+
+    api_id: str
+    name: str  # applicationinsights | azuremonitor
+    logger: str
+    metrics: bool | None = None  # applicationinsights: custom metrics (llm-emit-token-metric) on
+    llm_logging: bool | None = None  # azuremonitor: largeLanguageModel.logs enabled / disabled
 
 
 @dataclass(frozen=True)
@@ -435,6 +458,7 @@ class Desired:
     policy: PolicySpec
     product_links: tuple[ProductLinkSpec, ...]
     role_assignments: tuple[RoleAssignmentSpec, ...]
+    diagnostics: tuple[DiagnosticSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -464,6 +488,8 @@ class Actual:
     product_links: tuple[ProductLinkSpec, ...] = ()
     role_assignments: tuple[RoleAssignmentSpec, ...] = ()
     subscription: ActualSubscription | None = None  # read only when offboarding
+    diagnostics: tuple[DiagnosticSpec, ...] = ()  # read only when the desired state names some
+    diagnostic_etags: tuple[tuple[str, str | None], ...] = ()  # (name, etag)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,7 +505,7 @@ class Action(StrEnum):
 
 # Dependency order of kinds for apply; delete runs in reverse. A subscription (the test key) is scoped
 # to the API, so it goes before the API when both are deleted; the plan never creates one.
-KIND_ORDER = ("role_assignment", "backend", "api", "policy", "product_link", "subscription")
+KIND_ORDER = ("role_assignment", "backend", "api", "policy", "diagnostic", "product_link", "subscription")
 
 
 @dataclass(frozen=True)

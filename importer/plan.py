@@ -19,6 +19,7 @@ from importer.model import (
     BackendSpec,
     Change,
     Desired,
+    DiagnosticSpec,
     InvalidInput,
     Plan,
     RoleAssignmentSpec,
@@ -72,6 +73,7 @@ def api_diff(actual: ApiSpec, desired: ApiSpec) -> tuple[str, ...]:
         ("subscription_required", actual.subscription_required, desired.subscription_required),
         ("key_header", actual.key_header, desired.key_header),
         ("key_query", actual.key_query, desired.key_query),
+        ("key_bearer", actual.key_bearer, desired.key_bearer),
     )
     for name, old, new in pairs:
         if old != new:
@@ -96,6 +98,7 @@ def backend_diff(actual: BackendSpec, desired: BackendSpec) -> tuple[str, ...]:
         ("title", actual.title, desired.title),
         ("protocol", actual.protocol.lower(), desired.protocol.lower()),
         ("circuit_breaker", actual.circuit_breaker, desired.circuit_breaker),
+        ("identity_resource", actual.identity_resource, desired.identity_resource),
     )
     for name, old, new in pairs:
         if old != new:
@@ -209,6 +212,43 @@ def _policy_change(desired: Desired, actual: Actual) -> Change | None:
     return None
 
 
+def _logger_name(logger: str) -> str:
+    return logger.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def diagnostic_diff(actual: DiagnosticSpec | None, desired: DiagnosticSpec) -> tuple[str, ...]:
+    """What differs in the fields the importer manages. An LLM-logging 'off' asks for nothing when
+    the diagnostic is absent or already off (the importer never creates a diagnostic to say no)."""
+    if desired.llm_logging is False and (actual is None or not actual.llm_logging):
+        return ()
+    if actual is None:
+        return (f"logger: {desired.logger}",)
+    out = []
+    if _logger_name(actual.logger) != _logger_name(desired.logger):
+        out.append(_field("logger", _logger_name(actual.logger), desired.logger))
+    if desired.metrics is not None and bool(actual.metrics) != desired.metrics:
+        out.append(_field("metrics", bool(actual.metrics), desired.metrics))
+    if desired.llm_logging is not None and bool(actual.llm_logging) != desired.llm_logging:
+        out.append(_field("llm_logging", bool(actual.llm_logging), desired.llm_logging))
+    return tuple(out)
+
+
+def _diagnostic_changes(desired: Desired, actual: Actual) -> list[Change]:
+    have = {d.name.lower(): d for d in actual.diagnostics} if actual.api is not None else {}
+    etags = dict(actual.diagnostic_etags)
+    out: list[Change] = []
+    for want in desired.diagnostics:
+        old = have.get(want.name.lower())
+        lines = diagnostic_diff(old, want)
+        if not lines:
+            continue
+        action = Action.CREATE if old is None else Action.UPDATE
+        out.append(Change(action, "diagnostic", want.name,
+                          reason="diagnostic missing" if old is None else "diagnostic drifted",
+                          diff=lines, desired=want, etag=etags.get(want.name.lower())))
+    return out
+
+
 def _link_changes(desired: Desired, actual: Actual) -> list[Change]:
     # Only missing links: a user may also link our API to other products, and that is theirs.
     have = set() if actual.api is None else {
@@ -247,6 +287,7 @@ def diff(desired: Desired, actual: Actual, *, adopt: bool = False) -> Plan:
             changes.append(change)
     changes += _backend_changes(desired, actual)
     changes += _link_changes(desired, actual)
+    changes += _diagnostic_changes(desired, actual)
     changes += _role_changes(desired, actual)
     return Plan(desired.account, _sorted(changes))
 

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -33,6 +33,7 @@ from importer.model import (
     ImporterError,
     InvalidInput,
     NotFound,
+    Options,
     Plan,
     Scope,
     in_scopes,
@@ -40,7 +41,14 @@ from importer.model import (
 from importer.plan import diff, offboard
 from importer.probe import token_limit_headers
 from importer.prober import Prober, Target
-from importer.render import openapi_link, render, routable_deployments
+from importer.render import (
+    openapi_link,
+    owned_account,
+    owns_safety_grant,
+    render,
+    routable_deployments,
+    safety_resource_of,
+)
 from importer.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -50,6 +58,22 @@ MAX_REPLANS = 3
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _safety_endpoint(options: Options, read: Future[str] | None) -> str | None:
+    """The Content Safety resource's endpoint (read concurrently), or a clear error before any write."""
+    if options.content_safety is None or read is None:
+        return None
+    resource = options.content_safety.resource_id
+    try:
+        endpoint = read.result()
+    except NotFound as exc:
+        raise InvalidInput(f"Content Safety resource {resource} (IMPORTER_CONTENT_SAFETY_ID) does not "
+                           "exist or the importer cannot read it: create it, grant the importer Reader "
+                           "on it, or correct the setting") from exc
+    if not endpoint:
+        raise InvalidInput(f"Content Safety resource {resource} has no endpoint")
+    return endpoint
 
 
 def _changed_routing(run: RunResult) -> bool:
@@ -289,10 +313,16 @@ class Reconciler:
             if stale:  # listed without ETags: re-read what is about to be deleted
                 actual = discover.refresh_backends(self.arm, self.apim, ref, actual, stale)
                 plan = offboard(ref, actual)
-            self._finish(run, plan, dry_run, offboarding=True)
+            self._finish(run, plan, dry_run, offboarding=True, sweep=snapshot is None)
             return None
         options = resolve_options(self.settings, acct.tag_map, overrides, account=ref.name)
         link = openapi_link(options)  # official document: fetched (cached per process) for render
+        safety: Future[str] | None = None
+        if options.content_safety is not None:  # its endpoint, read alongside the rest
+            safety = arm.submit(arm.resource_endpoint, options.content_safety.resource_id)
+        if options.token_metrics is not None and options.apim_logger is None:
+            run.notes.append("token metrics on without IMPORTER_APIM_LOGGER: they reach Application "
+                             "Insights only through a service-level diagnostic with metrics on")
         linked = linked_document(link) if link is not None else None
         for d in acct.deployments:
             if d.unrouted_reason:
@@ -317,13 +347,14 @@ class Reconciler:
                                      has_external_cache=check_cache)
                 speculative = True
         svc = cached or self._service(run, check_cache, options.enable_apim_identity, dry_run)
-        desired = render(acct, svc, options, linked)
+        safety_endpoint = _safety_endpoint(options, safety)
+        desired = render(acct, svc, options, linked, safety_endpoint=safety_endpoint)
         actual = discover.read_actual(arm, self.apim, desired, snapshot, prefetched=pf)
         plan = diff(desired, actual, adopt=options.adopt)
         if speculative and plan.changes:
             # Something to do: decide it on the APIM service's own word, not on our assignment's.
             svc = self._service(run, check_cache, options.enable_apim_identity, dry_run)
-            desired = render(acct, svc, options, linked)
+            desired = render(acct, svc, options, linked, safety_endpoint=safety_endpoint)
             actual = discover.read_actual(arm, self.apim, desired, snapshot, prefetched=pf)
             plan = diff(desired, actual, adopt=options.adopt)
         if snapshot is not None and any(c.action is not Action.CREATE for c in plan.changes):
@@ -339,7 +370,8 @@ class Reconciler:
         if stale:  # listed without ETags: re-read what is about to be written
             actual = discover.refresh_backends(self.arm, self.apim, ref, actual, stale)
             plan = diff(desired, actual, adopt=options.adopt)
-        self._finish(run, plan, dry_run, offboarding=False, known_products=known_products)
+        self._finish(run, plan, dry_run, offboarding=False, known_products=known_products,
+                     sweep=snapshot is None)
         if dry_run or self.prober is None or run.outcome != "applied":
             return None
         return Target(ref, svc.gateway_url, desired.api.path, options.mode, desired.api.key_header,
@@ -365,7 +397,7 @@ class Reconciler:
             logger.warning("run %s account %s: %s", run.run_id, target.ref, record["summary"])
 
     def _finish(self, run: RunResult, plan: Plan, dry_run: bool, *, offboarding: bool,
-                known_products: frozenset[str] = frozenset()) -> None:
+                known_products: frozenset[str] = frozenset(), sweep: bool = True) -> None:
         run.plan = plan
         if dry_run:
             run.outcome = "planned" if not plan.empty else ("conflict" if plan.conflicts else "noop")
@@ -373,6 +405,20 @@ class Reconciler:
         result = apply(self.arm, self.apim, plan, run_id=run.run_id, known_products=known_products)
         run.writes += result.writes
         run.applied += [c.to_json() for c in result.applied]
+        gone = {resource for c in result.applied if c.kind == "backend" and c.action is Action.DELETE
+                if (resource := safety_resource_of(c.desired.description))}
+        if sweep and gone:
+            # A Content Safety backend went: its resource's grant goes too if no API uses it.
+            try:
+                removed = self.sweep_safety_grants(gone)
+            except ImporterError as exc:  # the run's own writes stand; the fleet pass tries again
+                logger.warning("run %s: could not remove unused Content Safety grants: %s", run.run_id, exc)
+                run.notes.append(f"unused Content Safety grants not removed: {exc}")
+                removed = []
+            for scope in removed:
+                run.writes += 1
+                run.notes.append(f"removed APIM's Cognitive Services User on {scope}: no imported API "
+                                 "uses that Content Safety resource any more")
         if plan.conflicts:
             run.outcome = "conflict"
             run.error = "; ".join(c.reason for c in plan.conflicts)
@@ -381,6 +427,40 @@ class Reconciler:
             run.outcome = "offboarded" if offboarding else "applied"
         else:
             run.outcome = "noop"
+
+    def sweep_safety_grants(self, candidates: Iterable[str] | None = None,
+                            dry_run: bool = False) -> list[str]:
+        """Delete APIM's marked role assignments on Content Safety resources that no owned safety
+        backend names any more; returns their scopes. ``candidates``: the resources to look at (those
+        whose backends a run just deleted; read at each resource's scope, which Reader there allows).
+        None (a fleet pass): the marked grants in the watched subscriptions, and the configured one."""
+        principal = self.apim_service().principal_id
+        if principal is None:
+            return []
+        in_use = set()
+        for backend in self.arm.list_backends(self.apim):
+            resource = safety_resource_of(backend.description)
+            if resource and owned_account(backend.description):
+                in_use.add(resource.lower())
+        if candidates is None:
+            found = {r.scope for sub in sorted({s.subscription.lower() for s in self.scopes})
+                     for r in self.arm.list_role_assignments_in_subscription(sub, principal)
+                     if owns_safety_grant(r.description, self.apim)}
+            configured = self.settings.get("IMPORTER_CONTENT_SAFETY_ID").strip()
+            candidates = found | ({configured} if configured else set())
+        gone: list[str] = []
+        for scope in sorted({c for c in candidates if c.lower() not in in_use}):
+            sub = scope.split("/")[2] if scope.count("/") >= 2 else ""
+            try:
+                roles = self.arm.list_role_assignments(scope, sub, principal)
+            except NotFound:
+                continue  # the resource is gone, and its assignments with it
+            for role in roles:
+                if owns_safety_grant(role.description, self.apim):
+                    if not dry_run:
+                        self.arm.delete_role_assignment(role, sub)
+                    gone.append(role.scope)
+        return gone
 
     def _record(self, run: RunResult) -> None:
         if self.history is None:

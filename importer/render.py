@@ -24,12 +24,14 @@ from importer.model import (
     OWNER_MARK,
     Account,
     AccountRef,
+    ApimRef,
     ApimService,
     ApiSpec,
     BackendSpec,
     ContentSafety,
     Deployment,
     Desired,
+    DiagnosticSpec,
     InvalidInput,
     LinkedDocument,
     Mode,
@@ -52,6 +54,17 @@ ROLE_BY_MODE: dict[Mode, str] = {
     Mode.AZURE_OPENAI_V1: ROLE_OPENAI_USER,
     Mode.AZURE_AI: ROLE_COGNITIVE_SERVICES_USER,
 }
+
+# Modes whose clients may send the subscription key as ``Authorization: Bearer <key>`` (the plain
+# OpenAI SDK does): their APIs turn on subscriptionKeyParameterNames.bearer.
+BEARER_MODES = (Mode.AZURE_OPENAI, Mode.AZURE_OPENAI_V1)
+
+# The API diagnostics the importer manages (docs/policy.md): custom metrics on the Application
+# Insights one (token metrics), LLM message logging on the Azure Monitor one (its built-in logger).
+DIAGNOSTIC_APP_INSIGHTS = "applicationinsights"
+DIAGNOSTIC_AZURE_MONITOR = "azuremonitor"
+AZURE_MONITOR_LOGGER = "azuremonitor"
+LLM_LOGGING_NOTE = "LLM message logging: on"
 
 # Fixed namespace of role-assignment names: uuid5(namespace, "scope|role|principal"), all lowercase.
 ROLE_ASSIGNMENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:apim-ai-importer:role-assignment")
@@ -147,8 +160,13 @@ ALLOWED_VARIABLE = "ai-allowed-deployments"
 REQUESTED_VARIABLE = "ai-requested-deployment"
 COUNTER_KEY = "@(context.Subscription.Id)"
 VARY_BY = "@(context.Subscription.Id)"
+# The cache also varies by the deployment the request names (path or body ``model``): one API fronts
+# every deployment of the account, and one model's answer must never be served for another.
+VARY_BY_DEPLOYMENT = f'@(context.Variables.GetValueOrDefault<string>("{REQUESTED_VARIABLE}", ""))'
+# Built-in dimensions allowed in the inbound token-metric statement. "Backend ID" is outbound only
+# (llm-emit-token-metric reference), and the importer emits from inbound.
 BUILTIN_DIMENSIONS = ("API ID", "Operation ID", "Product ID", "User ID", "Subscription ID", "Location",
-                      "Gateway ID", "Backend ID")
+                      "Gateway ID")
 MAX_DIMENSIONS = 5
 SAFETY_CATEGORIES = ("Hate", "Sexual", "SelfHarm", "Violence")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -275,7 +293,7 @@ def _check_cache(cache: SemanticCache) -> None:
 
 
 def _check_safety(safety: ContentSafety) -> None:
-    config.check_https_endpoint(safety.endpoint, "content safety endpoint")
+    config.check_content_safety_id(safety.resource_id, "content safety resource id")
     names = [name for name, _ in safety.categories]
     if not names or len(set(names)) != len(names):
         raise InvalidInput(f"content safety categories {names!r}: expected distinct names")
@@ -321,6 +339,18 @@ def render_policy(mode: Mode, options: Options, *, backend: str, deployments: It
         for name, threshold in options.content_safety.categories:
             _sub(cats, "category", [("name", name), ("threshold", str(threshold))])
 
+    if options.semantic_cache is not None:
+        # Before the token limit: a cache hit answers without spending the caller's token budget.
+        _check_cache(options.semantic_cache)
+        if embeddings_backend is None:
+            raise InvalidInput("semantic caching is on but no embeddings backend was given")
+        lookup = _sub(inbound, f"{family}-semantic-cache-lookup", [
+            ("score-threshold", f"{options.semantic_cache.score_threshold:g}"),
+            ("embeddings-backend-id", _check_backend_ref(embeddings_backend, "embeddings backend id")),
+            ("embeddings-backend-auth", "system-assigned")])
+        _sub(lookup, "vary-by", text=VARY_BY)
+        _sub(lookup, "vary-by", text=VARY_BY_DEPLOYMENT)
+
     if options.token_limit is not None:
         limit = options.token_limit
         _check_token_limit(limit)
@@ -343,16 +373,6 @@ def render_policy(mode: Mode, options: Options, *, backend: str, deployments: It
                       [("namespace", options.token_metrics.namespace)])
         for dim in options.token_metrics.dimensions:
             _sub(metric, "dimension", [("name", dim)])
-
-    if options.semantic_cache is not None:
-        _check_cache(options.semantic_cache)
-        if embeddings_backend is None:
-            raise InvalidInput("semantic caching is on but no embeddings backend was given")
-        lookup = _sub(inbound, f"{family}-semantic-cache-lookup", [
-            ("score-threshold", f"{options.semantic_cache.score_threshold:g}"),
-            ("embeddings-backend-id", _check_backend_ref(embeddings_backend, "embeddings backend id")),
-            ("embeddings-backend-auth", "system-assigned")])
-        _sub(lookup, "vary-by", text=VARY_BY)
 
     if options.policy_fragment is not None:
         _sub(inbound, "include-fragment",
@@ -420,9 +440,57 @@ def _import(options: Options, linked: LinkedDocument | None) -> tuple[str, str, 
     return "openapi+json-link", link, linked.operations
 
 
+def safety_grant_mark(apim: ApimRef) -> str:
+    """The mark on APIM's role assignment on a Content Safety resource: shared by every account that
+    uses that resource, so it names the APIM instance (whose identity it grants), not an account."""
+    return f"[{OWNER_MARK} content-safety apim={apim.id}]"
+
+
+def owns_safety_grant(description: str | None, apim: ApimRef) -> bool:
+    lines = [line.strip() for line in (description or "").splitlines() if line.strip()]
+    return bool(lines) and lines[-1].lower() == safety_grant_mark(apim).lower()
+
+
+SAFETY_RESOURCE_LINE = "Content Safety resource: "
+
+
+def safety_resource_of(description: str | None) -> str | None:
+    """The Content Safety resource id a safety backend's description names (render writes it)."""
+    for line in (description or "").splitlines():
+        if line.strip().startswith(SAFETY_RESOURCE_LINE):
+            return line.strip()[len(SAFETY_RESOURCE_LINE):].strip() or None
+    return None
+
+
+def safety_grant(apim: ApimService, resource_id: str) -> RoleAssignmentSpec:
+    """Cognitive Services User for APIM's identity on the Content Safety resource."""
+    if apim.principal_id is None:
+        raise InvalidInput(f"API Management service {apim.ref.name} has no system-assigned identity")
+    role = ROLE_COGNITIVE_SERVICES_USER
+    return RoleAssignmentSpec(
+        name=role_assignment_name(resource_id, role, apim.principal_id), scope=resource_id,
+        role_definition_guid=role, principal_id=apim.principal_id,
+        description=f"API Management {apim.ref.name} calls Content Safety (llm-content-safety).\n"
+                    + safety_grant_mark(apim.ref))
+
+
+def diagnostics(api: str, options: Options) -> tuple[DiagnosticSpec, ...]:
+    """The API diagnostics the options ask for: Application Insights with metrics on (token metrics
+    and a logger named), Azure Monitor with LLM message logging on or off."""
+    out = []
+    if options.token_metrics is not None and options.apim_logger is not None:
+        out.append(DiagnosticSpec(api, DIAGNOSTIC_APP_INSIGHTS,
+                                  config.check_logger_id(options.apim_logger, "setting IMPORTER_APIM_LOGGER"),
+                                  metrics=True))
+    out.append(DiagnosticSpec(api, DIAGNOSTIC_AZURE_MONITOR, AZURE_MONITOR_LOGGER,
+                              llm_logging=options.llm_logging))
+    return tuple(out)
+
+
 def render(account: Account, apim: ApimService, options: Options,
-           linked: LinkedDocument | None = None) -> Desired:
-    """``linked``: the official document, fetched by the caller, when the options ask for it."""
+           linked: LinkedDocument | None = None, *, safety_endpoint: str | None = None) -> Desired:
+    """``linked``: the official document, fetched by the caller, when the options ask for it.
+    ``safety_endpoint``: the Content Safety resource's endpoint, read by the caller (content safety on)."""
     ref = account.ref
     mode = Mode(options.mode)
     config.check_options(options)
@@ -437,9 +505,13 @@ def render(account: Account, apim: ApimService, options: Options,
     deployments = routable_deployments(account)
 
     main_id = backend_id(ref)
+    main_text = f"Azure AI account {ref.name}, {mode.value} route."
+    if options.llm_logging:
+        # Records that LLM logging was on, so turning it off is noticed without reading diagnostics.
+        main_text += f"\n{LLM_LOGGING_NOTE}"
     backends = [BackendSpec(
         backend_id=main_id, url=endpoint + mode.suffix,
-        description=owner_description(ref, f"Azure AI account {ref.name}, {mode.value} route."),
+        description=owner_description(ref, main_text),
         title=f"{ref.name} ({mode.value})", circuit_breaker=options.circuit_breaker)]
 
     embeddings_id: str | None = None
@@ -465,12 +537,24 @@ def render(account: Account, apim: ApimService, options: Options,
             title=f"{ref.name} embeddings ({match[0].name})", circuit_breaker=options.circuit_breaker))
 
     safety_id: str | None = None
+    roles: list[RoleAssignmentSpec] = []
     if options.content_safety is not None:
+        resource = options.content_safety.resource_id
+        if safety_endpoint is None:
+            raise ValueError(f"the endpoint of Content Safety resource {resource} was not read: the "
+                             "caller reads it before render")
+        url = config.check_https_endpoint(safety_endpoint.strip(), f"endpoint of Content Safety resource "
+                                                                   f"{resource}")
         safety_id = backend_id(ref, "safety")
+        # llm-content-safety calls this backend with the backend's own credentials: APIM's identity,
+        # for Cognitive Services, which needs Cognitive Services User on the resource (granted below).
         backends.append(BackendSpec(
-            backend_id=safety_id, url=options.content_safety.endpoint,
-            description=owner_description(ref, f"Azure AI Content Safety for account {ref.name}."),
-            title=f"{ref.name} content safety", circuit_breaker=options.circuit_breaker))
+            backend_id=safety_id, url=url,
+            description=owner_description(ref, f"Azure AI Content Safety for account {ref.name}.\n"
+                                               f"{SAFETY_RESOURCE_LINE}{resource}"),
+            title=f"{ref.name} content safety", circuit_breaker=options.circuit_breaker,
+            identity_resource=COGNITIVE_RESOURCE))
+        roles.append(safety_grant(apim, resource))
 
     the_api_id = api_id(ref)
     display = options.display_name or f"{ref.name} ({mode.value})"
@@ -489,6 +573,7 @@ def render(account: Account, apim: ApimService, options: Options,
         import_format=import_format,
         import_value=import_value,
         operations=operations,
+        key_bearer=mode in BEARER_MODES,
     )
     policy = PolicySpec(the_api_id, render_policy(
         mode, options, backend=main_id, deployments=[d.name for d in deployments],
@@ -504,5 +589,6 @@ def render(account: Account, apim: ApimService, options: Options,
         backends=tuple(sorted(backends, key=lambda b: b.backend_id)),
         policy=policy,
         product_links=tuple(ProductLinkSpec(p, the_api_id) for p in sorted(set(options.products))),
-        role_assignments=(assignment,),
+        role_assignments=(assignment, *roles),
+        diagnostics=diagnostics(the_api_id, options),
     )

@@ -205,9 +205,9 @@ def on_timer(svc: Service) -> list[str]:
 
 _IMPORT_FIELDS = {"account": str, "dryRun": bool, "wait": bool, "mode": str, "basePath": str,
                   "products": list, "tokensPerMinute": int, "tokenQuota": str, "tokenMetrics": bool,
-                  "semanticCacheDeployment": str, "contentSafetyEndpoint": str,
+                  "semanticCacheDeployment": str, "contentSafetyId": str,
                   "circuitBreaker": bool, "policyFragment": str, "adopt": bool,
-                  "enableApimIdentity": bool, "displayName": str, "openapi": str}
+                  "enableApimIdentity": bool, "displayName": str, "openapi": str, "llmLogging": bool}
 
 
 def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:

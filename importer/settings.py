@@ -52,8 +52,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IMPORTER_METRICS_NAMESPACE", "ai-gateway", "Metric namespace for token metrics.", "ai-gateway"),
     Setting("IMPORTER_SEMANTIC_CACHE_DEPLOYMENT", "", "Embeddings deployment (on the same account) "
             "used for semantic caching; empty = no caching.", "text-embedding-3-small"),
-    Setting("IMPORTER_CONTENT_SAFETY_ENDPOINT", "", "Endpoint of an Azure AI Content Safety resource; "
-            "empty = no content-safety policy.", "https://contoso-safety.cognitiveservices.azure.com/"),
+    Setting("IMPORTER_CONTENT_SAFETY_ID", "", "Resource id of an Azure AI Content Safety resource (a "
+            "Cognitive Services account). The importer reads its endpoint, creates a backend that "
+            "authenticates with APIM's managed identity and grants that identity Cognitive Services "
+            "User on the resource; empty = no content-safety policy.",
+            "/subscriptions/<sub>/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices/accounts/"
+            "contoso-safety"),
+    Setting("IMPORTER_APIM_LOGGER", "", "Id of an existing APIM logger of type applicationInsights. With "
+            "token metrics on, each imported API's applicationinsights diagnostic sends to it with "
+            "custom metrics on (llm-emit-token-metric emits nothing without one).",
+            "apim-ai-importer-appinsights"),
+    Setting("IMPORTER_LLM_LOGGING", "false", "Log LLM request and response messages through the API's "
+            "azuremonitor diagnostic (largeLanguageModel); prompts and completions then reach Log "
+            "Analytics.", "false"),
     Setting("IMPORTER_CIRCUIT_BREAKER", "false", "Add a circuit breaker to each backend.", "true"),
     Setting("IMPORTER_POLICY_FRAGMENT", "", "Id of a policy fragment (owned by you) included in every "
             "imported API's inbound policy.", "org-ai-policy"),
@@ -79,6 +90,14 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+
+# Settings the importer no longer reads. Set to anything but empty, they stop every run with this
+# advice rather than being silently ignored (config.check_retired).
+RETIRED: dict[str, str] = {
+    "IMPORTER_CONTENT_SAFETY_ENDPOINT": "set IMPORTER_CONTENT_SAFETY_ID to the Content Safety resource's "
+    "id instead: the importer reads the endpoint from it and grants APIM's identity the role the "
+    "llm-content-safety call needs (see docs/policy.md)",
+}
 
 
 class SettingsError(ValueError):
@@ -107,7 +126,13 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         source = os.environ if env is None else env
-        return cls({s.name: source.get(s.name, s.default) for s in SETTINGS})
+        raw = {s.name: source.get(s.name, s.default) for s in SETTINGS}
+        raw.update({name: source[name] for name in RETIRED if source.get(name, "").strip()})
+        return cls(raw)
+
+    def retired(self) -> dict[str, str]:
+        """Retired settings that are set, with what to do instead."""
+        return {name: advice for name, advice in RETIRED.items() if self.raw.get(name, "").strip()}
 
     def get(self, name: str) -> str:
         if name not in _BY_NAME:

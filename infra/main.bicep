@@ -78,7 +78,7 @@ param tokensPerMinute string = ''
 @description('Default token quota as N/Period (Hourly, Daily, Weekly, Monthly, Yearly); empty = none. -> IMPORTER_TOKEN_QUOTA')
 param tokenQuota string = ''
 
-@description('Emit token metrics (llm-emit-token-metric). Set apimAppInsightsLogger too, or the metrics go nowhere. -> IMPORTER_TOKEN_METRICS')
+@description('Emit token metrics (llm-emit-token-metric). Name an Application Insights logger in apimLogger (or turn on apimAppInsightsLogger), or the metrics go nowhere. -> IMPORTER_TOKEN_METRICS')
 param tokenMetrics bool = false
 
 @description('Metric namespace for token metrics. -> IMPORTER_METRICS_NAMESPACE')
@@ -87,8 +87,14 @@ param metricsNamespace string = 'ai-gateway'
 @description('Embeddings deployment used for semantic caching; empty = no caching. -> IMPORTER_SEMANTIC_CACHE_DEPLOYMENT')
 param semanticCacheDeployment string = ''
 
-@description('Endpoint of an Azure AI Content Safety resource; empty = no content-safety policy. -> IMPORTER_CONTENT_SAFETY_ENDPOINT')
-param contentSafetyEndpoint string = ''
+@description('Resource id of an Azure AI Content Safety resource; empty = no content-safety policy. The importer reads its endpoint and grants APIM\'s identity Cognitive Services User on it; this deployment gives the importer Reader and the constrained RBAC Administrator on that resource. -> IMPORTER_CONTENT_SAFETY_ID')
+param contentSafetyId string = ''
+
+@description('Id of an existing APIM logger of type applicationInsights that each imported API\'s applicationinsights diagnostic sends token metrics to (with apimAppInsightsLogger on: apim-ai-importer-appinsights). -> IMPORTER_APIM_LOGGER')
+param apimLogger string = ''
+
+@description('Log LLM request and response messages through each imported API\'s azuremonitor diagnostic (prompts and completions reach Log Analytics). -> IMPORTER_LLM_LOGGING')
+param llmLogging bool = false
 
 @description('Add a circuit breaker to each backend. -> IMPORTER_CIRCUIT_BREAKER')
 param circuitBreaker bool = false
@@ -330,8 +336,16 @@ var appSettings = [
     value: semanticCacheDeployment
   }
   {
-    name: 'IMPORTER_CONTENT_SAFETY_ENDPOINT'
-    value: contentSafetyEndpoint
+    name: 'IMPORTER_CONTENT_SAFETY_ID'
+    value: contentSafetyId
+  }
+  {
+    name: 'IMPORTER_APIM_LOGGER'
+    value: apimLogger
+  }
+  {
+    name: 'IMPORTER_LLM_LOGGING'
+    value: llmLogging ? 'true' : 'false'
   }
   {
     name: 'IMPORTER_CIRCUIT_BREAKER'
@@ -469,6 +483,20 @@ module watchResourceGroupRoles 'modules/rbac-watch-rg.bicep' = [for s in resourc
     rbacAdminCondition: rbacAdminCondition
   }
 }]
+
+// /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.CognitiveServices/accounts/<name>;
+// placeholder parts keep the (skipped) module's scope expression valid when none is given.
+var contentSafetyParts = split(empty(contentSafetyId) ? '${subscription().id}/resourceGroups/${rgName}/providers/Microsoft.CognitiveServices/accounts/none' : contentSafetyId, '/')
+
+module contentSafetyRoles 'modules/rbac-content-safety.bicep' = if (!empty(contentSafetyId)) {
+  name: 'importer-safety-rbac-${take(resourceToken, 8)}'
+  scope: resourceGroup(contentSafetyParts[2], contentSafetyParts[4])
+  params: {
+    contentSafetyName: contentSafetyParts[8]
+    principalId: functionApp.outputs.principalId
+    rbacAdminCondition: rbacAdminCondition
+  }
+}
 
 module outcomeTopicRoles 'modules/rbac-outcome-topic.bicep' = if (!empty(eventTopicResourceId)) {
   name: 'importer-topic-rbac-${take(resourceToken, 8)}'

@@ -11,11 +11,11 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from importer.azure.clients import Clients
 from importer.azure.errors import arm_call, call, translate
+from importer.azure.rest import ArmJson, JsonBody
 from importer.model import (
     Account,
     AccountRef,
@@ -27,6 +27,7 @@ from importer.model import (
     ApiSpec,
     BackendSpec,
     Deployment,
+    DiagnosticSpec,
     NotFound,
     PolicySpec,
     ProductLinkSpec,
@@ -91,31 +92,70 @@ def deployment_from_sdk(obj: Any) -> Deployment:
     )
 
 
-def api_from_sdk(obj: Any, operations: Iterable[Any]) -> ApiSpec:
-    keys = obj.subscription_key_parameter_names
+def api_from_json(obj: JsonBody, operations: Iterable[tuple[str, str]] = ()) -> ApiSpec:
+    """An API as read at the JSON seam's api-version (which has ``bearer`` in the key names)."""
+    props = obj.get("properties") or {}
+    keys = props.get("subscriptionKeyParameterNames") or {}
     return ApiSpec(
-        api_id=obj.name,
-        display_name=obj.display_name or "",
-        description=obj.description or "",
-        path=obj.path or "",
-        service_url=obj.service_url or None,
-        protocols=tuple(sorted(_s(p) for p in (obj.protocols or ()))),
-        subscription_required=bool(obj.subscription_required),
-        key_header=(keys.header or "") if keys else "",
-        key_query=(keys.query or "") if keys else "",
-        operations=tuple(sorted((_s(o.method).upper(), o.url_template or "") for o in operations)),
+        api_id=str(obj.get("name") or ""),
+        display_name=props.get("displayName") or "",
+        description=props.get("description") or "",
+        path=props.get("path") or "",
+        service_url=props.get("serviceUrl") or None,
+        protocols=tuple(sorted(str(p) for p in (props.get("protocols") or ()))),
+        subscription_required=bool(props.get("subscriptionRequired")),
+        key_header=keys.get("header") or "",
+        key_query=keys.get("query") or "",
+        key_bearer=str(keys.get("bearer") or "").lower() == "enabled",
+        operations=tuple(sorted(operations)),
     )
 
 
-def backend_from_sdk(obj: Any) -> BackendSpec:
+def backend_from_json(obj: JsonBody) -> BackendSpec:
+    props = obj.get("properties") or {}
+    identity = ((props.get("credentials") or {}).get("managedIdentity") or {})
     return BackendSpec(
-        backend_id=obj.name,
-        url=obj.url or "",
-        description=obj.description or "",
-        title=obj.title or "",
-        protocol=_s(obj.protocol),
-        circuit_breaker=bool(obj.circuit_breaker and obj.circuit_breaker.rules),
+        backend_id=str(obj.get("name") or ""),
+        url=props.get("url") or "",
+        description=props.get("description") or "",
+        title=props.get("title") or "",
+        protocol=str(props.get("protocol") or ""),
+        circuit_breaker=bool((props.get("circuitBreaker") or {}).get("rules")),
+        identity_resource=identity.get("resource") or None,
     )
+
+
+def diagnostic_from_json(api_id: str, obj: JsonBody) -> DiagnosticSpec:
+    props = obj.get("properties") or {}
+    llm = props.get("largeLanguageModel") or {}
+    return DiagnosticSpec(
+        api_id=api_id, name=str(obj.get("name") or ""), logger=str(props.get("loggerId") or ""),
+        metrics=bool(props.get("metrics")),
+        llm_logging=str(llm.get("logs") or "").lower() == "enabled")
+
+
+# Messages up to 32 KB are logged in one entry (larger ones in 32 KB chunks); 2 MB is the cap.
+LLM_LOG_BYTES = 262144
+
+
+def diagnostic_body(spec: DiagnosticSpec, apim: ApimRef, *, create: bool) -> JsonBody:
+    """What the importer sets on a diagnostic: the logger and its own switch (PATCH on update, so
+    settings made by others on the same diagnostic are kept)."""
+    from importer.render import DIAGNOSTIC_APP_INSIGHTS
+
+    props: JsonBody = {"loggerId": f"{apim.id}/loggers/{spec.logger.rstrip('/').rsplit('/', 1)[-1]}"}
+    if spec.name == DIAGNOSTIC_APP_INSIGHTS:
+        props["metrics"] = bool(spec.metrics)
+        if create:
+            props.update({"alwaysLog": "allErrors", "httpCorrelationProtocol": "W3C",
+                          "logClientIp": False, "verbosity": "information",
+                          "sampling": {"samplingType": "fixed", "percentage": 100}})
+    if spec.llm_logging is not None:
+        state = "enabled" if spec.llm_logging else "disabled"
+        messages = {"messages": "all", "maxSizeInBytes": LLM_LOG_BYTES}
+        props["largeLanguageModel"] = ({"logs": state, "requests": messages, "responses": messages}
+                                       if spec.llm_logging else {"logs": state})
+    return {"properties": props}
 
 
 def role_from_sdk(obj: Any) -> RoleAssignmentSpec:
@@ -151,7 +191,19 @@ class AzureArm:
                 self._pool = ThreadPoolExecutor(max_workers=self.POOL_SIZE, thread_name_prefix="arm")
         return self._pool.submit(fn, *args, **kwargs)
 
+    def json(self, subscription: str) -> ArmJson:
+        """The JSON seam on the APIM client of ``subscription`` (same pipeline, newer api-version)."""
+        return ArmJson(self.clients.apim(subscription))
+
     # -- Cognitive Services ----------------------------------------------------------------------
+
+    def resource_endpoint(self, resource_id: str) -> str:
+        """``properties.endpoint`` of a Cognitive Services account (a Content Safety resource)."""
+        ref = AccountRef.parse(resource_id)
+        cs = self.clients.cognitive(ref.subscription)
+        obj = call(f"read Content Safety resource {resource_id}",
+                   lambda: cs.accounts.get(ref.resource_group, ref.name))
+        return str((obj.properties.endpoint if obj.properties else "") or "")
 
     def get_account(self, ref: AccountRef, *, with_deployments: bool = True) -> Account:
         cs = self.clients.cognitive(ref.subscription)
@@ -230,13 +282,12 @@ class AzureArm:
         """The API with its ETag; its operations too unless the caller lists them itself."""
         from importer.render import owned_account
 
-        client = self.clients.apim(apim.subscription)
+        rest = self.json(apim.subscription)
         try:
-            obj, etag = cast(tuple[Any, str | None], call(f"read API {api_id}", lambda: client.api.get(
-                apim.resource_group, apim.name, api_id, cls=_with_etag)))
+            obj, etag = call(f"read API {api_id}", lambda: rest.get(f"{apim.id}/apis/{api_id}"))
         except NotFound:
             return None
-        spec = api_from_sdk(obj, ())
+        spec = api_from_json(obj)
         if operations:
             spec = replace(spec, operations=self.list_operations(apim, api_id))
         return ActualApi(spec=spec, etag=etag, owned=owned_account(spec.description) is not None)
@@ -249,34 +300,24 @@ class AzureArm:
 
     def list_apis(self, apim: ApimRef) -> list[ApiSpec]:
         """Every API (without operations): for path clashes and orphan search."""
-        client = self.clients.apim(apim.subscription)
-        items = call(f"list APIs of {apim.name}", lambda: list(
-            client.api.list_by_service(apim.resource_group, apim.name)))
-        return [api_from_sdk(o, ()) for o in items]
+        rest = self.json(apim.subscription)
+        items = call(f"list APIs of {apim.name}", lambda: list(rest.list(f"{apim.id}/apis")))
+        return [api_from_json(o) for o in items]
 
     def put_api(self, apim: ApimRef, spec: ApiSpec, etag: str | None) -> None:
-        from azure.mgmt.apimanagement.models import (
-            ApiCreateOrUpdateParameter,
-            SubscriptionKeyParameterNamesContract,
-        )
-
-        client = self.clients.apim(apim.subscription)
-        params = ApiCreateOrUpdateParameter(
-            display_name=spec.display_name,
-            description=spec.description,
-            path=spec.path,
-            service_url=spec.service_url,
-            protocols=list(spec.protocols),
-            subscription_required=spec.subscription_required,
-            subscription_key_parameter_names=SubscriptionKeyParameterNamesContract(
-                header=spec.key_header, query=spec.key_query),
-            api_type="http",
-            format=spec.import_format,
-            value=spec.import_value,
-        )
+        keys: JsonBody = {"header": spec.key_header, "query": spec.key_query}
+        if spec.key_bearer:
+            keys["bearer"] = "enabled"
+        props: JsonBody = {
+            "displayName": spec.display_name, "description": spec.description, "path": spec.path,
+            "serviceUrl": spec.service_url, "protocols": list(spec.protocols),
+            "subscriptionRequired": spec.subscription_required,
+            "subscriptionKeyParameterNames": keys, "apiType": "http",
+            "format": spec.import_format, "value": spec.import_value,
+        }
+        rest = self.json(apim.subscription)
         with arm_call(f"write API {spec.api_id}"):
-            client.api.begin_create_or_update(apim.resource_group, apim.name, spec.api_id, params,
-                                              if_match=etag).result()
+            rest.put(f"{apim.id}/apis/{spec.api_id}", {"properties": props}, etag, lro=True)
 
     def delete_api(self, apim: ApimRef, api_id: str, etag: str | None) -> None:
         client = self.clients.apim(apim.subscription)
@@ -313,21 +354,19 @@ class AzureArm:
     def get_backend(self, apim: ApimRef, backend_id: str) -> ActualBackend | None:
         from importer.render import owned_account
 
-        client = self.clients.apim(apim.subscription)
+        rest = self.json(apim.subscription)
         try:
-            obj, etag = cast(tuple[Any, str | None], call(
-                f"read backend {backend_id}", lambda: client.backend.get(
-                    apim.resource_group, apim.name, backend_id, cls=_with_etag)))
+            obj, etag = call(f"read backend {backend_id}",
+                             lambda: rest.get(f"{apim.id}/backends/{backend_id}"))
         except NotFound:
             return None
-        spec = backend_from_sdk(obj)
+        spec = backend_from_json(obj)
         return ActualBackend(spec=spec, etag=etag, owned=owned_account(spec.description) is not None)
 
     def list_backends(self, apim: ApimRef) -> list[BackendSpec]:
-        client = self.clients.apim(apim.subscription)
-        items = call(f"list backends of {apim.name}", lambda: list(
-            client.backend.list_by_service(apim.resource_group, apim.name)))
-        return [backend_from_sdk(o) for o in items]
+        rest = self.json(apim.subscription)
+        items = call(f"list backends of {apim.name}", lambda: list(rest.list(f"{apim.id}/backends")))
+        return [backend_from_json(o) for o in items]
 
     def list_backends_named(self, apim: ApimRef, prefix: str) -> list[ActualBackend]:
         """Backends whose name starts with ``prefix`` (one account's: main, embeddings, safety) in
@@ -335,37 +374,29 @@ class AzureArm:
         from importer.render import owned_account
 
         quoted = prefix.replace("'", "''")
-        client = self.clients.apim(apim.subscription)
-        items = call(f"list backends named {prefix}*", lambda: list(client.backend.list_by_service(
-            apim.resource_group, apim.name, filter=f"startswith(name,'{quoted}')")))
-        specs = [backend_from_sdk(o) for o in items]
+        rest = self.json(apim.subscription)
+        items = call(f"list backends named {prefix}*", lambda: list(rest.list(
+            f"{apim.id}/backends", {"$filter": f"startswith(name,'{quoted}')"})))
+        specs = [backend_from_json(o) for o in items]
         return [ActualBackend(spec=s, owned=owned_account(s.description) is not None) for s in specs]
 
     def put_backend(self, apim: ApimRef, spec: BackendSpec, etag: str | None) -> None:
-        from azure.mgmt.apimanagement.models import (
-            BackendCircuitBreaker,
-            BackendContract,
-            CircuitBreakerFailureCondition,
-            CircuitBreakerRule,
-            FailureStatusCodeRange,
-        )
-
-        breaker = None
+        props: JsonBody = {"url": spec.url, "protocol": spec.protocol, "description": spec.description}
+        if spec.title:
+            props["title"] = spec.title
         if spec.circuit_breaker:
             # Trip for a minute after 3 throttles or server errors in a minute; honour Retry-After.
-            breaker = BackendCircuitBreaker(rules=[CircuitBreakerRule(
-                name="ai-importer-breaker",
-                failure_condition=CircuitBreakerFailureCondition(
-                    count=3, interval=timedelta(minutes=1),
-                    status_code_ranges=[FailureStatusCodeRange(min=429, max=429),
-                                        FailureStatusCodeRange(min=500, max=599)]),
-                trip_duration=timedelta(minutes=1), accept_retry_after=True)])
-        params = BackendContract(url=spec.url, protocol=spec.protocol, description=spec.description,
-                                 title=spec.title or None, circuit_breaker=breaker)
-        client = self.clients.apim(apim.subscription)
+            props["circuitBreaker"] = {"rules": [{
+                "name": "ai-importer-breaker",
+                "failureCondition": {"count": 3, "interval": "PT1M", "statusCodeRanges": [
+                    {"min": 429, "max": 429}, {"min": 500, "max": 599}]},
+                "tripDuration": "PT1M", "acceptRetryAfter": True}]}
+        if spec.identity_resource:
+            # The backend's calls carry a token of APIM's system-assigned identity for this resource.
+            props["credentials"] = {"managedIdentity": {"resource": spec.identity_resource}}
+        rest = self.json(apim.subscription)
         with arm_call(f"write backend {spec.backend_id}"):
-            client.backend.create_or_update(apim.resource_group, apim.name, spec.backend_id, params,
-                                            if_match=etag)
+            rest.put(f"{apim.id}/backends/{spec.backend_id}", {"properties": props}, etag)
 
     def delete_backend(self, apim: ApimRef, backend_id: str, etag: str | None) -> None:
         client = self.clients.apim(apim.subscription)
@@ -374,6 +405,37 @@ class AzureArm:
                 client.backend.delete(apim.resource_group, apim.name, backend_id, if_match=etag or "*")
         except NotFound:
             pass
+
+    # -- diagnostics and loggers -------------------------------------------------------------------
+
+    def list_diagnostics(self, apim: ApimRef, api_id: str) -> tuple[tuple[DiagnosticSpec, str | None], ...]:
+        """The API's diagnostics (the listing carries no ETags; writes send If-Match *)."""
+        rest = self.json(apim.subscription)
+        try:
+            items = call(f"list diagnostics of API {api_id}",
+                         lambda: list(rest.list(f"{apim.id}/apis/{api_id}/diagnostics")))
+        except NotFound:
+            return ()
+        return tuple((diagnostic_from_json(api_id, o), None) for o in items)
+
+    def put_diagnostic(self, apim: ApimRef, spec: DiagnosticSpec, etag: str | None, *, create: bool) -> None:
+        rest = self.json(apim.subscription)
+        path = f"{apim.id}/apis/{spec.api_id}/diagnostics/{spec.name}"
+        with arm_call(f"write diagnostic {spec.name} of API {spec.api_id}"):
+            if create:
+                rest.put(path, diagnostic_body(spec, apim, create=True), etag)
+            else:
+                rest.patch(path, diagnostic_body(spec, apim, create=False), etag or "*")
+
+    def logger_type(self, apim: ApimRef, logger_id: str) -> str | None:
+        """The type of an APIM logger (applicationInsights, azureMonitor, …), or None when absent."""
+        client = self.clients.apim(apim.subscription)
+        try:
+            obj = call(f"read logger {logger_id}",
+                       lambda: client.logger.get(apim.resource_group, apim.name, logger_id))
+        except NotFound:
+            return None
+        return _s(obj.logger_type)
 
     # -- products ----------------------------------------------------------------------------------
 

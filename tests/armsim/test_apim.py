@@ -300,6 +300,8 @@ def test_policy_etag_guards_concurrent_writers(apim):
      "no-such-value"),
     ('<set-header name="x"><value>@(context.Request.Body != null && true)</value></set-header>',
      "not well-formed"),
+    ('<llm-emit-token-metric namespace="n"><dimension name="Backend ID" /></llm-emit-token-metric>',
+     "only in the outbound section"),
 ])
 def test_policy_refuses_what_apim_refuses(apim, statement, message):
     import_api(apim)
@@ -444,3 +446,66 @@ def test_subscription_keys_for_one_api(apim, armsim):
     with pytest.raises(HttpResponseError, match="scope"):
         apim.subscription.create_or_update(RG, SVC, "bad", models.SubscriptionCreateParameters(
             scope="/apis/no-such-api", display_name="bad"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The importer's JSON seam: APIM at 2025-03-01-preview, fields the 2024-05-01 models lack
+
+
+def _svc_path() -> str:
+    return seed.apim_id()
+
+
+def test_preview_version_keeps_newer_fields_and_ones_armsim_does_not_interpret(apim):
+    from importer.azure.rest import ArmJson
+
+    rest = ArmJson(apim)
+    path = f"{_svc_path()}/backends/safety"
+    rest.put(path, {"properties": {"url": "https://s.cognitiveservices.azure.com/", "protocol": "http",
+                                   "credentials": {"managedIdentity": {
+                                       "resource": "https://cognitiveservices.azure.com"}},
+                                   "someFutureField": {"x": 1}}})
+    body, etag = rest.get(path)
+    assert body["properties"]["credentials"]["managedIdentity"]["resource"] == "https://cognitiveservices.azure.com"
+    assert body["properties"]["someFutureField"] == {"x": 1} and etag
+    # The typed 2024-05-01 client can't carry the credentials: its full PUT leaves none (armsim drops
+    # the field from any older-version request, as such a request can't express it).
+    apim.backend.create_or_update(RG, SVC, "safety", models.BackendContract(
+        url="https://s.cognitiveservices.azure.com/", protocol="http"))
+    assert "managedIdentity" not in (rest.get(path)[0]["properties"].get("credentials") or {})
+
+
+def test_api_key_names_with_bearer_only_at_the_newer_version(apim):
+    from importer.azure.rest import ArmJson
+
+    import_api(apim)
+    rest = ArmJson(apim)
+    path = f"{_svc_path()}/apis/aoai-api"
+    names = {"header": "api-key", "query": "api-key", "bearer": "enabled"}
+    rest.patch(path, {"properties": {"subscriptionKeyParameterNames": names}})
+    assert rest.get(path)[0]["properties"]["subscriptionKeyParameterNames"] == names
+    with pytest.raises(HttpResponseError) as err:
+        rest.patch(path, {"properties": {"subscriptionKeyParameterNames": {**names, "bearer": "yes"}}})
+    assert err.value.status_code == 400
+    old = ArmJson(apim, api_version="2024-05-01")
+    old.patch(path, {"properties": {"subscriptionKeyParameterNames": names}})
+    assert "bearer" not in rest.get(path)[0]["properties"]["subscriptionKeyParameterNames"]
+
+
+def test_api_diagnostics_need_their_logger_and_keep_llm_logging_at_the_newer_version(apim):
+    from importer.azure.rest import ArmJson
+
+    import_api(apim)
+    rest = ArmJson(apim)
+    path = f"{_svc_path()}/apis/aoai-api/diagnostics/azuremonitor"
+    llm = {"logs": "enabled", "requests": {"messages": "all", "maxSizeInBytes": 1024}}
+    # Every service has the built-in azuremonitor logger.
+    rest.put(path, {"properties": {"loggerId": "/loggers/azuremonitor", "largeLanguageModel": llm}})
+    props = rest.get(path)[0]["properties"]
+    assert props["largeLanguageModel"] == llm and props["loggerId"].endswith("/loggers/azuremonitor")
+    rest.patch(path, {"properties": {"largeLanguageModel": {"logs": "disabled"}}})
+    assert rest.get(path)[0]["properties"]["largeLanguageModel"] == {"logs": "disabled"}
+    with pytest.raises(HttpResponseError) as err:
+        rest.put(f"{_svc_path()}/apis/aoai-api/diagnostics/applicationinsights",
+                 {"properties": {"loggerId": "/loggers/nope", "metrics": True}})
+    assert err.value.status_code == 400 and "nope" in str(err.value)

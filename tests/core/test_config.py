@@ -51,7 +51,10 @@ SETTING_CASES: list[tuple[dict[str, str], str, object]] = [
     ({"IMPORTER_METRICS_NAMESPACE": "ns"}, "token_metrics", None),
     ({"IMPORTER_SEMANTIC_CACHE_DEPLOYMENT": "text-embedding-3-small"}, "semantic_cache",
      SemanticCache("text-embedding-3-small")),
-    ({"IMPORTER_CONTENT_SAFETY_ENDPOINT": SAFETY}, "content_safety", ContentSafety(SAFETY)),
+    ({"IMPORTER_CONTENT_SAFETY_ID": SAFETY}, "content_safety", ContentSafety(SAFETY)),
+    ({"IMPORTER_APIM_LOGGER": "appi-logger"}, "apim_logger", "appi-logger"),
+    ({"IMPORTER_LLM_LOGGING": "true"}, "llm_logging", True),
+    ({}, "llm_logging", False),
     ({"IMPORTER_CIRCUIT_BREAKER": "true"}, "circuit_breaker", True),
     ({"IMPORTER_POLICY_FRAGMENT": "org-ai_policy"}, "policy_fragment", "org-ai_policy"),
     ({"IMPORTER_ENABLE_APIM_IDENTITY": "yes"}, "enable_apim_identity", True),
@@ -95,11 +98,14 @@ BAD_SETTINGS: list[tuple[str, str]] = [
     ("IMPORTER_TOKEN_METRICS", "maybe"),
     ("IMPORTER_METRICS_NAMESPACE", "n" * 65),
     ("IMPORTER_SEMANTIC_CACHE_DEPLOYMENT", "-emb"),
-    ("IMPORTER_CONTENT_SAFETY_ENDPOINT", "http://safety.example.com/"),
-    ("IMPORTER_CONTENT_SAFETY_ENDPOINT", "https://safety.example.com/?a=b"),
-    ("IMPORTER_CONTENT_SAFETY_ENDPOINT", "https://safety.example.com/#frag"),
-    ("IMPORTER_CONTENT_SAFETY_ENDPOINT", "https://user:pw@safety.example.com/"),
-    ("IMPORTER_CONTENT_SAFETY_ENDPOINT", "not a url"),
+    ("IMPORTER_CONTENT_SAFETY_ID", "https://safety.example.com/"),
+    ("IMPORTER_CONTENT_SAFETY_ID", SAFETY + "/deployments/x"),
+    ("IMPORTER_CONTENT_SAFETY_ID", SAFETY.replace("CognitiveServices", "Web")),
+    ("IMPORTER_CONTENT_SAFETY_ID", SAFETY + "?a=b"),
+    ("IMPORTER_CONTENT_SAFETY_ID", "not an id"),
+    ("IMPORTER_APIM_LOGGER", "-logger"),
+    ("IMPORTER_APIM_LOGGER", "a/b"),
+    ("IMPORTER_LLM_LOGGING", "maybe"),
     ("IMPORTER_CIRCUIT_BREAKER", "2"),
     ("IMPORTER_POLICY_FRAGMENT", "_frag"),
     ("IMPORTER_ENABLE_APIM_IDENTITY", "sure"),
@@ -153,8 +159,8 @@ TAG_CASES: list[tuple[dict[str, str], dict[str, str], str, object]] = [
     ({"IMPORTER_TOKEN_METRICS": "true"}, {"apim-importer-metrics": "off"}, "token_metrics", None),
     ({}, {"apim-importer-cache": "emb-1"}, "semantic_cache", SemanticCache("emb-1")),
     ({"IMPORTER_SEMANTIC_CACHE_DEPLOYMENT": "emb"}, {"apim-importer-cache": "off"}, "semantic_cache", None),
-    ({"IMPORTER_CONTENT_SAFETY_ENDPOINT": SAFETY}, {"apim-importer-safety": "off"}, "content_safety", None),
-    ({"IMPORTER_CONTENT_SAFETY_ENDPOINT": SAFETY}, {"apim-importer-safety": "on"}, "content_safety",
+    ({"IMPORTER_CONTENT_SAFETY_ID": SAFETY}, {"apim-importer-safety": "off"}, "content_safety", None),
+    ({"IMPORTER_CONTENT_SAFETY_ID": SAFETY}, {"apim-importer-safety": "on"}, "content_safety",
      ContentSafety(SAFETY)),
     ({}, {"apim-importer-circuit-breaker": "on"}, "circuit_breaker", True),
     ({"IMPORTER_CIRCUIT_BREAKER": "true"}, {"apim-importer-circuit-breaker": "off"}, "circuit_breaker",
@@ -207,9 +213,22 @@ def test_unknown_tag_of_our_prefix_is_refused() -> None:
         resolve({}, {"apim-importer-tmp": "100"})
 
 
-def test_safety_tag_on_needs_the_endpoint_setting() -> None:
-    with pytest.raises(InvalidInput, match="IMPORTER_CONTENT_SAFETY_ENDPOINT"):
+def test_safety_tag_on_needs_the_resource_setting() -> None:
+    with pytest.raises(InvalidInput, match="IMPORTER_CONTENT_SAFETY_ID"):
         resolve({}, {"apim-importer-safety": "on"})
+
+
+def test_the_retired_endpoint_setting_stops_the_run_with_what_to_do() -> None:
+    """IMPORTER_CONTENT_SAFETY_ENDPOINT is no longer read: set, it is an error naming its successor
+    (silently ignoring it would turn content safety off)."""
+    with pytest.raises(InvalidInput, match="IMPORTER_CONTENT_SAFETY_ENDPOINT.*IMPORTER_CONTENT_SAFETY_ID"):
+        resolve({"IMPORTER_CONTENT_SAFETY_ENDPOINT": "https://contoso-safety.cognitiveservices.azure.com/"})
+    assert resolve({"IMPORTER_CONTENT_SAFETY_ENDPOINT": " "}).content_safety is None
+
+
+def test_content_safety_id_is_kept_in_its_canonical_form() -> None:
+    lower = SAFETY.replace("resourceGroups", "resourcegroups")
+    assert resolve({"IMPORTER_CONTENT_SAFETY_ID": lower}).content_safety == ContentSafety(SAFETY)
 
 
 def test_same_tag_in_two_cases_with_different_values_is_refused() -> None:
@@ -259,7 +278,8 @@ OVERRIDE_CASES: list[tuple[dict[str, Any], str, object]] = [
     ({"tokenMetrics": True}, "token_metrics", TokenMetrics()),
     ({"semanticCacheDeployment": "emb"}, "semantic_cache", SemanticCache("emb")),
     ({"semanticCacheDeployment": None}, "semantic_cache", None),
-    ({"contentSafetyEndpoint": SAFETY}, "content_safety", ContentSafety(SAFETY)),
+    ({"contentSafetyId": SAFETY}, "content_safety", ContentSafety(SAFETY)),
+    ({"llmLogging": True}, "llm_logging", True),
     ({"circuitBreaker": True}, "circuit_breaker", True),
     ({"policyFragment": "frag"}, "policy_fragment", "frag"),
     ({"policyFragment": None}, "policy_fragment", None),
@@ -290,7 +310,8 @@ BAD_OVERRIDES: list[tuple[str, object]] = [
     ("tokenQuota", "many"),
     ("tokenMetrics", "yes"),
     ("semanticCacheDeployment", "a/b"),
-    ("contentSafetyEndpoint", "ftp://x"),
+    ("contentSafetyId", "ftp://x"),
+    ("llmLogging", "on"),
     ("circuitBreaker", 1),
     ("policyFragment", "frag ment"),
     ("adopt", "true"),
@@ -365,7 +386,7 @@ def test_injection_in_tags_is_refused(tag: str, bad: str) -> None:
 
 @pytest.mark.parametrize("bad", INJECTIONS)
 @pytest.mark.parametrize("key", ["basePath", "products", "semanticCacheDeployment", "policyFragment",
-                                 "contentSafetyEndpoint", "tokenQuota"])
+                                 "contentSafetyId", "tokenQuota"])
 def test_injection_in_overrides_is_refused(key: str, bad: str) -> None:
     with pytest.raises(InvalidInput, match=f"option {key}="):
         resolve({}, {}, {key: bad})
@@ -373,15 +394,10 @@ def test_injection_in_overrides_is_refused(key: str, bad: str) -> None:
 
 @pytest.mark.parametrize("bad", INJECTIONS)
 @pytest.mark.parametrize("name", ["IMPORTER_METRICS_NAMESPACE", "IMPORTER_POLICY_FRAGMENT",
-                                  "IMPORTER_CONTENT_SAFETY_ENDPOINT", "IMPORTER_PRODUCTS"])
+                                  "IMPORTER_CONTENT_SAFETY_ID", "IMPORTER_PRODUCTS", "IMPORTER_APIM_LOGGER"])
 def test_injection_in_settings_is_refused(name: str, bad: str) -> None:
     with pytest.raises(InvalidInput, match=f"setting {name}="):
-        resolve({name: f"https://x.example.com/{bad}" if "ENDPOINT" in name else bad})
-
-
-def test_endpoint_paths_and_ports_are_allowed() -> None:
-    url = "https://safety.example.com:8443/base/path"
-    assert resolve({}, {}, {"contentSafetyEndpoint": url}).content_safety == ContentSafety(url)
+        resolve({name: SAFETY[:-1] + bad if "SAFETY" in name else bad})
 
 
 # ---------------------------------------------------------------------------------------------

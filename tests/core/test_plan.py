@@ -66,9 +66,12 @@ def test_create_everything_from_nothing(mode: Mode) -> None:
     d = desired(replace(FULL, mode=mode))
     p = plan.diff(d, Actual())
     api = render.api_id(REF)
-    role = d.role_assignments[0].name
-    assert _summary(p) == [
+    role, grant = d.role_assignments[0].name, d.role_assignments[1].name
+    assert d.role_assignments[1].scope == SAFETY  # Content Safety: APIM's grant on that resource
+    assert _summary(p) == sorted([
         ("create", "role_assignment", role),
+        ("create", "role_assignment", grant),
+    ]) + [
         ("create", "backend", api),
         ("create", "backend", f"{api}-embeddings"),
         ("create", "backend", f"{api}-safety"),
@@ -109,7 +112,8 @@ def test_nothing_to_do_when_apim_normalised_what_it_returns() -> None:
         role_definition_guid=f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/"
                              f"{role.role_definition_guid.upper()}", description="made by hand")
     links = (*d.product_links, ProductLinkSpec("someone-elses-product", d.api.api_id))
-    a = replace(a, api=replace(a.api, spec=api), role_assignments=(other_name,), product_links=links)
+    a = replace(a, api=replace(a.api, spec=api), role_assignments=(other_name, d.role_assignments[1]),
+                    product_links=links)
     assert plan.diff(d, a).changes == ()
 
 
@@ -164,7 +168,7 @@ DRIFTS: dict[str, tuple[Mutation, tuple[str, str, str], str]] = {
                         ("update", "api", API), "operation: - GET /extra"),
     "product link missing": (lambda d, a: (d, replace(a, product_links=a.product_links[:1])),
                              ("create", "product_link", "silver"), "product: silver"),
-    "role assignment missing": (lambda d, a: (d, replace(a, role_assignments=())),
+    "role assignment missing": (lambda d, a: (d, replace(a, role_assignments=a.role_assignments[1:])),
                                 ("create", "role_assignment", "@role"), "principal: " + PRINCIPAL),
     "deployment added": (_with_deployments((*DEPLOYMENTS, Deployment("o3-mini"))), ("update", "policy", API),
                          '+    <set-variable name="ai-allowed-deployments" '

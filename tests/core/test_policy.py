@@ -24,7 +24,8 @@ from importer.model import (
 from tests.core.factory import REF, SAFETY, account, desired
 
 FIXED_EXPRESSIONS = {*render.REQUESTED_EXPRESSION.values(), render.INVALID_JSON_CONDITION,
-                     render.DENY_CONDITION, render.NOT_FOUND_BODY, render.COUNTER_KEY, render.VARY_BY}
+                     render.DENY_CONDITION, render.NOT_FOUND_BODY, render.COUNTER_KEY, render.VARY_BY,
+                     render.VARY_BY_DEPLOYMENT}
 FEATURES = ("safety", "limit", "metrics", "cache", "fragment")
 
 
@@ -45,9 +46,10 @@ def _expected(mode: Mode, on: set[str]) -> list[tuple[str, str]]:
     inbound = ["base", "set-variable", "set-variable", "choose", "authentication-managed-identity",
                "set-backend-service"]
     inbound += ["llm-content-safety"] if "safety" in on else []
+    # The cache lookup comes before the token limit: a hit must not spend the caller's budget.
+    inbound += [f"{fam}-semantic-cache-lookup"] if "cache" in on else []
     inbound += [f"{fam}-token-limit"] if "limit" in on else []
     inbound += [f"{fam}-emit-token-metric"] if "metrics" in on else []
-    inbound += [f"{fam}-semantic-cache-lookup"] if "cache" in on else []
     inbound += ["include-fragment"] if "fragment" in on else []
     outbound = ["base"] + ([f"{fam}-semantic-cache-store"] if "cache" in on else [])
     return ([("inbound", s) for s in inbound] + [("backend", "base")]
@@ -106,7 +108,10 @@ def test_every_statement_attribute(mode: Mode) -> None:
     lookup = _find(xml, f"{fam}-semantic-cache-lookup")
     assert dict(lookup.attrib) == {"score-threshold": "0.05", "embeddings-backend-id": emb,
                                    "embeddings-backend-auth": "system-assigned"}
-    assert [(c.tag, c.text) for c in lookup] == [("vary-by", "@(context.Subscription.Id)")]
+    # Varied by the caller and by the deployment the request names (one API fronts every deployment).
+    assert [(c.tag, c.text) for c in lookup] == [
+        ("vary-by", "@(context.Subscription.Id)"),
+        ("vary-by", '@(context.Variables.GetValueOrDefault<string>("ai-requested-deployment", ""))')]
     assert _find(xml, f"{fam}-semantic-cache-store").attrib == {"duration": "60"}
     cs = _find(xml, "llm-content-safety")
     assert dict(cs.attrib) == {"backend-id": safety, "shield-prompt": "true"}
@@ -216,6 +221,7 @@ def test_display_names_never_reach_the_policy(display: str) -> None:
     Options(token_limit=TokenLimit(tokens_per_minute=0)),
     Options(token_limit=TokenLimit(tokens_per_minute=5, remaining_tokens_header='x"><evil/>')),
     Options(token_metrics=TokenMetrics(dimensions=("API ID", "Client IP"))),
+    Options(token_metrics=TokenMetrics(dimensions=("API ID", "Backend ID"))),  # outbound only
     Options(token_metrics=TokenMetrics(dimensions=("API ID",) * 2)),
     Options(token_metrics=TokenMetrics(dimensions=("API ID", "Operation ID", "Product ID", "User ID",
                                                    "Subscription ID", "Location"))),

@@ -17,6 +17,7 @@ from importer.model import (
     BackendSpec,
     ContentSafety,
     Deployment,
+    DiagnosticSpec,
     InvalidInput,
     LinkedDocument,
     Mode,
@@ -25,8 +26,20 @@ from importer.model import (
     ProductLinkSpec,
     RoleAssignmentSpec,
     SemanticCache,
+    TokenMetrics,
 )
-from tests.core.factory import ENDPOINT, PRINCIPAL, REF, SAFETY, SUB, account, apim, desired
+from tests.core.factory import (
+    APIM_REF,
+    ENDPOINT,
+    PRINCIPAL,
+    REF,
+    SAFETY,
+    SAFETY_ENDPOINT,
+    SUB,
+    account,
+    apim,
+    desired,
+)
 
 ID = re.compile(r"^[A-Za-z0-9-]{1,80}$")
 MARK = f"[{OWNER_MARK} account={REF.id}]"
@@ -145,6 +158,7 @@ def test_desired_objects_per_mode(mode: Mode, path: str, url: str, role: str) ->
         subscription_required=True,
         key_header="api-key",
         key_query="api-key",
+        key_bearer=mode is not Mode.AZURE_AI,  # OpenAI-style modes: Authorization: Bearer <key> too
         import_format="openapi+json",
         import_value=openapi.document_text(mode),
         operations=openapi.operations(openapi.document(mode)),
@@ -182,8 +196,34 @@ def test_cache_and_safety_backends() -> None:
     assert emb.url == ENDPOINT + "openai/deployments/text-embedding-3-small/embeddings"
     assert emb.circuit_breaker and render.owned_account(emb.description) == REF.id
     safety = by_id[render.backend_id(REF, "safety")]
-    assert safety.url == SAFETY and safety.circuit_breaker
+    assert safety.url == SAFETY_ENDPOINT and safety.circuit_breaker
+    assert safety.identity_resource == "https://cognitiveservices.azure.com"
     assert render.owned_account(safety.description) == REF.id
+    assert render.safety_resource_of(safety.description) == SAFETY
+    # APIM's identity gets Cognitive Services User on the Content Safety resource, marked for this
+    # APIM instance (the grant is shared by every account that uses the resource).
+    grant = next(r for r in d.role_assignments if r.scope == SAFETY)
+    assert grant.role_definition_guid == render.ROLE_COGNITIVE_SERVICES_USER
+    assert grant.principal_id == PRINCIPAL
+    assert grant.name == render.role_assignment_name(SAFETY, render.ROLE_COGNITIVE_SERVICES_USER, PRINCIPAL)
+    assert render.owns_safety_grant(grant.description, APIM_REF)
+    assert render.owned_account(grant.description) is None
+
+
+def test_safety_needs_its_endpoint_read_before_render() -> None:
+    with pytest.raises(ValueError, match="was not read"):
+        render.render(account(), apim(), Options(content_safety=ContentSafety(SAFETY)))
+
+
+def test_diagnostics_follow_metrics_logger_and_llm_logging() -> None:
+    api = render.api_id(REF)
+    off = desired(Options()).diagnostics
+    assert off == (DiagnosticSpec(api, "azuremonitor", "azuremonitor", llm_logging=False),)
+    # Metrics without a logger: no diagnostic is managed (a service-level one may carry them).
+    assert desired(Options(token_metrics=TokenMetrics())).diagnostics == off
+    both = desired(Options(token_metrics=TokenMetrics(), apim_logger="appi", llm_logging=True)).diagnostics
+    assert both == (DiagnosticSpec(api, "applicationinsights", "appi", metrics=True),
+                    DiagnosticSpec(api, "azuremonitor", "azuremonitor", llm_logging=True))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 from importer import config, openapi, render
 from importer.model import Account, AccountRef, Deployment, LinkedDocument, Mode, OpenApi
-from tests.core.factory import SAFETY, apim, settings
+from tests.core.factory import SAFETY, SAFETY_ENDPOINT, apim, settings
 from tests.expressions.table import ACCOUNT, DEPLOYMENTS
 
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -24,13 +24,13 @@ POLICY_OPTIONS: dict[str, tuple[Any, ...]] = {
     "tokenQuota": ("off", "100000/Monthly"),
     "tokenMetrics": (False, True),
     "semanticCacheDeployment": ("off", EMBEDDINGS),
-    "contentSafetyEndpoint": ("off", SAFETY),
+    "contentSafetyId": ("off", SAFETY),
     "policyFragment": ("off", "org-ai-policy"),
 }
 # The other keys, each with a value other than its default: none of them may change the policy.
 OTHER_OPTIONS: dict[str, Any] = {
     "basePath": "ai/{account}", "products": "ai-consumers", "circuitBreaker": True, "adopt": True,
-    "enableApimIdentity": True, "displayName": "Contoso limits", "openapi": "official",
+    "enableApimIdentity": True, "displayName": "Contoso limits", "openapi": "official", "llmLogging": True,
 }
 
 
@@ -53,7 +53,8 @@ def render_one(mode: Mode, overrides: dict[str, Any]) -> str:
         link = render.openapi_link(options)
         assert link is not None
         linked = LinkedDocument(link, openapi.operations(openapi.document(mode)))
-    return render.render(account(), apim(), options, linked).policy.xml
+    endpoint = SAFETY_ENDPOINT if options.content_safety is not None else None
+    return render.render(account(), apim(), options, linked, safety_endpoint=endpoint).policy.xml
 
 
 def every_policy() -> list[Rendered]:

@@ -13,9 +13,10 @@ from tests.expressions.conftest import Build
 
 def _expected_count(r: policies.Rendered) -> int:
     """The requested-deployment value, the 400 and the 404 conditions, the 404's body naming the
-    deployment; the counter key with a token limit; the vary-by key with the semantic cache."""
+    deployment; the counter key with a token limit; the two vary-by keys (subscription, requested
+    deployment) with the semantic cache."""
     on = {k for k, v in r.overrides if v not in ("off", False)}
-    return 4 + bool(on & {"tokensPerMinute", "tokenQuota"}) + ("semanticCacheDeployment" in on)
+    return 4 + bool(on & {"tokensPerMinute", "tokenQuota"}) + 2 * ("semanticCacheDeployment" in on)
 
 
 def test_every_expression_of_every_rendered_policy_compiles(build: Build) -> None:
@@ -29,7 +30,7 @@ def test_every_expression_of_every_rendered_policy_compiles(build: Build) -> Non
         found = csharp.expressions(r.xml)
         assert len(found) == _expected_count(r), (r.mode, r.overrides)
         fixed = {*render.REQUESTED_EXPRESSION.values(), render.COUNTER_KEY, render.INVALID_JSON_CONDITION,
-                 render.DENY_CONDITION, render.NOT_FOUND_BODY, render.VARY_BY}
+                 render.DENY_CONDITION, render.NOT_FOUND_BODY, render.VARY_BY, render.VARY_BY_DEPLOYMENT}
         assert {e.text for e in found} <= fixed
 
 

@@ -20,6 +20,7 @@ EXPECTED_FILES = {
     "modules/monitoring.bicep",
     "modules/rbac-apim.bicep",
     "modules/rbac-app.bicep",
+    "modules/rbac-content-safety.bicep",
     "modules/rbac-deadletter.bicep",
     "modules/rbac-outcome-topic.bicep",
     "modules/rbac-watch-rg.bicep",

@@ -30,6 +30,8 @@ EXPECTED_GUIDS = {
     "modules/rbac-apim.bicep": {API_MANAGEMENT_SERVICE_CONTRIBUTOR},
     "modules/rbac-watch-sub.bicep": {READER, RBAC_ADMINISTRATOR},
     "modules/rbac-watch-rg.bicep": {READER, RBAC_ADMINISTRATOR},
+    # The Content Safety resource: read its endpoint, grant APIM's identity Cognitive Services User.
+    "modules/rbac-content-safety.bicep": {READER, RBAC_ADMINISTRATOR},
     "modules/rbac-app.bicep": {
         STORAGE_BLOB_DATA_OWNER,
         STORAGE_QUEUE_DATA_CONTRIBUTOR,
@@ -145,7 +147,19 @@ ROLE_ASSIGNMENTS = [
 
 
 def test_role_assignments_found() -> None:
-    assert len(ROLE_ASSIGNMENTS) == 10
+    assert len(ROLE_ASSIGNMENTS) == 12
+
+
+def test_content_safety_roles_are_on_that_resource_only_and_constrained() -> None:
+    bicep = load("modules/rbac-content-safety.bicep")
+    assert bicep.resource("contentSafety").existing
+    for name in ("reader", "rbacAdministrator"):
+        assert bicep.resource(name).body["scope"].text == "contentSafety"
+    admin = bicep.resource("rbacAdministrator").body["properties"]
+    assert admin["condition"].text == "rbacAdminCondition" and admin["conditionVersion"] == "2.0"
+    main = load("main.bicep")
+    assert main.module("contentSafetyRoles").type == "modules/rbac-content-safety.bicep"
+    assert main.module("contentSafetyRoles").body["params"]["rbacAdminCondition"].text == "rbacAdminCondition"
 
 
 @pytest.mark.parametrize(("rel", "name"), ROLE_ASSIGNMENTS, ids=[f"{r}:{n}" for r, n in ROLE_ASSIGNMENTS])

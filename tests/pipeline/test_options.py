@@ -7,12 +7,26 @@ from typing import Any
 
 import pytest
 
+from armsim import seed
 from importer import policyxml
 from importer.model import AccountRef
 from importer.render import api_id
 from tests.fixtures.world import AOAI, FOUNDRY, SUB, World
 
-SAFETY = "https://contoso-safety.cognitiveservices.azure.com/"
+SAFETY = seed.account_id(SUB, seed.AI_GROUP, "contoso-safety")
+LOGGER = "appi-logger"
+
+
+def _safety(world: World) -> None:
+    seed.create_account(world.clients, name="contoso-safety", kind="ContentSafety")
+
+
+def _logger(world: World) -> None:
+    from azure.mgmt.apimanagement import models
+
+    key = {"instrumentationKey": "00000000-0000-0000-0000-00000000000a"}
+    world.apim_client().logger.create_or_update(world.rg, world.svc, LOGGER, models.LoggerContract(
+        logger_type="applicationInsights", credentials=key))
 
 
 def _cache(world: World) -> None:
@@ -37,18 +51,21 @@ COMBOS: list[tuple[str, dict[str, str], list[str]]] = [
     ("quota", {"IMPORTER_TOKEN_QUOTA": "100000/Monthly"}, ["token-limit"]),
     ("tpm+quota", {"IMPORTER_TOKENS_PER_MINUTE": "5000", "IMPORTER_TOKEN_QUOTA": "1000/Daily"},
      ["token-limit"]),
-    ("metrics", {"IMPORTER_TOKEN_METRICS": "true", "IMPORTER_METRICS_NAMESPACE": "team-ai"},
-     ["emit-token-metric"]),
+    ("metrics", {"IMPORTER_TOKEN_METRICS": "true", "IMPORTER_METRICS_NAMESPACE": "team-ai",
+                 "IMPORTER_APIM_LOGGER": LOGGER}, ["emit-token-metric"]),
+    ("metrics-no-logger", {"IMPORTER_TOKEN_METRICS": "true"}, ["emit-token-metric"]),
+    ("llm-logging", {"IMPORTER_LLM_LOGGING": "true"}, []),
     ("cache", {"IMPORTER_SEMANTIC_CACHE_DEPLOYMENT": "text-embedding-3-small"},
      ["semantic-cache-lookup", "semantic-cache-store"]),
-    ("safety", {"IMPORTER_CONTENT_SAFETY_ENDPOINT": SAFETY}, ["llm-content-safety"]),
+    ("safety", {"IMPORTER_CONTENT_SAFETY_ID": SAFETY}, ["llm-content-safety"]),
     ("circuit-breaker", {"IMPORTER_CIRCUIT_BREAKER": "true"}, []),
     ("fragment", {"IMPORTER_POLICY_FRAGMENT": "org-ai-policy"}, ["include-fragment"]),
     ("base-path+products", {"IMPORTER_BASE_PATH": "ai/{account}", "IMPORTER_PRODUCTS": "ai-consumers"}, []),
     ("everything", {"IMPORTER_TOKENS_PER_MINUTE": "5000", "IMPORTER_TOKEN_QUOTA": "1000/Daily",
-                    "IMPORTER_TOKEN_METRICS": "true",
+                    "IMPORTER_TOKEN_METRICS": "true", "IMPORTER_APIM_LOGGER": LOGGER,
+                    "IMPORTER_LLM_LOGGING": "true",
                     "IMPORTER_SEMANTIC_CACHE_DEPLOYMENT": "text-embedding-3-small",
-                    "IMPORTER_CONTENT_SAFETY_ENDPOINT": SAFETY, "IMPORTER_CIRCUIT_BREAKER": "true",
+                    "IMPORTER_CONTENT_SAFETY_ID": SAFETY, "IMPORTER_CIRCUIT_BREAKER": "true",
                     "IMPORTER_POLICY_FRAGMENT": "org-ai-policy", "IMPORTER_PRODUCTS": "ai-consumers"},
      ["token-limit", "emit-token-metric", "semantic-cache-lookup", "llm-content-safety",
       "include-fragment"]),
@@ -61,6 +78,9 @@ def test_every_option_is_idempotent(world: World, mode: str, label: str, env: di
                                     statements: list[str]) -> None:
     _cache(world)
     _fragment(world)
+    _safety(world)
+    _logger(world)
+    world.sim.log.clear()
     ref = AccountRef.parse(AOAI)
     rec = world.reconciler(IMPORTER_MODE=mode, **env)
     run = rec.reconcile(ref)
@@ -74,7 +94,11 @@ def test_every_option_is_idempotent(world: World, mode: str, label: str, env: di
     world.sim.log.clear()
     again = rec.reconcile(ref)
     assert again.outcome == "noop" and world.writes() == 0
-    assert world.reads() <= 8, world.sim.log.as_dicts()  # the budget, whatever the options
+    # The budget of 8, whatever the options, plus what an option must look at each run: the
+    # Content Safety resource (its endpoint and APIM's grant on it) and the API's diagnostics.
+    extra = 2 * ("IMPORTER_CONTENT_SAFETY_ID" in env) + ("IMPORTER_APIM_LOGGER" in env
+                                                        or "IMPORTER_LLM_LOGGING" in env)
+    assert world.reads() <= 8 + extra, world.sim.log.as_dicts()
 
 
 def test_azure_ai_mode_with_options_on_an_aiservices_account(world: World) -> None:
@@ -95,7 +119,8 @@ def test_options_as_tags_then_turned_off_remove_their_backends(world: World) -> 
     cs = world.clients.cognitive(SUB)
     cs.accounts.begin_update("rg-ai", ref.name, models.Account(tags={
         "apim-importer-cache": "text-embedding-3-small", "apim-importer-tpm": "100"})).result()
-    rec = world.reconciler(IMPORTER_CONTENT_SAFETY_ENDPOINT=SAFETY)
+    _safety(world)
+    rec = world.reconciler(IMPORTER_CONTENT_SAFETY_ID=SAFETY)
     assert rec.reconcile(ref).outcome == "applied"
     backends = {b.rsplit("/", 1)[-1] for b in world.sim.ids("Microsoft.ApiManagement/service/backends")}
     assert len(backends) == 3  # main, embeddings, safety

@@ -147,7 +147,8 @@ def test_hostile_tag_values_are_rejected_and_nothing_is_written(world: World, ta
 
 @pytest.mark.parametrize("override", [{"displayName": "x\u0000y"}, {"basePath": "../../x"},
                                       {"policyFragment": "a\"/><x"}, {"products": "a<b"},
-                                      {"contentSafetyEndpoint": "https://x/@(1)"}])
+                                      {"contentSafetyId": "/subscriptions/x/resourceGroups/@(1)/providers/"
+                                                          "Microsoft.CognitiveServices/accounts/a"}])
 def test_hostile_overrides_are_rejected(world: World, override: dict[str, Any]) -> None:
     run = world.reconciler().reconcile(AccountRef.parse(AOAI), overrides=override)
     assert run.outcome == "failed" and world.writes() == 0
