@@ -621,13 +621,20 @@ def _document_defaults(doc: dict[str, Any]) -> dict[str, Any]:
 _IMPORT_ONLY = ("format", "value", "wsdlSelector", "translateRequiredQueryParameters", "apiType")
 
 
-def _api_properties(props: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+def _api_properties(props: dict[str, Any], defaults: dict[str, Any], *,
+                    imported: bool = False) -> dict[str, Any]:
+    """The API contract a PUT leaves. ``imported`` (the PUT carried format + value): modelled on the
+    pessimistic reading of real APIM (azure-cli #20812, azure-powershell, Terraform azurerm's
+    import-then-update): the description is the document's ``info.description`` (none without
+    one) whatever the PUT said, and the service URL the document's first absolute ``servers`` URL
+    unless the PUT gives one."""
     given = {k: v for k, v in props.items() if k not in _IMPORT_ONLY and k != "provisioningState"}
     out: dict[str, Any] = {
         "displayName": given.pop("displayName", None) or defaults.get("displayName"),
         "apiRevision": given.pop("apiRevision", "1"),
     }
-    description = given.pop("description", None) or defaults.get("description")
+    said = given.pop("description", None)
+    description = defaults.get("description") if imported else said or defaults.get("description")
     if description:
         out["description"] = description
     out["subscriptionRequired"] = given.pop("subscriptionRequired", True)
@@ -698,7 +705,7 @@ def api_put(ctx: Ctx, **_: str) -> Response:
         raise validation_error(f"armsim imports only OpenAPI/Swagger documents (formats "
                                f"{', '.join(INLINE_FORMATS + LINK_FORMATS)}), not {fmt!r}.", "format")
 
-    contract = _api_properties(props, _document_defaults(doc) if doc else {})
+    contract = _api_properties(props, _document_defaults(doc) if doc else {}, imported=True)
     contract["displayName"] = contract.get("displayName") or rid.rsplit("/", 1)[-1]
     _check_path(ctx, rid, contract)
     body = _body(rid, API_TYPE, contract)

@@ -9,47 +9,56 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from importer.azure.arm import AzureArm
+from importer.identity import (
+    FEATURE_SUFFIX,
+    account_prefix,
+    api_id,
+    backend_id,
+    is_owned_id,
+    mode_of_api,
+    owns_object,
+    owns_role,
+    owns_subscription,
+    probe_subscription_id,
+    read_mark,
+    role_assignment_name,
+)
 from importer.model import (
     AccountRef,
     Action,
     Actual,
     ActualApi,
     ActualBackend,
+    ActualPolicy,
     ApimRef,
     ApiSpec,
     BackendSpec,
     Desired,
+    Mode,
     NotFound,
     Plan,
     PolicySpec,
     ProductLinkSpec,
     RoleAssignmentSpec,
 )
-from importer.render import (
-    BACKEND_ROLES,
-    api_id,
-    backend_id,
-    owned_account,
-    owns_subscription,
-    probe_subscription_id,
-    role_assignment_name,
-)
 
 
-def _mine(description: str, ref: AccountRef) -> bool:
-    owner = owned_account(description)
-    return owner is not None and owner.lower() == ref.key
+def _own_api(api: ActualApi, ref: AccountRef, apim: ApimRef) -> ActualApi:
+    return replace(api, owned=owns_object(api.spec.api_id, api.spec.description, ref, apim))
 
 
-def _own_api(api: ActualApi | None, ref: AccountRef) -> ActualApi | None:
-    return None if api is None else replace(api, owned=_mine(api.spec.description, ref))
+def _own_backend(b: ActualBackend | None, ref: AccountRef, apim: ApimRef) -> ActualBackend | None:
+    return None if b is None else replace(
+        b, owned=owns_object(b.spec.backend_id, b.spec.description, ref, apim))
 
 
-def _own_backend(b: ActualBackend | None, ref: AccountRef) -> ActualBackend | None:
-    return None if b is None else replace(b, owned=_mine(b.spec.description, ref))
+def _account_ids(ref: AccountRef) -> tuple[list[str], list[str]]:
+    """(every API id, every backend id) the account may own: one per mode, plus the features'."""
+    apis = [api_id(ref, m) for m in Mode]
+    return apis, apis + [backend_id(ref, role) for role in FEATURE_SUFFIX]
 
 
 @dataclass(frozen=True)
@@ -65,19 +74,22 @@ class Snapshot:
     product_apis: Mapping[str, frozenset[str]]  # product id → lowercase api ids linked to it
 
 
-def owns_anything(snapshot: Snapshot, ref: AccountRef) -> bool:
+def owns_anything(snapshot: Snapshot, ref: AccountRef, apim: ApimRef) -> bool:
     """Whether the pass's listings show an object of ours for ``ref`` (an API, a backend, APIM's
     role assignment on the account), or can't tell (its subscription's assignments not listed)."""
     if ref.subscription.lower() not in snapshot.role_subscriptions:
         return True
-    api = snapshot.apis.get(api_id(ref).lower())
-    if api is not None and _mine(api.description, ref):
-        return True
-    for role in BACKEND_ROLES:
-        backend = snapshot.backends.get(backend_id(ref, role).lower())
-        if backend is not None and _mine(backend.description, ref):
+    apis, backends = _account_ids(ref)
+    for aid in apis:
+        api = snapshot.apis.get(aid.lower())
+        if api is not None and owns_object(aid, api.description, ref, apim):
             return True
-    return any(_mine(r.description, ref) for r in snapshot.roles.get(ref.id.lower(), ()))
+    for bid in backends:
+        backend = snapshot.backends.get(bid.lower())
+        if backend is not None and owns_object(bid, backend.description, ref, apim):
+            return True
+    return any(owns_role(r.scope, r.description, r.principal_id, ref, apim, snapshot.principal_id)
+               for r in snapshot.roles.get(ref.id.lower(), ()))
 
 
 def take_snapshot(arm: AzureArm, apim: ApimRef, principal_id: str | None, subscriptions: Iterable[str],
@@ -99,22 +111,34 @@ def take_snapshot(arm: AzureArm, apim: ApimRef, principal_id: str | None, subscr
                     product_apis)
 
 
-def _path_clash(others: Iterable[ApiSpec], desired: Desired) -> str | None:
-    path = desired.api.path.strip("/").lower()
+def _path_clash(others: Iterable[ApiSpec], api: ApiSpec) -> str | None:
+    path = api.path.strip("/").lower()
     for other in others:
-        if other.path.strip("/").lower() == path and other.api_id.lower() != desired.api.api_id.lower():
+        if other.path.strip("/").lower() == path and other.api_id.lower() != api.api_id.lower():
             return other.api_id
     return None
 
 
-def owned_principal(scope_roles: Iterable[RoleAssignmentSpec], ref: AccountRef) -> str | None:
+def owned_principal(scope_roles: Iterable[RoleAssignmentSpec], ref: AccountRef, apim: ApimRef) -> str | None:
     """The principal of this importer's own assignment on the account, if exactly one principal
-    holds one: an assignment carrying our mark for ``ref`` whose name is the deterministic name for
-    its own (scope, role, principal). Anything else (none, several, a renamed one) → None."""
-    found = {r.principal_id.lower() for r in scope_roles
-             if _mine(r.description, ref)
-             and r.name.lower() == role_assignment_name(ref.id, r.role_definition_guid, r.principal_id)}
+    holds one: an assignment whose mark names ``ref`` and this APIM instance (or no instance, an
+    older mark) and whose name is the deterministic name for its own (scope, role, principal).
+    Anything else (none, several, a renamed one) → None."""
+    found: set[str] = set()
+    for r in scope_roles:
+        mark = read_mark(r.description)
+        if (mark is not None and mark.account.lower() == ref.key
+                and (mark.apim is None or mark.apim.lower() == apim.id.lower())
+                and r.name.lower() == role_assignment_name(ref.id, r.role_definition_guid, r.principal_id)):
+            found.add(r.principal_id.lower())
     return found.pop() if len(found) == 1 else None
+
+
+def needs_principal(scope_roles: Iterable[RoleAssignmentSpec], ref: AccountRef) -> bool:
+    """Whether an assignment at the account's scope has a mark for ``ref`` that names no APIM
+    instance: only APIM's principal then tells whether it is this importer's."""
+    return any((m := read_mark(r.description)) is not None and m.apim is None
+               and m.account.lower() == ref.key for r in scope_roles)
 
 
 def roles_of(scope_roles: Iterable[RoleAssignmentSpec], desired: Desired) -> tuple[RoleAssignmentSpec, ...]:
@@ -128,13 +152,14 @@ def roles_of(scope_roles: Iterable[RoleAssignmentSpec], desired: Desired) -> tup
 @dataclass(frozen=True)
 class Prefetch:
     """Reads of one account's objects sent together, before the desired state is known: every id
-    follows from the account id alone. A field left None is read (in turn) when it is needed."""
+    follows from the account id (and the modes guessed from the settings). A field left None, or an
+    API missing from a mapping, is read (in turn) when it is needed."""
 
-    api: Future[ActualApi | None] | None = None  # without its operations
-    operations: Future[tuple[tuple[str, str], ...]] | None = None
-    policy: Future[tuple[PolicySpec | None, str | None]] | None = None
-    backends: Future[list[ActualBackend]] | None = None  # every backend named with the API id's prefix
-    links: Future[tuple[ProductLinkSpec, ...]] | None = None
+    mine: Future[list[ApiSpec]] | None = None  # the account's APIs (prefix listing, no operations)
+    operations: Mapping[str, Future[tuple[tuple[str, str], ...]]] = field(default_factory=dict)
+    policy: Mapping[str, Future[tuple[PolicySpec | None, str | None]]] = field(default_factory=dict)
+    backends: Future[list[ActualBackend]] | None = None  # every backend named with the account prefix
+    links: Mapping[str, Future[tuple[ProductLinkSpec, ...]]] = field(default_factory=dict)
     roles: Future[tuple[RoleAssignmentSpec, ...]] | None = None  # at the account's scope
     apis: Future[list[ApiSpec]] | None = None  # every API: a path clash, when ours is absent
 
@@ -146,87 +171,103 @@ def _operations(arm: AzureArm, apim: ApimRef, aid: str) -> tuple[tuple[str, str]
         return ()
 
 
-def prefetch(arm: AzureArm, apim: ApimRef, ref: AccountRef, *, snapshot: Snapshot | None = None,
-             links: bool = False, roles: bool = False, principal: str | None = None) -> Prefetch:
-    """Send the reads of ``ref``'s objects at once. With a ``snapshot`` only what it can't hold
-    (operations, policy) is read, and only for an API it lists. ``roles``: the assignments at the
-    account's scope, of ``principal`` if known, else of every principal (to find our own)."""
-    aid = api_id(ref)
+def prefetch(arm: AzureArm, apim: ApimRef, ref: AccountRef, *, modes: Iterable[Mode] = (Mode.AZURE_OPENAI,),
+             snapshot: Snapshot | None = None, links: bool = False, roles: bool = False,
+             principal: str | None = None) -> Prefetch:
+    """Send the reads of ``ref``'s objects at once: its APIs and backends (one listing each), and the
+    operations and policy (and product links, with ``links``) of the APIs of ``modes``, the likely
+    ones. With a ``snapshot`` only what it can't hold (operations, policy) is read, and only for an
+    API it lists. ``roles``: the assignments at the account's scope, of ``principal`` if known, else
+    of every principal (to find our own)."""
+    ids = [api_id(ref, m) for m in modes]
     if snapshot is not None:
-        if aid.lower() not in snapshot.apis:
-            return Prefetch()
-        return Prefetch(operations=arm.submit(_operations, arm, apim, aid),
-                        policy=arm.submit(arm.get_policy, apim, aid))
+        ids = [aid for aid in ids if aid.lower() in snapshot.apis]
+        return Prefetch(operations={a: arm.submit(_operations, arm, apim, a) for a in ids},
+                        policy={a: arm.submit(arm.get_policy, apim, a) for a in ids})
     role_read: Future[tuple[RoleAssignmentSpec, ...]] | None = None
     if roles:
         role_read = arm.submit(arm.list_role_assignments, ref.id, ref.subscription, principal)
-    return Prefetch(api=arm.submit(arm.get_api, apim, aid, operations=False),
-                    operations=arm.submit(_operations, arm, apim, aid),
-                    policy=arm.submit(arm.get_policy, apim, aid),
-                    backends=arm.submit(arm.list_backends_named, apim, aid),
-                    links=arm.submit(arm.list_product_links, apim, aid) if links else None,
+    prefix = account_prefix(ref)
+    return Prefetch(mine=arm.submit(arm.list_apis_named, apim, prefix),
+                    operations={a: arm.submit(_operations, arm, apim, a) for a in ids},
+                    policy={a: arm.submit(arm.get_policy, apim, a) for a in ids},
+                    backends=arm.submit(arm.list_backends_named, apim, prefix),
+                    links={a: arm.submit(arm.list_product_links, apim, a) for a in ids} if links else {},
                     roles=role_read)
+
+
+def _listed_apis(arm: AzureArm, apim: ApimRef, ref: AccountRef, snapshot: Snapshot | None,
+                 pf: Prefetch) -> list[ApiSpec]:
+    """The account's APIs: those whose id is one of its mode ids (a longer name that only shares
+    the prefix is another account's)."""
+    if snapshot is not None:
+        found = [snapshot.apis.get(aid.lower()) for aid in _account_ids(ref)[0]]
+        return [a for a in found if a is not None]
+    listed = pf.mine.result() if pf.mine else arm.list_apis_named(apim, account_prefix(ref))
+    return [a for a in listed if mode_of_api(ref, a.api_id) is not None]
 
 
 def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapshot | None = None,
                 *, paths_from: Snapshot | None = None, prefetched: Prefetch | None = None) -> Actual:
-    """Actual state for ``desired``'s ids: API (+operations), policy, backends, links, roles.
+    """Actual state for ``desired``'s account: its APIs (+operations, for the desired ones),
+    policies, backends, links, roles.
 
-    With a ``snapshot``, listed objects are taken from it (no ETags); without, each is read, or
-    taken from ``prefetched`` (reads already in flight)."""
+    Listings carry no ETags: a write decided on them re-reads its object first (:func:`unguarded`).
+    With a ``snapshot``, listed objects are taken from it; without, each is read, or taken from
+    ``prefetched`` (reads already in flight)."""
     ref = desired.account
-    aid = desired.api.api_id
     pf = prefetched or Prefetch()
+    wanted_ids = {a.api_id.lower() for a in desired.apis}
+    listed = _listed_apis(arm, apim, ref, snapshot, pf)
+    present = {a.api_id.lower() for a in listed}
 
-    def operations() -> tuple[tuple[str, str], ...]:
-        return pf.operations.result() if pf.operations else arm.list_operations(apim, aid)
+    # Operations of the desired APIs that exist (an API about to be deleted needs none): those not
+    # prefetched are read together.
+    reads = {a.api_id: pf.operations.get(a.api_id) or arm.submit(_operations, arm, apim, a.api_id)
+             for a in listed if a.api_id.lower() in wanted_ids}
+    apis = tuple(_own_api(ActualApi(spec=replace(
+        a, operations=reads[a.api_id].result() if a.api_id in reads else ())), ref, apim) for a in listed)
 
-    if snapshot is not None:
-        listed = snapshot.apis.get(aid.lower())
-        api = None if listed is None else _own_api(ActualApi(spec=replace(
-            listed, operations=operations())), ref)
-    else:
-        got = pf.api.result() if pf.api else arm.get_api(apim, aid, operations=False)
-        api = None if got is None else _own_api(replace(got, spec=replace(
-            got.spec, operations=operations())), ref)
-    path_clash = None
-    policy, policy_etag = None, None
-    links: tuple[ProductLinkSpec, ...] = ()
-    if api is None:
+    clashes: list[tuple[str, str]] = []
+    missing = [a for a in desired.apis if a.api_id.lower() not in present]
+    if missing:
         # Only when we are about to create: is the path taken by someone else's API?
         # A fleet pass checks against its listing (``paths_from``) rather than listing every API
         # again for each new account; APIM itself refuses a duplicate path at PUT time anyway.
         listing = snapshot or paths_from
-        others = (listing.apis.values() if listing else pf.apis.result() if pf.apis
-                  else arm.list_apis(apim))
-        path_clash = _path_clash(others, desired)
-    else:
-        policy, policy_etag = pf.policy.result() if pf.policy else arm.get_policy(apim, aid)
-        wanted_products = {link.product_id for link in desired.product_links}
+        others = list(listing.apis.values() if listing else pf.apis.result() if pf.apis
+                      else arm.list_apis(apim))
+        clashes = [(a.api_id, c) for a in missing if (c := _path_clash(others, a)) is not None]
+
+    policies: list[ActualPolicy] = []
+    links: list[ProductLinkSpec] = []
+    wanted_products = {link.product_id for link in desired.product_links}
+    for api in desired.apis:
+        aid = api.api_id
+        if aid.lower() not in present:
+            continue
+        got = pf.policy.get(aid)
+        policy, etag = got.result() if got else arm.get_policy(apim, aid)
+        if policy is not None:
+            policies.append(ActualPolicy(policy, etag))
         if snapshot is not None and wanted_products <= set(snapshot.product_apis):
-            links = tuple(ProductLinkSpec(product_id=p, api_id=aid) for p in sorted(wanted_products)
-                          if aid.lower() in snapshot.product_apis[p])
+            links += [ProductLinkSpec(product_id=p, api_id=aid) for p in sorted(wanted_products)
+                      if aid.lower() in snapshot.product_apis[p]]
         elif wanted_products:
-            links = pf.links.result() if pf.links else arm.list_product_links(apim, aid)
-    # Desired backends, plus our feature backends the current policy still names (a feature was
-    # just turned off: plan deletes them). Costs no read in the steady state.
-    wanted = [s.backend_id for s in desired.backends]
-    if policy is not None:
-        wanted += [bid for bid in (backend_id(ref, role) for role in BACKEND_ROLES)
-                   if bid not in wanted and bid in policy.xml]
+            read = pf.links.get(aid)
+            links += read.result() if read else arm.list_product_links(apim, aid)
+
     found: list[ActualBackend | None] = []
     if snapshot is not None:
-        for bid in wanted:
+        for bid in _account_ids(ref)[1]:
             spec = snapshot.backends.get(bid.lower())
             found.append(None if spec is None else ActualBackend(spec=spec))
-    elif pf.backends is not None or len(wanted) > 1:
-        # Feature backends share the API id as a prefix: one listing instead of a read each.
-        named = {b.spec.backend_id.lower(): b for b in (
-            pf.backends.result() if pf.backends else arm.list_backends_named(apim, aid))}
-        found = [named.get(bid.lower()) for bid in wanted]
     else:
-        found = [arm.get_backend(apim, bid) for bid in wanted]
-    backends = tuple(b for b in (_own_backend(x, ref) for x in found) if b is not None)
+        # One listing finds every backend of the account: ids share its prefix.
+        found = [b for b in (pf.backends.result() if pf.backends else
+                             arm.list_backends_named(apim, account_prefix(ref)))
+                 if is_owned_id(ref, b.spec.backend_id)]
+    backends = tuple(b for b in (_own_backend(x, ref, apim) for x in found) if b is not None)
     roles: tuple[RoleAssignmentSpec, ...] = ()
     if pf.roles is not None:
         roles = roles_of(pf.roles.result(), desired)
@@ -237,24 +278,40 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
             roles = snapshot.roles.get(ref.id.lower(), ())
         else:
             roles = arm.list_role_assignments(ref.id, ref.subscription, principal)
-    return Actual(api=api, path_clash=path_clash, backends=backends, policy=policy,
-                  policy_etag=policy_etag, product_links=links, role_assignments=roles)
+    return Actual(apis=apis, path_clashes=tuple(clashes), backends=backends, policies=tuple(policies),
+                  product_links=tuple(links), role_assignments=roles)
 
 
-def unguarded(actual: Actual, plan: Plan) -> list[str]:
-    """Backends the plan updates or deletes that were read from a listing (no ETag to guard the
-    write with): re-read them with :func:`refresh_backends` before applying."""
-    have = {b.spec.backend_id.lower(): b for b in actual.backends}
-    return sorted({c.id for c in plan.changes if c.kind == "backend"
+def unguarded(actual: Actual, plan: Plan) -> list[tuple[str, str]]:
+    """(kind, id) of the APIs and backends the plan updates or deletes that were read from a listing
+    (no ETag to guard the write with): re-read them with :func:`refresh` before applying."""
+    have = {("api", a.spec.api_id.lower()): a.etag for a in actual.apis}
+    have.update({("backend", b.spec.backend_id.lower()): b.etag for b in actual.backends})
+    return sorted({(c.kind, c.id) for c in plan.changes if c.kind in ("api", "backend")
                    and c.action in (Action.UPDATE, Action.DELETE)
-                   and c.id.lower() in have and have[c.id.lower()].etag is None})
+                   and (c.kind, c.id.lower()) in have and have[(c.kind, c.id.lower())] is None})
 
 
-def refresh_backends(arm: AzureArm, apim: ApimRef, ref: AccountRef, actual: Actual,
-                     ids: Iterable[str]) -> Actual:
-    fresh = {i.lower(): _own_backend(arm.get_backend(apim, i), ref) for i in ids}
+def refresh(arm: AzureArm, apim: ApimRef, ref: AccountRef, actual: Actual,
+            stale: Iterable[tuple[str, str]]) -> Actual:
+    """``actual`` with the ``stale`` APIs and backends read again, one by one, with their ETags (an
+    API keeps the operations already read)."""
+    stale = list(stale)
+    backend_ids = [i for k, i in stale if k == "backend"]
+    api_ids = {i.lower() for k, i in stale if k == "api"}
+    fresh = {i.lower(): _own_backend(arm.get_backend(apim, i), ref, apim) for i in backend_ids}
     kept = [b for b in actual.backends if b.spec.backend_id.lower() not in fresh]
-    return replace(actual, backends=tuple(kept + [b for b in fresh.values() if b is not None]))
+    apis: list[ActualApi] = []
+    for api in actual.apis:
+        if api.spec.api_id.lower() not in api_ids:
+            apis.append(api)
+            continue
+        got = arm.get_api(apim, api.spec.api_id, operations=False)
+        if got is not None:
+            apis.append(_own_api(replace(got, spec=replace(got.spec, operations=api.spec.operations)),
+                                 ref, apim))
+    return replace(actual, apis=tuple(apis),
+                   backends=tuple(kept + [b for b in fresh.values() if b is not None]))
 
 
 def read_owned(arm: AzureArm, apim: ApimRef, ref: AccountRef, principal_id: str | None,
@@ -262,20 +319,15 @@ def read_owned(arm: AzureArm, apim: ApimRef, ref: AccountRef, principal_id: str 
     """Everything this importer made for ``ref`` (for offboarding), whatever the options were,
     including the probe key's subscription. Reads already in flight (``prefetched``) are used:
     then role assignments are those of every principal at the scope (the plan deletes only the
-    ones carrying our mark) and APIM's principal is not needed."""
+    ones carrying our mark for this instance)."""
     pf = prefetched or Prefetch()
-    aid = api_id(ref)
-    api = _own_api(pf.api.result() if pf.api else arm.get_api(apim, aid, operations=False), ref)
+    apis = tuple(_own_api(ActualApi(spec=a), ref, apim) for a in _listed_apis(arm, apim, ref, None, pf))
     sub = arm.get_subscription(apim, probe_subscription_id(ref))
     if sub is not None:
         sub = replace(sub, owned=owns_subscription(sub.spec, ref))
-    ids = [backend_id(ref, role) for role in BACKEND_ROLES]
-    if pf.backends is not None:  # listed, no ETags: the caller re-reads what it will delete
-        named = {b.spec.backend_id.lower(): b for b in pf.backends.result()}
-        found = [named.get(i.lower()) for i in ids]
-    else:
-        found = [arm.get_backend(apim, i) for i in ids]
-    backends = tuple(b for b in (_own_backend(x, ref) for x in found) if b is not None)
+    listed = pf.backends.result() if pf.backends else arm.list_backends_named(apim, account_prefix(ref))
+    backends = tuple(b for b in (_own_backend(x, ref, apim) for x in listed
+                                 if is_owned_id(ref, x.spec.backend_id)) if b is not None)
     roles: tuple[RoleAssignmentSpec, ...] = ()
     try:
         if pf.roles is not None:
@@ -284,4 +336,4 @@ def read_owned(arm: AzureArm, apim: ApimRef, ref: AccountRef, principal_id: str 
             roles = arm.list_role_assignments(ref.id, ref.subscription, principal_id)
     except NotFound:
         roles = ()  # the account (the scope) is gone, and its assignments with it
-    return Actual(api=api, backends=backends, role_assignments=roles, subscription=sub)
+    return Actual(apis=apis, backends=backends, role_assignments=roles, subscription=sub)

@@ -311,7 +311,8 @@ class ContentSafety:
 @dataclass(frozen=True)
 class Options:
     enabled: bool = True
-    mode: Mode = Mode.AZURE_OPENAI
+    # Every mode the account is published in, each as its own API; canonical order (config.parse_modes).
+    modes: tuple[Mode, ...] = (Mode.AZURE_OPENAI,)
     base_path: str = "{account}"  # resolved by config.resolve_base_path
     products: tuple[str, ...] = ()
     token_limit: TokenLimit | None = None
@@ -326,6 +327,11 @@ class Options:
     description: str | None = None
     openapi: OpenApi = OpenApi.BUNDLED
     openapi_base_url: str = OFFICIAL_OPENAPI_BASE_URL  # a setting only: where the official files are
+
+    @property
+    def mode(self) -> Mode:
+        """The first mode of the set: the one ``test`` and the after-apply probe call."""
+        return self.modes[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,13 +416,34 @@ class ActualSubscription:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """An object the desired state names but does not own (a product, a policy fragment…): checked
+    to exist before the first write of a plan that needs it (apply.preflight)."""
+
+    kind: str  # a key of apply.REFERENCE_CHECKS
+    id: str
+
+
+@dataclass(frozen=True)
 class Desired:
     account: AccountRef
-    api: ApiSpec
+    apis: tuple[ApiSpec, ...]  # one per mode, in the options' mode order
     backends: tuple[BackendSpec, ...]
-    policy: PolicySpec
+    policies: tuple[PolicySpec, ...]  # one per API, same order
     product_links: tuple[ProductLinkSpec, ...]
     role_assignments: tuple[RoleAssignmentSpec, ...]
+    apim: ApimRef | None = None  # the instance whose marks are ours (role assignments)
+    references: tuple[Reference, ...] = ()
+
+    @property
+    def api(self) -> ApiSpec:
+        """The first mode's API."""
+        return self.apis[0]
+
+    @property
+    def policy(self) -> PolicySpec:
+        """The first mode's policy."""
+        return self.policies[0]
 
 
 @dataclass(frozen=True)
@@ -434,17 +461,29 @@ class ActualBackend:
 
 
 @dataclass(frozen=True)
-class Actual:
-    """What exists now for one account's APIM objects (None = absent)."""
+class ActualPolicy:
+    spec: PolicySpec
+    etag: str | None = None
 
-    api: ActualApi | None = None
-    path_clash: str | None = None  # id of a foreign API already serving the desired path
+
+@dataclass(frozen=True)
+class Actual:
+    """What exists now for one account's APIM objects (absent = not there)."""
+
+    apis: tuple[ActualApi, ...] = ()  # every API with one of the account's ids
+    # (desired API id, id of another API already serving its path), for APIs about to be created
+    path_clashes: tuple[tuple[str, str], ...] = ()
     backends: tuple[ActualBackend, ...] = ()
-    policy: PolicySpec | None = None
-    policy_etag: str | None = None
+    policies: tuple[ActualPolicy, ...] = ()
     product_links: tuple[ProductLinkSpec, ...] = ()
     role_assignments: tuple[RoleAssignmentSpec, ...] = ()
     subscription: ActualSubscription | None = None  # read only when offboarding
+
+    def api(self, api_id: str) -> ActualApi | None:
+        return next((a for a in self.apis if a.spec.api_id.lower() == api_id.lower()), None)
+
+    def policy(self, api_id: str) -> ActualPolicy | None:
+        return next((p for p in self.policies if p.spec.api_id.lower() == api_id.lower()), None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -216,7 +216,7 @@ class AzureArm:
 
     def get_api(self, apim: ApimRef, api_id: str, *, operations: bool = True) -> ActualApi | None:
         """The API with its ETag; its operations too unless the caller lists them itself."""
-        from importer.render import owned_account
+        from importer.identity import owned_account
 
         client = self.clients.apim(apim.subscription)
         try:
@@ -242,7 +242,20 @@ class AzureArm:
             client.api.list_by_service(apim.resource_group, apim.name)))
         return [api_from_sdk(o, ()) for o in items]
 
-    def put_api(self, apim: ApimRef, spec: ApiSpec, etag: str | None) -> None:
+    def list_apis_named(self, apim: ApimRef, prefix: str) -> list[ApiSpec]:
+        """APIs whose name starts with ``prefix`` (one account's, every mode) in one read, without
+        operations or ETags."""
+        quoted = prefix.replace("'", "''")
+        client = self.clients.apim(apim.subscription)
+        items = call(f"list APIs named {prefix}*", lambda: list(client.api.list_by_service(
+            apim.resource_group, apim.name, filter=f"startswith(name,'{quoted}')")))
+        return [api_from_sdk(o, ()) for o in items]
+
+    def put_api(self, apim: ApimRef, spec: ApiSpec, etag: str | None, *,
+                document: bool = True) -> ApiSpec:
+        """Import the API's document with its properties (``document``), or write its properties
+        alone (the API and its operations exist). Returns the API as APIM holds it afterwards: an
+        import may replace what the PUT said with what the document says (apply.py)."""
         from azure.mgmt.apimanagement.models import (
             ApiCreateOrUpdateParameter,
             SubscriptionKeyParameterNamesContract,
@@ -259,12 +272,14 @@ class AzureArm:
             subscription_key_parameter_names=SubscriptionKeyParameterNamesContract(
                 header=spec.key_header, query=spec.key_query),
             api_type="http",
-            format=spec.import_format,
-            value=spec.import_value,
+            format=spec.import_format if document else None,
+            value=spec.import_value if document else None,
         )
-        with arm_call(f"write API {spec.api_id}"):
-            client.api.begin_create_or_update(apim.resource_group, apim.name, spec.api_id, params,
-                                              if_match=etag).result()
+        what = f"write API {spec.api_id}" if document else f"write the properties of API {spec.api_id}"
+        with arm_call(what):
+            result = client.api.begin_create_or_update(apim.resource_group, apim.name, spec.api_id, params,
+                                                       if_match=etag).result()
+        return api_from_sdk(result, ())
 
     def delete_api(self, apim: ApimRef, api_id: str, etag: str | None) -> None:
         client = self.clients.apim(apim.subscription)
@@ -299,7 +314,7 @@ class AzureArm:
     # -- backends ----------------------------------------------------------------------------------
 
     def get_backend(self, apim: ApimRef, backend_id: str) -> ActualBackend | None:
-        from importer.render import owned_account
+        from importer.identity import owned_account
 
         client = self.clients.apim(apim.subscription)
         try:
@@ -320,7 +335,7 @@ class AzureArm:
     def list_backends_named(self, apim: ApimRef, prefix: str) -> list[ActualBackend]:
         """Backends whose name starts with ``prefix`` (one account's: main, embeddings, safety) in
         one read. A listing carries no ETags: a write decided on it re-reads the backend first."""
-        from importer.render import owned_account
+        from importer.identity import owned_account
 
         quoted = prefix.replace("'", "''")
         client = self.clients.apim(apim.subscription)
@@ -381,6 +396,15 @@ class AzureArm:
         items = call(f"list APIs of product {product_id}", lambda: list(
             client.product_api.list_by_product(apim.resource_group, apim.name, product_id)))
         return [str(a.name) for a in items if a.name]
+
+    def fragment_exists(self, apim: ApimRef, fragment_id: str) -> bool:
+        client = self.clients.apim(apim.subscription)
+        try:
+            call(f"read policy fragment {fragment_id}",
+                 lambda: client.policy_fragment.get(apim.resource_group, apim.name, fragment_id))
+        except NotFound:
+            return False
+        return True
 
     def product_exists(self, apim: ApimRef, product_id: str) -> bool:
         client = self.clients.apim(apim.subscription)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from importer import policyxml
-from importer.model import AccountRef
+from importer.model import AccountRef, Mode
 from importer.render import api_id
 from tests.fixtures.world import AOAI, FOUNDRY, SUB, World
 
@@ -65,7 +65,7 @@ def test_every_option_is_idempotent(world: World, mode: str, label: str, env: di
     rec = world.reconciler(IMPORTER_MODE=mode, **env)
     run = rec.reconcile(ref)
     assert run.error is None and run.outcome == "applied", run.error
-    policy = world.apim_client().api_policy.get(world.rg, world.svc, api_id(ref), "policy").value
+    policy = world.apim_client().api_policy.get(world.rg, world.svc, api_id(ref, Mode(mode)), "policy").value
     tags = [t for _, t in policyxml.statements(policy)]
     for wanted in statements:
         assert any(t.endswith(wanted) for t in tags), (wanted, tags)
