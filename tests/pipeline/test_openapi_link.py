@@ -139,7 +139,11 @@ def test_switching_bundled_to_official_reimports_then_nothing(world: World) -> N
     assert any(line.startswith("operation: - ") for line in diff)
     world.sim.log.clear()
     run = rec.reconcile(ref)
-    assert run.outcome == "applied" and world.writes() == 1, run.to_json()
+    # One change, two writes: the import (which takes the description from the document, which has
+    # none), then the API's properties again, so the ownership mark is back before the run ends.
+    assert run.outcome == "applied" and world.writes() == 2, run.to_json()
+    assert [e.method for e in world.sim.log.entries if e.method == "PUT"] == ["PUT", "PUT"]
+    assert _description(world, ref).splitlines()[-1].startswith("[managed-by=apim-ai-importer account=")
     assert _operations(world, ref) == SMALL_OPERATIONS
     _assert_noop(world, rec, ref)
 
