@@ -410,3 +410,33 @@ def test_the_base_url_default_is_the_pinned_ai_gateway_folder() -> None:
     assert base == ("https://raw.githubusercontent.com/Azure-Samples/AI-Gateway/"
                     "561d71992bd660af94efc76a8f2f21df0e6ac8e5/modules/apim/v3/specs/")
     assert config.check_openapi_base_url(base, "default") == base
+
+
+# ---------------------------------------------------------------------------------------------
+# Modes as a set: setting, tag and override each take a comma-separated list
+
+
+@pytest.mark.parametrize(("env", "tags", "overrides", "expected"), [
+    ({"IMPORTER_MODE": "azure-openai,azure-openai-v1"}, {}, {},
+     (Mode.AZURE_OPENAI, Mode.AZURE_OPENAI_V1)),
+    ({"IMPORTER_MODE": " azure-openai-v1 , Azure-OpenAI "}, {}, {},
+     (Mode.AZURE_OPENAI, Mode.AZURE_OPENAI_V1)),  # canonical order, whatever the spelling
+    ({}, {"apim-importer-mode": "azure-ai,azure-openai"}, {}, (Mode.AZURE_OPENAI, Mode.AZURE_AI)),
+    ({"IMPORTER_MODE": "azure-openai,azure-ai"}, {"apim-importer-mode": "azure-openai-v1"}, {},
+     (Mode.AZURE_OPENAI_V1,)),  # a tag replaces the set, it does not add to it
+    ({}, {}, {"mode": "azure-openai-v1,azure-ai,azure-openai"}, tuple(Mode)),
+    ({}, {}, {"mode": Mode.AZURE_AI}, (Mode.AZURE_AI,)),
+])
+def test_modes_are_a_set(env: dict[str, str], tags: dict[str, str], overrides: dict[str, Any],
+                         expected: tuple[Mode, ...]) -> None:
+    options = resolve(env, tags, overrides)
+    assert options.modes == expected and options.mode is expected[0]
+
+
+@pytest.mark.parametrize("value", ["azure-openai,", ",azure-openai", "azure-openai,azure-openai",
+                                   "azure-openai;azure-ai", "azure-openai,gpt", ""])
+def test_a_bad_mode_list_is_refused_naming_its_source(value: str) -> None:
+    with pytest.raises(InvalidInput, match="apim-importer-mode"):
+        resolve({}, {"apim-importer-mode": value or " "})
+    with pytest.raises(InvalidInput, match="option mode"):
+        resolve({}, {}, {"mode": value})
