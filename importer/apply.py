@@ -1,7 +1,10 @@
 """Apply: carry a Plan out through the ARM adapter, in dependency waves, ETag-guarded.
 
 Stops after the first failed wave and reports what it did (``ApplyError.applied``). Checks first what
-would fail half-way (a linked product that does not exist), so a bad plan writes nothing.
+would fail half-way (a product, a policy fragment the plan names but does not make), so a bad plan
+writes nothing. Product links go last, once the policy is in place. An import that replaced what the
+importer owns (APIM takes an imported API's description from the document) is followed by a write of
+the API's properties.
 """
 
 from __future__ import annotations

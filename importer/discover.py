@@ -1,8 +1,9 @@
 """Discover: read the actual state of one account's APIM objects through the ARM adapter.
 
-Reads only what the desired state names (deterministic ids), so a no-op reconcile is a fixed,
-small number of GETs. Ownership is decided here: an object is ours only if its mark names this
-account.
+Reads only the account's objects (their ids share its prefix: one listing each for APIs and
+backends), so a no-op reconcile is a fixed, small number of GETs. Ownership is decided here, by
+importer/identity.py's rule: an object is ours only if its id is one of the account's and its mark
+names the account (and, on role assignments, this APIM instance).
 """
 
 from __future__ import annotations
