@@ -397,23 +397,23 @@ class AzureArm:
             client.product_api.list_by_product(apim.resource_group, apim.name, product_id)))
         return [str(a.name) for a in items if a.name]
 
-    def fragment_exists(self, apim: ApimRef, fragment_id: str) -> bool:
-        client = self.clients.apim(apim.subscription)
+    @staticmethod
+    def _exists(what: str, read: Callable[[], Any]) -> bool:
         try:
-            call(f"read policy fragment {fragment_id}",
-                 lambda: client.policy_fragment.get(apim.resource_group, apim.name, fragment_id))
+            call(what, read)
         except NotFound:
             return False
         return True
 
+    def fragment_exists(self, apim: ApimRef, fragment_id: str) -> bool:
+        client = self.clients.apim(apim.subscription)
+        return self._exists(f"read policy fragment {fragment_id}", lambda: client.policy_fragment.get(
+            apim.resource_group, apim.name, fragment_id))
+
     def product_exists(self, apim: ApimRef, product_id: str) -> bool:
         client = self.clients.apim(apim.subscription)
-        try:
-            call(f"read product {product_id}",
-                 lambda: client.product.get(apim.resource_group, apim.name, product_id))
-        except NotFound:
-            return False
-        return True
+        return self._exists(f"read product {product_id}", lambda: client.product.get(
+            apim.resource_group, apim.name, product_id))
 
     def link_product(self, apim: ApimRef, link: ProductLinkSpec) -> None:
         client = self.clients.apim(apim.subscription)
