@@ -24,8 +24,6 @@ from importer.identity import (
     owns_role,
     owns_subscription,
     probe_subscription_id,
-    read_mark,
-    role_assignment_name,
 )
 from importer.model import (
     AccountRef,
@@ -118,28 +116,6 @@ def _path_clash(others: Iterable[ApiSpec], api: ApiSpec) -> str | None:
         if other.path.strip("/").lower() == path and other.api_id.lower() != api.api_id.lower():
             return other.api_id
     return None
-
-
-def owned_principal(scope_roles: Iterable[RoleAssignmentSpec], ref: AccountRef, apim: ApimRef) -> str | None:
-    """The principal of this importer's own assignment on the account, if exactly one principal
-    holds one: an assignment whose mark names ``ref`` and this APIM instance (or no instance, an
-    older mark) and whose name is the deterministic name for its own (scope, role, principal).
-    Anything else (none, several, a renamed one) → None."""
-    found: set[str] = set()
-    for r in scope_roles:
-        mark = read_mark(r.description)
-        if (mark is not None and mark.account.lower() == ref.key
-                and (mark.apim is None or mark.apim.lower() == apim.id.lower())
-                and r.name.lower() == role_assignment_name(ref.id, r.role_definition_guid, r.principal_id)):
-            found.add(r.principal_id.lower())
-    return found.pop() if len(found) == 1 else None
-
-
-def needs_principal(scope_roles: Iterable[RoleAssignmentSpec], ref: AccountRef) -> bool:
-    """Whether an assignment at the account's scope has a mark for ``ref`` that names no APIM
-    instance: only APIM's principal then tells whether it is this importer's."""
-    return any((m := read_mark(r.description)) is not None and m.apim is None
-               and m.account.lower() == ref.key for r in scope_roles)
 
 
 def roles_of(scope_roles: Iterable[RoleAssignmentSpec], desired: Desired) -> tuple[RoleAssignmentSpec, ...]:

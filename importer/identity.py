@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from importer.model import OWNER_MARK, AccountRef, ApimRef, Mode, SubscriptionSpec
+from importer.model import OWNER_MARK, AccountRef, ApimRef, Mode, RoleAssignmentSpec, SubscriptionSpec
 
 MAX_ID = 80  # APIM's limit on API and backend ids
 
@@ -150,6 +151,28 @@ def owns_role(scope: str, description: str | None, principal_id: str, ref: Accou
     if mark.apim is not None:
         return mark.apim.lower() == apim.id.lower()
     return principal is not None and principal_id.lower() == principal.lower()
+
+
+def owned_principal(scope_roles: Iterable[RoleAssignmentSpec], ref: AccountRef, apim: ApimRef) -> str | None:
+    """The principal of this importer's own assignment on the account, if exactly one principal
+    holds one: an assignment whose mark names ``ref`` and this APIM instance (or no instance, an
+    older mark) and whose name is the deterministic name for its own (scope, role, principal).
+    Anything else (none, several, a renamed one) → None."""
+    found: set[str] = set()
+    for r in scope_roles:
+        mark = read_mark(r.description)
+        if (mark is not None and mark.account.lower() == ref.key
+                and (mark.apim is None or mark.apim.lower() == apim.id.lower())
+                and r.name.lower() == role_assignment_name(ref.id, r.role_definition_guid, r.principal_id)):
+            found.add(r.principal_id.lower())
+    return found.pop() if len(found) == 1 else None
+
+
+def needs_principal(scope_roles: Iterable[RoleAssignmentSpec], ref: AccountRef) -> bool:
+    """Whether an assignment at the account's scope has a mark for ``ref`` that names no APIM
+    instance: only APIM's principal then tells whether it is this importer's."""
+    return any((m := read_mark(r.description)) is not None and m.apim is None
+               and m.account.lower() == ref.key for r in scope_roles)
 
 
 def probe_subscription(ref: AccountRef, mode: Mode = Mode.AZURE_OPENAI) -> SubscriptionSpec:

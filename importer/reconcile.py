@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from importer import discover
+from importer import discover, identity
 from importer.apply import ApplyError, apply
 from importer.azure.arm import AzureArm
 from importer.config import enabled, parse_modes, resolve_options
@@ -280,7 +280,7 @@ class Reconciler:
             run.notes.append(why)
             principal = self._cached_principal() if pf.roles is not None else self.apim_service().principal_id
             actual = discover.read_owned(self.arm, self.apim, ref, principal, pf)
-            if principal is None and discover.needs_principal(actual.role_assignments, ref):
+            if principal is None and identity.needs_principal(actual.role_assignments, ref):
                 # An assignment whose mark predates naming the APIM instance: ours only if it is
                 # of this instance's principal.
                 principal = self.apim_service().principal_id
@@ -313,7 +313,7 @@ class Reconciler:
             # A cold single-account run: APIM's principal is taken from our own assignment on the
             # account (one read we make anyway), and the APIM service is read only if the plan has
             # something to do. An identity change alone is found by the next fleet pass.
-            principal = discover.owned_principal(pf.roles.result(), ref, self.apim)
+            principal = identity.owned_principal(pf.roles.result(), ref, self.apim)
             if principal is not None:
                 cached = ApimService(ref=self.apim, principal_id=principal,
                                      has_external_cache=check_cache)

@@ -161,3 +161,21 @@ def test_probe_subscription_is_deterministic_scoped_and_fits_apims_limits() -> N
     assert not identity.owns_subscription(replace(spec, display_name="someone's"), REF)
     assert not identity.owns_subscription(replace(spec, scope="/apis"), REF)
     assert not identity.owns_subscription(spec, replace(REF, name="other"))
+
+
+def test_our_principal_is_read_only_from_our_own_assignment() -> None:
+    from importer.model import RoleAssignmentSpec
+
+    def role(principal: str, apim: ApimRef | None, name: str | None = None) -> RoleAssignmentSpec:
+        mark = identity.owner_description(REF, apim, "x") if apim else f"x\n{LEGACY}"
+        default = identity.role_assignment_name(REF.id, render.ROLE_OPENAI_USER, principal)
+        return RoleAssignmentSpec(name or default, REF.id, render.ROLE_OPENAI_USER, principal, mark)
+
+    ours, theirs = role(PRINCIPAL, APIM_REF), role("b-principal", OTHER_APIM)
+    assert identity.owned_principal([ours, theirs], REF, APIM_REF) == PRINCIPAL
+    assert identity.owned_principal([theirs], REF, APIM_REF) is None
+    assert identity.owned_principal([role(PRINCIPAL, APIM_REF, name="renamed")], REF, APIM_REF) is None
+    # two older marks (no instance named): can't tell whose is ours
+    assert identity.owned_principal([role(PRINCIPAL, None), role("b-principal", None)], REF, APIM_REF) is None
+    assert identity.needs_principal([role(PRINCIPAL, None)], REF)
+    assert not identity.needs_principal([ours, theirs], REF)
