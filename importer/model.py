@@ -226,6 +226,7 @@ class LinkedDocument:
 
     url: str
     operations: tuple[tuple[str, str], ...]
+    description: str = ""  # its info.description: what APIM makes the API's description on import
 
 
 # Which account kinds can serve which mode. An OpenAI account has no /models inference route.
@@ -357,6 +358,9 @@ class ApiSpec:
     import_value: str = ""
     # (METHOD, urlTemplate) of every operation the document yields, sorted.
     operations: tuple[tuple[str, str], ...] = ()
+    # The description an import of the document leaves (APIM takes it from the document): for the
+    # bundled document our own, mark included; for a linked one the document's. Not compared.
+    imported_description: str | None = field(default=None, compare=False)
 
     @property
     def linked(self) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from importer import policyxml
-from importer.identity import owns_role
+from importer.identity import description_text, left_by_our_import, owns_role
 from importer.model import (
     AccountRef,
     Action,
@@ -37,9 +37,7 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _desc(value: str | None) -> str:
-    """Descriptions compare modulo line ends and surrounding blanks (APIM may store CRLF)."""
-    return "\n".join(line.rstrip() for line in (value or "").replace("\r\n", "\n").split("\n")).strip()
+_desc = description_text  # descriptions compare modulo line ends and surrounding blanks
 
 
 def _no_query(operation: tuple[str, str]) -> tuple[str, str]:
@@ -155,7 +153,8 @@ def _conflicts(desired: Desired, actual: Actual, adopt: bool) -> list[Change]:
                                      "apim-importer-base-path) or move that API",
                               diff=(f"path: {api.path}",), desired=api))
         have = actual.api(api.api_id)
-        if have is not None and not have.owned and not adopt:
+        if (have is not None and not have.owned and not adopt
+                and not left_by_our_import(have.spec, api, desired.account)):
             out.append(Change(Action.CONFLICT, "api", api.api_id,
                               reason=f"an API with id '{api.api_id}' exists without this account's "
                                      "ownership mark: remove it, or adopt it (IMPORTER_ADOPT=true or "
@@ -186,9 +185,11 @@ def _api_changes(desired: Desired, actual: Actual) -> list[Change]:
                               desired=want))
             continue
         lines = api_diff(have.spec, want)
-        if not have.owned:  # adopt (without adopt, _conflicts stopped the plan)
-            out.append(Change(Action.UPDATE, "api", want.api_id, reason="adopt a foreign API",
-                              diff=lines, desired=want, etag=have.etag))
+        if not have.owned:  # adopt, or our own import left unfinished (else _conflicts stopped it)
+            why = ("finish an interrupted import" if left_by_our_import(have.spec, want, desired.account)
+                   else "adopt a foreign API")
+            out.append(Change(Action.UPDATE, "api", want.api_id, reason=why, diff=lines, desired=want,
+                              etag=have.etag))
         elif lines:
             out.append(Change(Action.UPDATE, "api", want.api_id, reason="API drifted", diff=lines,
                               desired=want, etag=have.etag))

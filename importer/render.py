@@ -327,18 +327,19 @@ def bundled_document(mode: Mode, title: str, description: str) -> str:
 
 
 def _import(options: Options, mode: Mode, linked: Iterable[LinkedDocument], title: str,
-            description: str) -> tuple[str, str, tuple[tuple[str, str], ...]]:
-    """(format, value, operations) of the API import: inline bundled document, or the link."""
+            description: str) -> tuple[str, str, tuple[tuple[str, str], ...], str]:
+    """(format, value, operations, the description the import leaves) of the API import: inline
+    bundled document, or the link."""
     link = openapi_link(options, mode)
     if link is None:
         return ("openapi+json", bundled_document(mode, title, description),
-                openapi.operations(openapi.document(mode)))
+                openapi.operations(openapi.document(mode)), description)
     found = [d for d in linked if d.url == link]
     if not found:
         raise ValueError(f"the official OpenAPI document {link} was not fetched (got "
                          f"{', '.join(d.url for d in linked) or 'none'}): the caller fetches it before "
                          "render")
-    return "openapi+json-link", link, found[0].operations
+    return "openapi+json-link", link, found[0].operations, found[0].description
 
 
 def _cache_backend(account: Account, apim: ApimService, options: Options,
@@ -422,7 +423,7 @@ def render(account: Account, apim: ApimService, options: Options,
             # Switching bundled <-> official changes the description, so the plan re-imports the API.
             text = f"{text.rstrip()}\nOpenAPI document: {link}"
         description = owner_description(ref, apim.ref, text)
-        import_format, import_value, operations = _import(options, mode, docs, display, description)
+        import_format, import_value, operations, left = _import(options, mode, docs, display, description)
         apis.append(ApiSpec(
             api_id=the_api_id,
             display_name=display,
@@ -432,6 +433,7 @@ def render(account: Account, apim: ApimService, options: Options,
             import_format=import_format,
             import_value=import_value,
             operations=operations,
+            imported_description=left,
         ))
         policies.append(PolicySpec(the_api_id, render_policy(
             mode, options, backend=main_id, deployments=[d.name for d in deployments],

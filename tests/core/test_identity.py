@@ -179,3 +179,25 @@ def test_our_principal_is_read_only_from_our_own_assignment() -> None:
     assert identity.owned_principal([role(PRINCIPAL, None), role("b-principal", None)], REF, APIM_REF) is None
     assert identity.needs_principal([role(PRINCIPAL, None)], REF)
     assert not identity.needs_principal([ours, theirs], REF)
+
+
+def test_an_api_our_import_left_unfinished_is_recognised_and_nothing_else() -> None:
+    from importer.model import ApiSpec
+
+    mine = identity.owner_description(REF, APIM_REF, "x")
+    want = ApiSpec(identity.api_id(REF), "n", mine, "contoso-ai/openai", import_format="openapi+json-link",
+                   imported_description="Microsoft's description")
+    left = ApiSpec(identity.api_id(REF).upper(), "Microsoft's title", "Microsoft's description\r\n",
+                   "/contoso-ai/openai/")
+    assert identity.left_by_our_import(left, want, REF)
+    assert not identity.left_by_our_import(replace(left, description="Someone's API"), want, REF)
+    assert not identity.left_by_our_import(replace(left, path="elsewhere/openai"), want, REF)
+    assert not identity.left_by_our_import(left, replace(want, imported_description=None), REF)
+    marked = f"Microsoft's description\n{identity.owner_mark(replace(REF, name='other'), APIM_REF)}"
+    assert not identity.left_by_our_import(replace(left, description=marked),
+                                           replace(want, imported_description=marked), REF)
+    other = replace(left, api_id="my-api")
+    assert not identity.left_by_our_import(other, replace(want, api_id="my-api"), REF)
+    # a document without a description leaves none: an API with none is ours only at our id and path
+    assert identity.left_by_our_import(replace(left, description=""), replace(want, imported_description=""),
+                                       REF)

@@ -111,6 +111,38 @@ def test_a_linked_import_that_replaced_the_description_is_followed_by_a_properti
     fetch.clear_cache()
 
 
+def test_a_properties_write_that_fails_after_the_import_is_finished_by_the_next_run(world: World) -> None:
+    import json
+
+    from importer import fetch
+
+    fetch.clear_cache()
+    ref = AccountRef.parse(AOAI)
+    aid = identity.api_id(ref)
+    base = world.sim.add_file("cut/AIFoundryOpenAI.json", json.dumps(LINKED_DOC)).rsplit("/", 1)[0] + "/"
+    rec = world.reconciler(IMPORTER_OPENAPI="official", IMPORTER_OPENAPI_BASE_URL=base)
+    # the import PUT passes; every later PUT of the API (the properties) fails, retries included
+    world.sim.faults.script("PUT", rf"/apis/{aid}$", [None] + [500] * 50)
+    run = rec.reconcile(ref)
+    assert run.outcome == "failed" and run.error_kind == "transient", run.to_json()
+    left = _api(world, aid)
+    assert left.description == "Microsoft's description"  # unmarked: what the import took
+    world.sim.faults.clear()
+    again = rec.reconcile(ref)
+    assert again.outcome == "applied", again.to_json()
+    api_change = next(c for c in again.plan.changes if c.kind == "api")
+    assert api_change.reason == "finish an interrupted import"
+    assert _api(world, aid).description.splitlines()[-1] == identity.owner_mark(ref, rec.apim)
+    _noop(world, rec, ref)
+    # An API with another description at that id stays someone else's: a conflict, nothing written.
+    theirs = models.ApiCreateOrUpdateParameter(path=left.path, display_name="theirs",
+                                               description="Someone's API", protocols=["https"])
+    world.apim_client().api.begin_create_or_update(world.rg, world.svc, aid, theirs, if_match="*").result()
+    world.sim.log.clear()
+    assert rec.reconcile(ref).outcome == "conflict" and world.writes() == 0
+    fetch.clear_cache()
+
+
 # ---------------------------------------------------------------------------------------------
 # §2 Two importers (two APIM instances), one account
 
