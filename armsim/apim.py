@@ -610,8 +610,10 @@ def _document_defaults(doc: dict[str, Any]) -> dict[str, Any]:
     if info.get("description"):
         out["description"] = info["description"]
     servers = doc.get("servers") or []
-    if servers and isinstance(servers[0], dict) and servers[0].get("url", "").startswith("http"):
-        out["serviceUrl"] = servers[0]["url"]
+    absolute = [s["url"] for s in servers if isinstance(s, dict) and isinstance(s.get("url"), str)
+                and s["url"].lower().startswith(("http://", "https://"))]
+    if absolute:  # the first absolute one: a relative server URL is relative to the document's
+        out["serviceUrl"] = absolute[0]
     elif doc.get("host"):
         scheme = (doc.get("schemes") or ["https"])[0]
         out["serviceUrl"] = f"{scheme}://{doc['host']}{doc.get('basePath', '')}"

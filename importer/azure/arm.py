@@ -279,6 +279,11 @@ class AzureArm:
         with arm_call(what):
             result = client.api.begin_create_or_update(apim.resource_group, apim.name, spec.api_id, params,
                                                        if_match=etag).result()
+        if result is None:  # no body at the end of the operation: read what APIM holds
+            held = self.get_api(apim, spec.api_id, operations=False)
+            if held is None:
+                raise NotFound(f"API {spec.api_id} is gone right after it was written")
+            return held.spec
         return api_from_sdk(result, ())
 
     def delete_api(self, apim: ApimRef, api_id: str, etag: str | None) -> None:

@@ -220,6 +220,9 @@ def test_api_import_service_url_is_the_puts_else_the_documents_servers(apim):
         "https://given.example.com/x"
     relative = {**OPENAPI, "servers": [{"url": "/openai"}]}
     assert import_api(apim, "relative", path="relative", document=relative).service_url is None
+    second = {**OPENAPI, "servers": [{"url": "/openai"}, {"url": "https://second.example.com/openai"}]}
+    assert import_api(apim, "second", path="second", document=second).service_url == \
+        "https://second.example.com/openai"
 
 
 def test_api_properties_written_after_an_import_keep_its_operations(apim):
