@@ -1,8 +1,9 @@
-"""Render: account + APIM service + options → the desired APIM objects (API, backends, policy, links,
-role assignment).
+"""Render: account + APIM service + options → the desired APIM objects (an API, main backend and policy
+per mode; feature backends, product links and the role assignment per account).
 
-Pure. No I/O. Identities are deterministic (derived from the account id), every object carries the
-ownership mark, and the policy is built with lxml: data only ever lands in literal attribute values.
+Pure. No I/O. Ids and ownership marks come from identity.py (deterministic, derived from the account
+id), every object carries the mark, and the policy is built with lxml: data only ever lands in
+literal attribute values.
 """
 
 from __future__ import annotations
