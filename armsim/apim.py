@@ -634,8 +634,10 @@ def _document_defaults(doc: dict[str, Any]) -> dict[str, Any]:
     if info.get("description"):
         out["description"] = info["description"]
     servers = doc.get("servers") or []
-    if servers and isinstance(servers[0], dict) and servers[0].get("url", "").startswith("http"):
-        out["serviceUrl"] = servers[0]["url"]
+    absolute = [s["url"] for s in servers if isinstance(s, dict) and isinstance(s.get("url"), str)
+                and s["url"].lower().startswith(("http://", "https://"))]
+    if absolute:  # the first absolute one: a relative server URL is relative to the document's
+        out["serviceUrl"] = absolute[0]
     elif doc.get("host"):
         scheme = (doc.get("schemes") or ["https"])[0]
         out["serviceUrl"] = f"{scheme}://{doc['host']}{doc.get('basePath', '')}"
@@ -645,13 +647,20 @@ def _document_defaults(doc: dict[str, Any]) -> dict[str, Any]:
 _IMPORT_ONLY = ("format", "value", "wsdlSelector", "translateRequiredQueryParameters", "apiType")
 
 
-def _api_properties(props: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+def _api_properties(props: dict[str, Any], defaults: dict[str, Any], *,
+                    imported: bool = False) -> dict[str, Any]:
+    """The API contract a PUT leaves. ``imported`` (the PUT carried format + value): modelled on the
+    pessimistic reading of real APIM (azure-cli #20812, azure-powershell, Terraform azurerm's
+    import-then-update): the description is the document's ``info.description`` (none without
+    one) whatever the PUT said, and the service URL the document's first absolute ``servers`` URL
+    unless the PUT gives one."""
     given = {k: v for k, v in props.items() if k not in _IMPORT_ONLY and k != "provisioningState"}
     out: dict[str, Any] = {
         "displayName": given.pop("displayName", None) or defaults.get("displayName"),
         "apiRevision": given.pop("apiRevision", "1"),
     }
-    description = given.pop("description", None) or defaults.get("description")
+    said = given.pop("description", None)
+    description = defaults.get("description") if imported else said or defaults.get("description")
     if description:
         out["description"] = description
     out["subscriptionRequired"] = given.pop("subscriptionRequired", True)
@@ -736,8 +745,8 @@ def api_put(ctx: Ctx, **_: str) -> Response:
 
     defaults = _document_defaults(doc) if doc else {}
     if ctx.state.options.import_metadata == "document":
-        props = {**props, **defaults}  # the document's title, description and server win (real APIM)
-    contract = _api_properties(props, defaults)
+        props = {**props, **defaults}  # the document's title and server win too (doctor's probe)
+    contract = _api_properties(props, defaults, imported=True)
     contract["displayName"] = contract.get("displayName") or rid.rsplit("/", 1)[-1]
     _check_path(ctx, rid, contract)
     body = _body(rid, API_TYPE, contract)

@@ -1,12 +1,16 @@
 """Apply: carry a Plan out through the ARM adapter, in dependency waves, ETag-guarded.
 
 Stops after the first failed wave and reports what it did (``ApplyError.applied``). Checks first what
-would fail half-way (a linked product that does not exist), so a bad plan writes nothing.
+would fail half-way (a product, a policy fragment the plan names but does not make), so a bad plan
+writes nothing. Product links go last, once the policy is in place. An import that replaced what the
+importer owns (APIM takes an imported API's description from the document) is followed by a write of
+the API's properties.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from importer.azure.arm import AzureArm
@@ -23,8 +27,10 @@ from importer.model import (
     Plan,
     PolicySpec,
     ProductLinkSpec,
+    Reference,
     RoleAssignmentSpec,
 )
+from importer.plan import api_diff
 
 logger = logging.getLogger(__name__)
 
@@ -46,20 +52,44 @@ class ApplyError(ImporterError):
         self.kind = cause.kind
 
 
-def preflight(arm: AzureArm, apim: ApimRef, plan: Plan,
-              known_products: frozenset[str] = frozenset()) -> None:
-    """Fail before the first write on what would otherwise fail half-way through.
-    ``known_products`` were listed moments ago by the fleet pass: no need to read them again."""
+# What each kind of reference is checked with, and which writes need it: a plan that makes one of
+# those writes checks the reference before its first write (a missing one: a clear error, 0 writes).
+# Content safety's resource and the APIM logger join this table with their features.
+ReferenceCheck = Callable[[AzureArm, ApimRef, str], bool]
+REFERENCE_CHECKS: dict[str, tuple[tuple[str, ...], ReferenceCheck, str]] = {
+    "product": (("product_link",), lambda arm, apim, i: arm.product_exists(apim, i),
+                "product '{id}' does not exist in APIM {apim}: create it, or remove it from "
+                "IMPORTER_PRODUCTS / the apim-importer-products tag"),
+    "policy_fragment": (("policy",), lambda arm, apim, i: arm.fragment_exists(apim, i),
+                        "policy fragment '{id}' does not exist in APIM {apim}: create it, or change "
+                        "IMPORTER_POLICY_FRAGMENT"),
+}
+
+
+def preflight(arm: AzureArm, apim: ApimRef, plan: Plan, known_products: frozenset[str] = frozenset(),
+              references: Iterable[Reference] = ()) -> None:
+    """Fail before the first write on what would otherwise fail half-way through: every object the
+    plan's writes name but do not make. ``known_products`` were listed moments ago by the fleet pass
+    or checked alongside the run's reads: no need to read them again."""
+    kinds = {c.kind for c in plan.writes if c.action is not Action.DELETE}
+    wanted = [r for r in references if r.kind in REFERENCE_CHECKS
+              and kinds & set(REFERENCE_CHECKS[r.kind][0])
+              and not (r.kind == "product" and r.id in known_products)]
+    # Product links named in the plan are references too, whatever the caller passed.
     for change in plan.writes:
         if change.kind == "product_link" and change.action is Action.CREATE:
             link: ProductLinkSpec = change.desired
-            if link.product_id not in known_products and not arm.product_exists(apim, link.product_id):
-                raise InvalidInput(
-                    f"product '{link.product_id}' does not exist in APIM {apim.name}: create it, or "
-                    "remove it from IMPORTER_PRODUCTS / the apim-importer-products tag")
+            ref = Reference("product", link.product_id)
+            if link.product_id not in known_products and ref not in wanted:
+                wanted.append(ref)
+    checks = [(r, arm.submit(REFERENCE_CHECKS[r.kind][1], arm, apim, r.id)) for r in wanted]
+    missing = [r for r, exists in checks if not exists.result()]
+    if missing:
+        raise InvalidInput("; ".join(REFERENCE_CHECKS[r.kind][2].format(id=r.id, apim=apim.name)
+                                     for r in missing) + " (nothing was written)")
+    for change in plan.writes:
         if change.kind == "diagnostic":
-            diag: DiagnosticSpec = change.desired
-            check_logger(arm, apim, diag)
+            check_logger(arm, apim, change.desired)
 
 
 def check_logger(arm: AzureArm, apim: ApimRef, diag: DiagnosticSpec) -> None:
@@ -73,11 +103,11 @@ def check_logger(arm: AzureArm, apim: ApimRef, diag: DiagnosticSpec) -> None:
         raise InvalidInput(
             f"logger '{diag.logger}' does not exist in APIM {apim.name}: token metrics need an "
             "Application Insights logger there (IMPORTER_APIM_LOGGER); create it (infra: "
-            "apimAppInsightsLogger) or correct the setting")
+            "apimAppInsightsLogger) or correct the setting (nothing was written)")
     if kind.lower() != "applicationinsights":
         raise InvalidInput(
             f"logger '{diag.logger}' in APIM {apim.name} is of type {kind}, not applicationInsights: "
-            "token metrics reach only Application Insights (IMPORTER_APIM_LOGGER)")
+            "token metrics reach only Application Insights (IMPORTER_APIM_LOGGER; nothing was written)")
 
 
 def _write(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) -> None:
@@ -99,7 +129,11 @@ def _write(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) ->
             arm.delete_api(apim, change.id, change.etag)
         else:
             api: ApiSpec = change.desired
-            arm.put_api(apim, api, change.etag)
+            held = arm.put_api(apim, api, change.etag)
+            # APIM takes an imported API's description (and, without one in the PUT, its service
+            # URL) from the document: what the importer owns is set again when the import lost it.
+            if api_diff(held, api, operations=False):
+                arm.put_api(apim, api, "*", document=False)
     elif kind == "policy":
         policy: PolicySpec = change.desired
         arm.put_policy(apim, policy, change.etag)
@@ -122,28 +156,36 @@ def _write(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) ->
 # Writes that depend on nothing else in the plan go out together: the role assignment, backends and
 # the API first; then what needs the API (its policy, which also names the backends, and product
 # links); deletes after, in reverse dependency order.
-_WAVE = {"role_assignment": 0, "backend": 0, "api": 0, "policy": 1, "diagnostic": 1, "product_link": 1}
-_DELETE_WAVE = {"subscription": 2, "product_link": 2, "policy": 3, "api": 3, "backend": 4,
-                "role_assignment": 4}
+# Product links come last: no consumer reaches an API before its policy is in place. An API of
+# this account whose path a new API takes (its mode removed) is deleted before anything else.
+_WAVE = {"role_assignment": 1, "backend": 1, "api": 1, "policy": 2, "diagnostic": 2, "product_link": 3}
+_DELETE_WAVE = {"subscription": 4, "product_link": 4, "policy": 5, "api": 5, "backend": 6,
+                "role_assignment": 6}
 
 
 def waves(plan: Plan) -> list[list[Change]]:
     """The plan's writes grouped into dependency waves, each in plan order."""
     out: dict[int, list[Change]] = {}
+    new_paths = {c.desired.path.strip("/").lower() for c in plan.writes
+                 if c.kind == "api" and c.action is Action.CREATE}
     for change in plan.writes:
         table = _DELETE_WAVE if change.action is Action.DELETE else _WAVE
-        out.setdefault(table[change.kind], []).append(change)
+        wave = table[change.kind]
+        if (change.kind == "api" and change.action is Action.DELETE
+                and change.desired.path.strip("/").lower() in new_paths):
+            wave = 0
+        out.setdefault(wave, []).append(change)
     return [out[k] for k in sorted(out)]
 
 
 def apply(arm: AzureArm, apim: ApimRef, plan: Plan, *, run_id: str = "-",
-          known_products: frozenset[str] = frozenset()) -> ApplyResult:
+          known_products: frozenset[str] = frozenset(), references: Iterable[Reference] = ()) -> ApplyResult:
     """Carry the plan out wave by wave; a wave's writes are sent together. After a failed write no
     further wave starts; the writes of its own wave that succeeded are reported as applied."""
     result = ApplyResult()
     if plan.empty:
         return result
-    preflight(arm, apim, plan, known_products)
+    preflight(arm, apim, plan, known_products, references)
     for wave in waves(plan):
         if len(wave) == 1:
             outcomes: list[ImporterError | None] = [_attempt(arm, apim, plan.account, wave[0])]

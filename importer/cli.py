@@ -331,8 +331,9 @@ def parser() -> argparse.ArgumentParser:
                        ("apply", "apply the changes for one account")):
         p = sub.add_parser(name, help=text, description=text)
         _add_common(p)
-        p.add_argument("--mode", choices=("azure-openai", "azure-ai", "azure-openai-v1"),
-                       help="client-compatibility mode (default: tag apim-importer-mode, "
+        p.add_argument("--mode", metavar="MODES",
+                       help="client-compatibility mode(s), comma-separated, each its own API: "
+                            "azure-openai, azure-ai, azure-openai-v1 (default: tag apim-importer-mode, "
                             "else IMPORTER_MODE)")
         p.add_argument("--openapi", choices=("bundled", "official"),
                        help="OpenAPI document: the project's own, or the official one by link from "

@@ -114,6 +114,21 @@ def parse_mode(value: object, source: Src) -> Mode:
     return _choice(Mode, value, source)
 
 
+def parse_modes(value: object, source: Src) -> tuple[Mode, ...]:
+    """A comma-separated set of modes (``azure-openai,azure-openai-v1``), or a list of them: each a
+    mode, none twice. Returned in canonical order (Mode's), so the same set is always the same."""
+    items = value.split(",") if isinstance(value, str) else value
+    if isinstance(value, Mode):
+        items = [value]
+    if not isinstance(items, (list, tuple)) or not items:
+        raise _fail(source, value, "one or more of " + ", ".join(m.value for m in Mode)
+                    + ", separated by commas")
+    modes = [_choice(Mode, item, source) for item in items]
+    if len(set(modes)) != len(modes):
+        raise _fail(source, value, "each mode at most once")
+    return tuple(m for m in Mode if m in modes)
+
+
 def check_base_path(value: object, source: Src) -> str:
     expected = ("path segments of letters, digits and ._~- separated by '/', no leading or trailing "
                 f"'/', at most {MAX_BASE_PATH} characters; '{{account}}' may stand for the account name")
@@ -361,7 +376,7 @@ def _apply_settings(layers: _Layers, s: Settings) -> None:
         name, advice = sorted(retired.items())[0]
         raise InvalidInput(f"setting {name} is no longer read: {advice}")
     o = layers.options
-    o = replace(o, mode=parse_mode(*get("IMPORTER_MODE")))
+    o = replace(o, modes=parse_modes(*get("IMPORTER_MODE")))
     o = replace(o, openapi=parse_openapi(*get("IMPORTER_OPENAPI")))
     o = replace(o, openapi_base_url=check_openapi_base_url(*get("IMPORTER_OPENAPI_BASE_URL")))
     o = replace(o, base_path=check_base_path(*get("IMPORTER_BASE_PATH")))
@@ -391,7 +406,7 @@ def _apply_tags(layers: _Layers, tags: dict[str, str], where: str, s: Settings) 
         if not value:
             raise _fail(src, raw, "a value (see docs/tags.md; 'off' turns a feature off)")
         if tag == TAG_MODE:
-            o = replace(o, mode=parse_mode(value, src))
+            o = replace(o, modes=parse_modes(value, src))
         elif tag == TAG_BASE_PATH:
             o = replace(o, base_path=check_base_path(value, src))
         elif tag == TAG_PRODUCTS:
@@ -441,7 +456,7 @@ def _apply_overrides(layers: _Layers, overrides: Mapping[str, object]) -> None:
     for key, value in overrides.items():
         src = Source(f"option {key}")
         if key == "mode":
-            o = replace(o, mode=parse_mode(value, src))
+            o = replace(o, modes=parse_modes(value, src))
         elif key == "basePath":
             o = replace(o, base_path=check_base_path(value, src))
         elif key == "products":

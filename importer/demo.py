@@ -167,7 +167,7 @@ class Demo:
                  f"{step.seconds:.2f} s", "bold")
 
     def owned_ids(self) -> list[str]:
-        from importer.render import owned_account
+        from importer.identity import owned_account
 
         out = []
         for rid in self.sim.ids():
@@ -190,7 +190,7 @@ class Demo:
     def run(self) -> int:
         from azure.mgmt.cognitiveservices import models as cs
 
-        from importer.render import api_id
+        from importer.identity import api_id
         from importer.service import reset_service
 
         seed, c = self.seed, self.clients
@@ -293,7 +293,7 @@ class Demo:
     def _tamper(self) -> None:
         from azure.mgmt.apimanagement import models
 
-        from importer.render import api_id, backend_id
+        from importer.identity import api_id, backend_id
 
         ref = self.seed_ref("contoso-aoai")
         apim = self.clients.apim(SUB)

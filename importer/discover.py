@@ -1,58 +1,66 @@
 """Discover: read the actual state of one account's APIM objects through the ARM adapter.
 
-Reads only what the desired state names (deterministic ids), so a no-op reconcile is a fixed,
-small number of GETs. Ownership is decided here: an object is ours only if its mark names this
-account.
+Reads only the account's objects (their ids share its prefix: one listing each for APIs and
+backends), so a no-op reconcile is a fixed, small number of GETs. Ownership is decided here, by
+importer/identity.py's rule: an object is ours only if its id is one of the account's and its mark
+names the account (and, on role assignments, this APIM instance).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from importer.azure.arm import AzureArm
+from importer.identity import (
+    FEATURE_SUFFIX,
+    account_prefix,
+    api_id,
+    backend_id,
+    is_owned_id,
+    mode_of_api,
+    owned_account,
+    owns_object,
+    owns_role,
+    owns_subscription,
+    probe_subscription_id,
+)
 from importer.model import (
     AccountRef,
     Action,
     Actual,
     ActualApi,
     ActualBackend,
+    ActualPolicy,
     ApimRef,
     ApiSpec,
     BackendSpec,
     Desired,
     DiagnosticSpec,
+    Mode,
     NotFound,
     Plan,
     PolicySpec,
     ProductLinkSpec,
     RoleAssignmentSpec,
 )
-from importer.render import (
-    BACKEND_ROLES,
-    DIAGNOSTIC_AZURE_MONITOR,
-    LLM_LOGGING_NOTE,
-    api_id,
-    backend_id,
-    owned_account,
-    owns_subscription,
-    probe_subscription_id,
-    role_assignment_name,
-)
+from importer.render import DIAGNOSTIC_AZURE_MONITOR, LLM_LOGGING_NOTE
 
 
-def _mine(description: str, ref: AccountRef) -> bool:
-    owner = owned_account(description)
-    return owner is not None and owner.lower() == ref.key
+def _own_api(api: ActualApi, ref: AccountRef, apim: ApimRef) -> ActualApi:
+    return replace(api, owned=owns_object(api.spec.api_id, api.spec.description, ref, apim))
 
 
-def _own_api(api: ActualApi | None, ref: AccountRef) -> ActualApi | None:
-    return None if api is None else replace(api, owned=_mine(api.spec.description, ref))
+def _own_backend(b: ActualBackend | None, ref: AccountRef, apim: ApimRef) -> ActualBackend | None:
+    return None if b is None else replace(
+        b, owned=owns_object(b.spec.backend_id, b.spec.description, ref, apim))
 
 
-def _own_backend(b: ActualBackend | None, ref: AccountRef) -> ActualBackend | None:
-    return None if b is None else replace(b, owned=_mine(b.spec.description, ref))
+def _account_ids(ref: AccountRef) -> tuple[list[str], list[str]]:
+    """(every API id, every backend id) the account may own: one per mode, plus the features'."""
+    apis = [api_id(ref, m) for m in Mode]
+    return apis, apis + [backend_id(ref, role) for role in FEATURE_SUFFIX]
 
 
 @dataclass(frozen=True)
@@ -68,19 +76,22 @@ class Snapshot:
     product_apis: Mapping[str, frozenset[str]]  # product id → lowercase api ids linked to it
 
 
-def owns_anything(snapshot: Snapshot, ref: AccountRef) -> bool:
+def owns_anything(snapshot: Snapshot, ref: AccountRef, apim: ApimRef) -> bool:
     """Whether the pass's listings show an object of ours for ``ref`` (an API, a backend, APIM's
     role assignment on the account), or can't tell (its subscription's assignments not listed)."""
     if ref.subscription.lower() not in snapshot.role_subscriptions:
         return True
-    api = snapshot.apis.get(api_id(ref).lower())
-    if api is not None and _mine(api.description, ref):
-        return True
-    for role in BACKEND_ROLES:
-        backend = snapshot.backends.get(backend_id(ref, role).lower())
-        if backend is not None and _mine(backend.description, ref):
+    apis, backends = _account_ids(ref)
+    for aid in apis:
+        api = snapshot.apis.get(aid.lower())
+        if api is not None and owns_object(aid, api.description, ref, apim):
             return True
-    return any(_mine(r.description, ref) for r in snapshot.roles.get(ref.id.lower(), ()))
+    for bid in backends:
+        backend = snapshot.backends.get(bid.lower())
+        if backend is not None and owns_object(bid, backend.description, ref, apim):
+            return True
+    return any(owns_role(r.scope, r.description, r.principal_id, ref, apim, snapshot.principal_id)
+               for r in snapshot.roles.get(ref.id.lower(), ()))
 
 
 def take_snapshot(arm: AzureArm, apim: ApimRef, principal_id: str | None, subscriptions: Iterable[str],
@@ -102,23 +113,13 @@ def take_snapshot(arm: AzureArm, apim: ApimRef, principal_id: str | None, subscr
                     product_apis)
 
 
-def _path_clash(others: Iterable[ApiSpec], desired: Desired) -> tuple[str | None, str | None]:
-    """(id, owning account id or None) of another API already on the desired path."""
-    path = desired.api.path.strip("/").lower()
+def _path_clash(others: Iterable[ApiSpec], api: ApiSpec) -> ApiSpec | None:
+    """Another API already on ``api``'s path."""
+    path = api.path.strip("/").lower()
     for other in others:
-        if other.path.strip("/").lower() == path and other.api_id.lower() != desired.api.api_id.lower():
-            return other.api_id, owned_account(other.description)
-    return None, None
-
-
-def owned_principal(scope_roles: Iterable[RoleAssignmentSpec], ref: AccountRef) -> str | None:
-    """The principal of this importer's own assignment on the account, if exactly one principal
-    holds one: an assignment carrying our mark for ``ref`` whose name is the deterministic name for
-    its own (scope, role, principal). Anything else (none, several, a renamed one) → None."""
-    found = {r.principal_id.lower() for r in scope_roles
-             if _mine(r.description, ref)
-             and r.name.lower() == role_assignment_name(ref.id, r.role_definition_guid, r.principal_id)}
-    return found.pop() if len(found) == 1 else None
+        if other.path.strip("/").lower() == path and other.api_id.lower() != api.api_id.lower():
+            return other
+    return None
 
 
 def roles_of(scope_roles: Iterable[RoleAssignmentSpec], desired: Desired) -> tuple[RoleAssignmentSpec, ...]:
@@ -132,13 +133,14 @@ def roles_of(scope_roles: Iterable[RoleAssignmentSpec], desired: Desired) -> tup
 @dataclass(frozen=True)
 class Prefetch:
     """Reads of one account's objects sent together, before the desired state is known: every id
-    follows from the account id alone. A field left None is read (in turn) when it is needed."""
+    follows from the account id (and the modes guessed from the settings). A field left None, or an
+    API missing from a mapping, is read (in turn) when it is needed."""
 
-    api: Future[ActualApi | None] | None = None  # without its operations
-    operations: Future[tuple[tuple[str, str], ...]] | None = None
-    policy: Future[tuple[PolicySpec | None, str | None]] | None = None
-    backends: Future[list[ActualBackend]] | None = None  # every backend named with the API id's prefix
-    links: Future[tuple[ProductLinkSpec, ...]] | None = None
+    mine: Future[list[ApiSpec]] | None = None  # the account's APIs (prefix listing, no operations)
+    operations: Mapping[str, Future[tuple[tuple[str, str], ...]]] = field(default_factory=dict)
+    policy: Mapping[str, Future[tuple[PolicySpec | None, str | None]]] = field(default_factory=dict)
+    backends: Future[list[ActualBackend]] | None = None  # every backend named with the account prefix
+    links: Mapping[str, Future[tuple[ProductLinkSpec, ...]]] = field(default_factory=dict)
     roles: Future[tuple[RoleAssignmentSpec, ...]] | None = None  # at the account's scope
     apis: Future[list[ApiSpec]] | None = None  # every API: a path clash, when ours is absent
 
@@ -150,87 +152,109 @@ def _operations(arm: AzureArm, apim: ApimRef, aid: str) -> tuple[tuple[str, str]
         return ()
 
 
-def prefetch(arm: AzureArm, apim: ApimRef, ref: AccountRef, *, snapshot: Snapshot | None = None,
-             links: bool = False, roles: bool = False, principal: str | None = None) -> Prefetch:
-    """Send the reads of ``ref``'s objects at once. With a ``snapshot`` only what it can't hold
-    (operations, policy) is read, and only for an API it lists. ``roles``: the assignments at the
-    account's scope, of ``principal`` if known, else of every principal (to find our own)."""
-    aid = api_id(ref)
+def prefetch(arm: AzureArm, apim: ApimRef, ref: AccountRef, *, modes: Iterable[Mode] = (Mode.AZURE_OPENAI,),
+             snapshot: Snapshot | None = None, links: bool = False, roles: bool = False,
+             principal: str | None = None) -> Prefetch:
+    """Send the reads of ``ref``'s objects at once: its APIs and backends (one listing each), and the
+    operations and policy (and product links, with ``links``) of the APIs of ``modes``, the likely
+    ones. With a ``snapshot`` only what it can't hold (operations, policy) is read, and only for an
+    API it lists. ``roles``: the assignments at the account's scope, of ``principal`` if known, else
+    of every principal (to find our own)."""
+    ids = [api_id(ref, m) for m in modes]
     if snapshot is not None:
-        if aid.lower() not in snapshot.apis:
-            return Prefetch()
-        return Prefetch(operations=arm.submit(_operations, arm, apim, aid),
-                        policy=arm.submit(arm.get_policy, apim, aid))
+        ids = [aid for aid in ids if aid.lower() in snapshot.apis]
+        return Prefetch(operations={a: arm.submit(_operations, arm, apim, a) for a in ids},
+                        policy={a: arm.submit(arm.get_policy, apim, a) for a in ids})
     role_read: Future[tuple[RoleAssignmentSpec, ...]] | None = None
     if roles:
         role_read = arm.submit(arm.list_role_assignments, ref.id, ref.subscription, principal)
-    return Prefetch(api=arm.submit(arm.get_api, apim, aid, operations=False),
-                    operations=arm.submit(_operations, arm, apim, aid),
-                    policy=arm.submit(arm.get_policy, apim, aid),
-                    backends=arm.submit(arm.list_backends_named, apim, aid),
-                    links=arm.submit(arm.list_product_links, apim, aid) if links else None,
+    prefix = account_prefix(ref)
+    return Prefetch(mine=arm.submit(arm.list_apis_named, apim, prefix),
+                    operations={a: arm.submit(_operations, arm, apim, a) for a in ids},
+                    policy={a: arm.submit(arm.get_policy, apim, a) for a in ids},
+                    backends=arm.submit(arm.list_backends_named, apim, prefix),
+                    links={a: arm.submit(arm.list_product_links, apim, a) for a in ids} if links else {},
                     roles=role_read)
+
+
+def _listed_apis(arm: AzureArm, apim: ApimRef, ref: AccountRef, snapshot: Snapshot | None,
+                 pf: Prefetch) -> list[ApiSpec]:
+    """The account's APIs: those whose id is one of its mode ids (a longer name that only shares
+    the prefix is another account's)."""
+    if snapshot is not None:
+        found = [snapshot.apis.get(aid.lower()) for aid in _account_ids(ref)[0]]
+        return [a for a in found if a is not None]
+    listed = pf.mine.result() if pf.mine else arm.list_apis_named(apim, account_prefix(ref))
+    return [a for a in listed if mode_of_api(ref, a.api_id) is not None]
 
 
 def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapshot | None = None,
                 *, paths_from: Snapshot | None = None, prefetched: Prefetch | None = None) -> Actual:
-    """Actual state for ``desired``'s ids: API (+operations), policy, backends, links, roles.
+    """Actual state for ``desired``'s account: its APIs (+operations, for the desired ones),
+    policies, backends, links, roles.
 
-    With a ``snapshot``, listed objects are taken from it (no ETags); without, each is read, or
-    taken from ``prefetched`` (reads already in flight)."""
+    Listings carry no ETags: a write decided on them re-reads its object first (:func:`unguarded`).
+    With a ``snapshot``, listed objects are taken from it; without, each is read, or taken from
+    ``prefetched`` (reads already in flight)."""
     ref = desired.account
-    aid = desired.api.api_id
     pf = prefetched or Prefetch()
+    wanted_ids = {a.api_id.lower() for a in desired.apis}
+    listed = _listed_apis(arm, apim, ref, snapshot, pf)
+    present = {a.api_id.lower() for a in listed}
 
-    def operations() -> tuple[tuple[str, str], ...]:
-        return pf.operations.result() if pf.operations else arm.list_operations(apim, aid)
+    # Operations of the desired APIs that exist (an API about to be deleted needs none): those not
+    # prefetched are read together.
+    reads = {a.api_id: pf.operations.get(a.api_id) or arm.submit(_operations, arm, apim, a.api_id)
+             for a in listed if a.api_id.lower() in wanted_ids}
+    apis = tuple(_own_api(ActualApi(spec=replace(
+        a, operations=reads[a.api_id].result() if a.api_id in reads else ())), ref, apim) for a in listed)
 
-    if snapshot is not None:
-        listed = snapshot.apis.get(aid.lower())
-        api = None if listed is None else _own_api(ActualApi(spec=replace(
-            listed, operations=operations())), ref)
-    else:
-        got = pf.api.result() if pf.api else arm.get_api(apim, aid, operations=False)
-        api = None if got is None else _own_api(replace(got, spec=replace(
-            got.spec, operations=operations())), ref)
-    path_clash = path_clash_owner = None
-    policy, policy_etag = None, None
-    links: tuple[ProductLinkSpec, ...] = ()
-    if api is None:
+    clashes: list[tuple[str, str]] = []
+    clash_owners: list[tuple[str, str]] = []
+    missing = [a for a in desired.apis if a.api_id.lower() not in present]
+    if missing:
         # Only when we are about to create: is the path taken by someone else's API?
         # A fleet pass checks against its listing (``paths_from``) rather than listing every API
         # again for each new account; APIM itself refuses a duplicate path at PUT time anyway.
         listing = snapshot or paths_from
-        others = (listing.apis.values() if listing else pf.apis.result() if pf.apis
-                  else arm.list_apis(apim))
-        path_clash, path_clash_owner = _path_clash(others, desired)
-    else:
-        policy, policy_etag = pf.policy.result() if pf.policy else arm.get_policy(apim, aid)
-        wanted_products = {link.product_id for link in desired.product_links}
+        others = list(listing.apis.values() if listing else pf.apis.result() if pf.apis
+                      else arm.list_apis(apim))
+        for a in missing:
+            other = _path_clash(others, a)
+            if other is not None:
+                clashes.append((a.api_id, other.api_id))
+                if (owner := owned_account(other.description, apim)) is not None:
+                    clash_owners.append((other.api_id, owner))
+
+    policies: list[ActualPolicy] = []
+    links: list[ProductLinkSpec] = []
+    wanted_products = {link.product_id for link in desired.product_links}
+    for api in desired.apis:
+        aid = api.api_id
+        if aid.lower() not in present:
+            continue
+        got = pf.policy.get(aid)
+        policy, etag = got.result() if got else arm.get_policy(apim, aid)
+        if policy is not None:
+            policies.append(ActualPolicy(policy, etag))
         if snapshot is not None and wanted_products <= set(snapshot.product_apis):
-            links = tuple(ProductLinkSpec(product_id=p, api_id=aid) for p in sorted(wanted_products)
-                          if aid.lower() in snapshot.product_apis[p])
+            links += [ProductLinkSpec(product_id=p, api_id=aid) for p in sorted(wanted_products)
+                      if aid.lower() in snapshot.product_apis[p]]
         elif wanted_products:
-            links = pf.links.result() if pf.links else arm.list_product_links(apim, aid)
-    # Desired backends, plus our feature backends the current policy still names (a feature was
-    # just turned off: plan deletes them). Costs no read in the steady state.
-    wanted = [s.backend_id for s in desired.backends]
-    if policy is not None:
-        wanted += [bid for bid in (backend_id(ref, role) for role in BACKEND_ROLES)
-                   if bid not in wanted and bid in policy.xml]
+            read = pf.links.get(aid)
+            links += read.result() if read else arm.list_product_links(apim, aid)
+
     found: list[ActualBackend | None] = []
     if snapshot is not None:
-        for bid in wanted:
+        for bid in _account_ids(ref)[1]:
             spec = snapshot.backends.get(bid.lower())
             found.append(None if spec is None else ActualBackend(spec=spec))
-    elif pf.backends is not None or len(wanted) > 1:
-        # Feature backends share the API id as a prefix: one listing instead of a read each.
-        named = {b.spec.backend_id.lower(): b for b in (
-            pf.backends.result() if pf.backends else arm.list_backends_named(apim, aid))}
-        found = [named.get(bid.lower()) for bid in wanted]
     else:
-        found = [arm.get_backend(apim, bid) for bid in wanted]
-    backends = tuple(b for b in (_own_backend(x, ref) for x in found) if b is not None)
+        # One listing finds every backend of the account: ids share its prefix.
+        found = [b for b in (pf.backends.result() if pf.backends else
+                             arm.list_backends_named(apim, account_prefix(ref)))
+                 if is_owned_id(ref, b.spec.backend_id)]
+    backends = tuple(b for b in (_own_backend(x, ref, apim) for x in found) if b is not None)
     roles: tuple[RoleAssignmentSpec, ...] = ()
     if pf.roles is not None:
         roles = roles_of(pf.roles.result(), desired)
@@ -242,23 +266,23 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
         else:
             roles = arm.list_role_assignments(ref.id, ref.subscription, principal)
     roles += _other_scope_roles(arm, desired, snapshot)
-    diagnostics: tuple[DiagnosticSpec, ...] = ()
-    if api is not None and _needs_diagnostics(desired, backends):
-        diagnostics = tuple(d for d, _ in arm.list_diagnostics(apim, aid))
-    return Actual(api=api, path_clash=path_clash, path_clash_owner=path_clash_owner, backends=backends,
-                  policy=policy, policy_etag=policy_etag, product_links=links, role_assignments=roles,
-                  diagnostics=diagnostics)
+    diagnostics: list[DiagnosticSpec] = []
+    if _needs_diagnostics(desired, backends):
+        for api in desired.apis:
+            if api.api_id.lower() in present:
+                diagnostics += [d for d, _ in arm.list_diagnostics(apim, api.api_id)]
+    return Actual(apis=apis, path_clashes=tuple(clashes), path_clash_owners=tuple(clash_owners),
+                  backends=backends, policies=tuple(policies), product_links=tuple(links),
+                  role_assignments=roles, diagnostics=tuple(diagnostics))
 
 
 def _needs_diagnostics(desired: Desired, backends: Iterable[ActualBackend]) -> bool:
-    """Whether the run must look at the API's diagnostics: the options ask for one, or LLM logging
-    is off now and the main backend's description records that it was on (so it is turned off)."""
+    """Whether the run must look at the APIs' diagnostics: the options ask for one, or LLM logging
+    is off now and one of the account's backends records that it was on (so it is turned off)."""
     for d in desired.diagnostics:
         if d.name != DIAGNOSTIC_AZURE_MONITOR or d.llm_logging:
             return True
-    main = backend_id(desired.account).lower()
-    return any(b.spec.backend_id.lower() == main and LLM_LOGGING_NOTE in b.spec.description
-               for b in backends)
+    return any(LLM_LOGGING_NOTE in b.spec.description for b in backends)
 
 
 def _other_scope_roles(arm: AzureArm, desired: Desired,
@@ -283,20 +307,36 @@ def _other_scope_roles(arm: AzureArm, desired: Desired,
     return tuple(out)
 
 
-def unguarded(actual: Actual, plan: Plan) -> list[str]:
-    """Backends the plan updates or deletes that were read from a listing (no ETag to guard the
-    write with): re-read them with :func:`refresh_backends` before applying."""
-    have = {b.spec.backend_id.lower(): b for b in actual.backends}
-    return sorted({c.id for c in plan.changes if c.kind == "backend"
+def unguarded(actual: Actual, plan: Plan) -> list[tuple[str, str]]:
+    """(kind, id) of the APIs and backends the plan updates or deletes that were read from a listing
+    (no ETag to guard the write with): re-read them with :func:`refresh` before applying."""
+    have = {("api", a.spec.api_id.lower()): a.etag for a in actual.apis}
+    have.update({("backend", b.spec.backend_id.lower()): b.etag for b in actual.backends})
+    return sorted({(c.kind, c.id) for c in plan.changes if c.kind in ("api", "backend")
                    and c.action in (Action.UPDATE, Action.DELETE)
-                   and c.id.lower() in have and have[c.id.lower()].etag is None})
+                   and (c.kind, c.id.lower()) in have and have[(c.kind, c.id.lower())] is None})
 
 
-def refresh_backends(arm: AzureArm, apim: ApimRef, ref: AccountRef, actual: Actual,
-                     ids: Iterable[str]) -> Actual:
-    fresh = {i.lower(): _own_backend(arm.get_backend(apim, i), ref) for i in ids}
+def refresh(arm: AzureArm, apim: ApimRef, ref: AccountRef, actual: Actual,
+            stale: Iterable[tuple[str, str]]) -> Actual:
+    """``actual`` with the ``stale`` APIs and backends read again, one by one, with their ETags (an
+    API keeps the operations already read)."""
+    stale = list(stale)
+    backend_ids = [i for k, i in stale if k == "backend"]
+    api_ids = {i.lower() for k, i in stale if k == "api"}
+    fresh = {i.lower(): _own_backend(arm.get_backend(apim, i), ref, apim) for i in backend_ids}
     kept = [b for b in actual.backends if b.spec.backend_id.lower() not in fresh]
-    return replace(actual, backends=tuple(kept + [b for b in fresh.values() if b is not None]))
+    apis: list[ActualApi] = []
+    for api in actual.apis:
+        if api.spec.api_id.lower() not in api_ids:
+            apis.append(api)
+            continue
+        got = arm.get_api(apim, api.spec.api_id, operations=False)
+        if got is not None:
+            apis.append(_own_api(replace(got, spec=replace(got.spec, operations=api.spec.operations)),
+                                 ref, apim))
+    return replace(actual, apis=tuple(apis),
+                   backends=tuple(kept + [b for b in fresh.values() if b is not None]))
 
 
 def read_owned(arm: AzureArm, apim: ApimRef, ref: AccountRef, principal_id: str | None,
@@ -304,20 +344,15 @@ def read_owned(arm: AzureArm, apim: ApimRef, ref: AccountRef, principal_id: str 
     """Everything this importer made for ``ref`` (for offboarding), whatever the options were,
     including the probe key's subscription. Reads already in flight (``prefetched``) are used:
     then role assignments are those of every principal at the scope (the plan deletes only the
-    ones carrying our mark) and APIM's principal is not needed."""
+    ones carrying our mark for this instance)."""
     pf = prefetched or Prefetch()
-    aid = api_id(ref)
-    api = _own_api(pf.api.result() if pf.api else arm.get_api(apim, aid, operations=False), ref)
+    apis = tuple(_own_api(ActualApi(spec=a), ref, apim) for a in _listed_apis(arm, apim, ref, None, pf))
     sub = arm.get_subscription(apim, probe_subscription_id(ref))
     if sub is not None:
         sub = replace(sub, owned=owns_subscription(sub.spec, ref))
-    ids = [backend_id(ref, role) for role in BACKEND_ROLES]
-    if pf.backends is not None:  # listed, no ETags: the caller re-reads what it will delete
-        named = {b.spec.backend_id.lower(): b for b in pf.backends.result()}
-        found = [named.get(i.lower()) for i in ids]
-    else:
-        found = [arm.get_backend(apim, i) for i in ids]
-    backends = tuple(b for b in (_own_backend(x, ref) for x in found) if b is not None)
+    listed = pf.backends.result() if pf.backends else arm.list_backends_named(apim, account_prefix(ref))
+    backends = tuple(b for b in (_own_backend(x, ref, apim) for x in listed
+                                 if is_owned_id(ref, x.spec.backend_id)) if b is not None)
     roles: tuple[RoleAssignmentSpec, ...] = ()
     try:
         if pf.roles is not None:
@@ -326,4 +361,4 @@ def read_owned(arm: AzureArm, apim: ApimRef, ref: AccountRef, principal_id: str 
             roles = arm.list_role_assignments(ref.id, ref.subscription, principal_id)
     except NotFound:
         roles = ()  # the account (the scope) is gone, and its assignments with it
-    return Actual(api=api, backends=backends, role_assignments=roles, subscription=sub)
+    return Actual(apis=apis, backends=backends, role_assignments=roles, subscription=sub)

@@ -571,39 +571,58 @@ def probe_spec(token: str) -> ApiSpec:
 
 
 def _probe_import(t: Target, c: Check) -> Iterator[Finding]:
+    """Import a throwaway API whose request and document disagree on the description, display name
+    and service URL (to see which one an import keeps), then write its properties alone, as the
+    importer does after every import, and check that those stick: the ownership mark depends on it."""
     assert t.apim is not None
     spec = probe_spec(uuid.uuid4().hex[:12])
     sent = {"description": spec.description, "display name": spec.display_name,
             "serviceUrl": spec.service_url or ""}
     from_doc = {"description": PROBE_DOC_DESCRIPTION, "display name": PROBE_TITLE,
                 "serviceUrl": PROBE_DOC_SERVER}
+    imported: Any = None
     got: Any = None
     error = ""
     try:
         t.arm.put_api(t.apim, spec, None)
-        got = t.arm.get_api(t.apim, spec.api_id)
+        imported = t.arm.get_api(t.apim, spec.api_id)
+        if imported is not None:
+            t.arm.put_api(t.apim, spec, None, document=False)
+            got = t.arm.get_api(t.apim, spec.api_id, operations=False)
     except ImporterError as exc:
         error = str(exc)
     finally:
         cleanup = _probe_delete(t, spec.api_id)
-    if got is None:
+    if imported is None:
         yield _finding(c, FAIL, f"importing the throwaway API {spec.api_id} failed: {error or 'not found'}",
                        f"check access.apim; the importer's identity needs {APIM_CONTRIBUTOR}", t.apim.id)
     else:
-        kept = {"description": got.spec.description, "display name": got.spec.display_name,
-                "serviceUrl": got.spec.service_url or ""}
-        yield _finding(c, PASS, f"APIM accepted an inline OpenAPI import ({len(got.spec.operations)} "
-                       "operation(s))", target=t.apim.id)
-        for key, label, status, why in PROBE_ASSUMPTIONS:
-            if kept[key] == sent[key]:
-                yield Finding(label, PASS, f"APIM keeps the {key} sent with an import", "kept what the "
-                              "request sent", target=t.apim.id)
-                continue
-            source = ("the document's" if kept[key] == from_doc[key]
-                      else "neither the request's nor the document's")
-            yield Finding(label, status, f"APIM keeps the {key} sent with an import",
-                          f"APIM kept {source} {key} ({kept[key]!r}): {why}", "report it (an issue with this "
-                          "finding); until then expect the plan to show the field on every run", t.apim.id)
+        on_import = {"description": imported.spec.description, "display name": imported.spec.display_name,
+                     "serviceUrl": imported.spec.service_url or ""}
+        def source(key: str) -> str:
+            return ("the request" if on_import[key] == sent[key] else "the document"
+                    if on_import[key] == from_doc[key] else "neither")
+
+        kept = ", ".join(f"{source(k)}'s {k}" for k in from_doc)
+        yield _finding(c, PASS, f"APIM accepted an inline OpenAPI import ({len(imported.spec.operations)} "
+                       f"operation(s)); the import kept {kept} (the importer writes its properties again "
+                       "after an import, so either is fine)", target=t.apim.id)
+        if got is None:
+            yield Finding("probe.description", FAIL, "APIM keeps the properties the importer writes after "
+                          "an import", f"writing the throwaway's properties failed: {error or 'not found'}",
+                          f"check access.apim; the importer's identity needs {APIM_CONTRIBUTOR}", t.apim.id)
+        else:
+            after = {"description": got.spec.description, "display name": got.spec.display_name,
+                     "serviceUrl": got.spec.service_url or ""}
+            for key, label, status, why in PROBE_ASSUMPTIONS:
+                checked = f"APIM keeps the {key} the importer writes after an import"
+                if after[key] == sent[key]:
+                    yield Finding(label, PASS, checked, "kept what the properties write sent",
+                                  target=t.apim.id)
+                    continue
+                yield Finding(label, status, checked, f"APIM kept {after[key]!r}: {why}", "report it (an "
+                              "issue with this finding); until then expect the plan to show the field on "
+                              "every run", t.apim.id)
     yield cleanup
 
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from importer.config import enabled, resolve_options
+from importer.identity import api_id
 from importer.model import MODES_BY_KIND, AccountRef, ImporterError, NotFound
 from importer.reconcile import Reconciler
-from importer.render import api_id, routable_deployments
+from importer.render import routable_deployments
 
 
 @dataclass
@@ -83,9 +84,11 @@ def explain(rec: Reconciler, ref: AccountRef, deployment: str | None = None,
     except ImporterError as exc:
         return ex.fail("options", f"{exc} — nothing is imported until it is fixed")
     ex.add("opt-in", True, "imported (not opted out)")
-    if options.mode not in MODES_BY_KIND[account.kind]:
-        return ex.fail("mode", f"mode {options.mode.value} cannot be served by a {account.kind} account")
-    ex.add("mode", True, options.mode.value)
+    modes = ", ".join(m.value for m in options.modes)
+    for mode in options.modes:
+        if mode not in MODES_BY_KIND[account.kind]:
+            return ex.fail("mode", f"mode {mode.value} cannot be served by a {account.kind} account")
+    ex.add("mode", True, modes)
 
     if deployment is not None:
         dep = next((d for d in account.deployments if d.name.lower() == deployment.lower()), None)
@@ -103,11 +106,15 @@ def explain(rec: Reconciler, ref: AccountRef, deployment: str | None = None,
                                         "IMPORTER_ENABLE_APIM_IDENTITY=true")
     ex.add("apim identity", True, f"principal {svc.principal_id}")
 
-    api = rec.arm.get_api(rec.apim, api_id(ref))
-    if api is None:
-        return ex.fail("api", f"no API {api_id(ref)} in APIM yet: the next reconcile will create it"
-                       + (" (the last run failed; see above)" if last and last.outcome == "failed" else ""))
-    ex.add("api", True, f"{api.spec.path} ({len(api.spec.operations)} operations)")
+    paths: list[str] = []
+    for mode in options.modes:
+        api = rec.arm.get_api(rec.apim, api_id(ref, mode))
+        if api is None:
+            return ex.fail("api", f"no API {api_id(ref, mode)} ({mode.value}) in APIM yet: the next "
+                           "reconcile will create it" + (" (the last run failed; see above)"
+                                                         if last and last.outcome == "failed" else ""))
+        ex.add("api", True, f"{api.spec.path} ({len(api.spec.operations)} operations)")
+        paths.append(api.spec.path)
 
     plan_run = rec.reconcile(ref, dry_run=True, trigger="cli")
     if plan_run.error:
@@ -129,6 +136,6 @@ def explain(rec: Reconciler, ref: AccountRef, deployment: str | None = None,
         ex.add("drift", True, "APIM matches the desired state")
     gateway = svc.gateway_url.rstrip("/")
     ex.on_gateway = not pending or kinds <= {"product_link"}
-    ex.verdict = (f"{what} is on the gateway: {gateway}/{api.spec.path}" if ex.on_gateway
+    ex.verdict = (f"{what} is on the gateway: " + ", ".join(f"{gateway}/{p}" for p in paths) if ex.on_gateway
                   else f"{what} is imported but drift is pending")
     return ex

@@ -90,7 +90,9 @@ def download(url: str) -> LinkedDocument:
     if not operations:
         raise PermanentError(f"{where}: the document has no operations: {_FIX}")
     logger.info("fetched %s: %d operations", url, len(operations))
-    return LinkedDocument(url, operations)
+    info = doc.get("info")
+    description = info.get("description") if isinstance(info, dict) else None
+    return LinkedDocument(url, operations, description if isinstance(description, str) else "")
 
 
 class Cache:

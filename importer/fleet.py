@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from importer.discover import Snapshot, take_snapshot
+from importer.identity import owned_account
 from importer.model import Account, AccountRef, ImporterError, InvalidInput, in_scopes
 from importer.reconcile import Reconciler, RunResult
-from importer.render import owned_account
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,9 @@ def enumerate_estate(rec: Reconciler, *, snapshot: bool = True) -> Estate:
     else:
         apis, backends = rec.arm.list_apis(rec.apim), rec.arm.list_backends(rec.apim)
     owners: set[str] = set()
-    owners.update(filter(None, (owned_account(a.description) for a in apis)))
-    owners.update(filter(None, (owned_account(b.description) for b in backends)))
+    # Marks of another APIM instance are that instance's importer's business.
+    owners.update(filter(None, (owned_account(a.description, rec.apim) for a in apis)))
+    owners.update(filter(None, (owned_account(b.description, rec.apim) for b in backends)))
     for owner in sorted(owners):
         try:
             ref = AccountRef.parse(owner)

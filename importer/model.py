@@ -233,6 +233,7 @@ class LinkedDocument:
 
     url: str
     operations: tuple[tuple[str, str], ...]
+    description: str = ""  # its info.description: what APIM makes the API's description on import
 
 
 # Which account kinds can serve which mode. An OpenAI account has no /models inference route.
@@ -332,7 +333,8 @@ class ContentSafety:
 @dataclass(frozen=True)
 class Options:
     enabled: bool = True
-    mode: Mode = Mode.AZURE_OPENAI
+    # Every mode the account is published in, each as its own API; canonical order (config.parse_modes).
+    modes: tuple[Mode, ...] = (Mode.AZURE_OPENAI,)
     base_path: str = "{account}"  # resolved by config.resolve_base_path
     products: tuple[str, ...] = ()
     token_limit: TokenLimit | None = None
@@ -349,6 +351,11 @@ class Options:
     openapi_base_url: str = OFFICIAL_OPENAPI_BASE_URL  # a setting only: where the official files are
     apim_logger: str | None = None  # a setting only: the APIM logger (applicationInsights) for metrics
     llm_logging: bool = False  # LLM request/response messages on the API's azuremonitor diagnostic
+
+    @property
+    def mode(self) -> Mode:
+        """The first mode of the set: the one ``test`` and the after-apply probe call."""
+        return self.modes[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,6 +384,9 @@ class ApiSpec:
     import_value: str = ""
     # (METHOD, urlTemplate) of every operation the document yields, sorted.
     operations: tuple[tuple[str, str], ...] = ()
+    # The description an import of the document leaves (APIM takes it from the document): for the
+    # bundled document our own, mark included; for a linked one the document's. Not compared.
+    imported_description: str | None = field(default=None, compare=False)
 
     @property
     def linked(self) -> bool:
@@ -451,14 +461,35 @@ class ActualSubscription:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """An object the desired state names but does not own (a product, a policy fragment…): checked
+    to exist before the first write of a plan that needs it (apply.preflight)."""
+
+    kind: str  # a key of apply.REFERENCE_CHECKS
+    id: str
+
+
+@dataclass(frozen=True)
 class Desired:
     account: AccountRef
-    api: ApiSpec
+    apis: tuple[ApiSpec, ...]  # one per mode, in the options' mode order
     backends: tuple[BackendSpec, ...]
-    policy: PolicySpec
+    policies: tuple[PolicySpec, ...]  # one per API, same order
     product_links: tuple[ProductLinkSpec, ...]
     role_assignments: tuple[RoleAssignmentSpec, ...]
-    diagnostics: tuple[DiagnosticSpec, ...] = ()
+    diagnostics: tuple[DiagnosticSpec, ...] = ()  # for every API
+    apim: ApimRef | None = None  # the instance whose marks are ours (role assignments)
+    references: tuple[Reference, ...] = ()
+
+    @property
+    def api(self) -> ApiSpec:
+        """The first mode's API."""
+        return self.apis[0]
+
+    @property
+    def policy(self) -> PolicySpec:
+        """The first mode's policy."""
+        return self.policies[0]
 
 
 @dataclass(frozen=True)
@@ -476,20 +507,33 @@ class ActualBackend:
 
 
 @dataclass(frozen=True)
-class Actual:
-    """What exists now for one account's APIM objects (None = absent)."""
+class ActualPolicy:
+    spec: PolicySpec
+    etag: str | None = None
 
-    api: ActualApi | None = None
-    path_clash: str | None = None  # id of another API already serving the desired path
-    path_clash_owner: str | None = None  # the account in that API's ownership mark, if it has one
+
+@dataclass(frozen=True)
+class Actual:
+    """What exists now for one account's APIM objects (absent = not there)."""
+
+    apis: tuple[ActualApi, ...] = ()  # every API with one of the account's ids
+    # (desired API id, id of another API already serving its path), for APIs about to be created
+    path_clashes: tuple[tuple[str, str], ...] = ()
+    # (id of such another API, the account named in its ownership mark) when the importer made it
+    path_clash_owners: tuple[tuple[str, str], ...] = ()
     backends: tuple[ActualBackend, ...] = ()
-    policy: PolicySpec | None = None
-    policy_etag: str | None = None
+    policies: tuple[ActualPolicy, ...] = ()
     product_links: tuple[ProductLinkSpec, ...] = ()
     role_assignments: tuple[RoleAssignmentSpec, ...] = ()
     subscription: ActualSubscription | None = None  # read only when offboarding
     diagnostics: tuple[DiagnosticSpec, ...] = ()  # read only when the desired state names some
     diagnostic_etags: tuple[tuple[str, str | None], ...] = ()  # (name, etag)
+
+    def api(self, api_id: str) -> ActualApi | None:
+        return next((a for a in self.apis if a.spec.api_id.lower() == api_id.lower()), None)
+
+    def policy(self, api_id: str) -> ActualPolicy | None:
+        return next((p for p in self.policies if p.spec.api_id.lower() == api_id.lower()), None)
 
 
 # ---------------------------------------------------------------------------------------------

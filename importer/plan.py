@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from importer import policyxml
+from importer.identity import description_text, left_by_our_import, owns_role
 from importer.model import (
     AccountRef,
     Action,
     Actual,
     ActualBackend,
+    ApimRef,
     ApiSpec,
     BackendSpec,
     Change,
@@ -24,7 +26,6 @@ from importer.model import (
     Plan,
     RoleAssignmentSpec,
 )
-from importer.render import owned_by
 
 ARROW = "→"
 
@@ -37,9 +38,7 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _desc(value: str | None) -> str:
-    """Descriptions compare modulo line ends and surrounding blanks (APIM may store CRLF)."""
-    return "\n".join(line.rstrip() for line in (value or "").replace("\r\n", "\n").split("\n")).strip()
+_desc = description_text  # descriptions compare modulo line ends and surrounding blanks
 
 
 def _no_query(operation: tuple[str, str]) -> tuple[str, str]:
@@ -60,9 +59,10 @@ def _guid(role_definition: str) -> str:
 # Field diffs
 
 
-def api_diff(actual: ApiSpec, desired: ApiSpec) -> tuple[str, ...]:
+def api_diff(actual: ApiSpec, desired: ApiSpec, *, operations: bool = True) -> tuple[str, ...]:
     """Human lines for every compared API field that differs (import_value is never compared:
-    APIM does not return the imported document)."""
+    APIM does not return the imported document). Every field compared is one APIM keeps as written
+    once the properties are set after an import; ``operations=False``: the properties only."""
     out: list[str] = []
     pairs: Iterable[tuple[str, object, object]] = (
         ("display_name", actual.display_name, desired.display_name),
@@ -80,6 +80,8 @@ def api_diff(actual: ApiSpec, desired: ApiSpec) -> tuple[str, ...]:
             out.append(_field(name, old, new))
     if _desc(actual.description) != _desc(desired.description):
         out.append(_field("description", _desc(actual.description), _desc(desired.description)))
+    if not operations:
+        return tuple(out)
     have, want = set(actual.operations), set(desired.operations)
     if desired.linked:
         # A linked (third-party) document: which required query parameters APIM turns into the URL
@@ -121,58 +123,88 @@ def _role_matches(have: RoleAssignmentSpec, want: RoleAssignmentSpec) -> bool:
             and have.principal_id.lower() == want.principal_id.lower())
 
 
-def _role_owned(role: RoleAssignmentSpec, account: AccountRef) -> bool:
-    return role.scope.lower() == account.key and owned_by(role.description, account)
+def _role_owned(role: RoleAssignmentSpec, account: AccountRef, apim: ApimRef | None,
+                principal: str | None) -> bool:
+    return apim is not None and owns_role(role.scope, role.description, role.principal_id, account, apim,
+                                          principal)
 
 
 # ---------------------------------------------------------------------------------------------
 # diff
 
 
+def _clash(desired: Desired, actual: Actual, api: ApiSpec) -> str | None:
+    """A foreign API serving ``api``'s path. One of this account's own APIs that the plan deletes
+    (a mode removed, or an API id from before modes were a set) is no clash: it goes first."""
+    clash = dict((k.lower(), v) for k, v in actual.path_clashes).get(api.api_id.lower())
+    if clash is None or clash.lower() == api.api_id.lower():
+        return None
+    mine = actual.api(clash)
+    if mine is not None and mine.owned and clash.lower() not in {a.api_id.lower() for a in desired.apis}:
+        return None
+    return clash
+
+
 def _conflicts(desired: Desired, actual: Actual, adopt: bool) -> list[Change]:
-    api = desired.api
     out: list[Change] = []
-    if actual.path_clash and actual.path_clash.lower() != api.api_id.lower():
-        holder = (f"which the importer imported for account {actual.path_clash_owner}"
-                  if actual.path_clash_owner else "which the importer does not own")
-        out.append(Change(Action.CONFLICT, "api", api.api_id,
-                          reason=f"path '{api.path}' is already served by API '{actual.path_clash}', "
-                                 f"{holder}: change the base path (tag apim-importer-base-path) of "
-                                 "one of them, or move that API",
-                          diff=(f"path: {api.path}",), desired=api))
-    if actual.api is not None and not actual.api.owned and not adopt:
-        out.append(Change(Action.CONFLICT, "api", api.api_id,
-                          reason=f"an API with id '{api.api_id}' exists without this account's ownership "
-                                 "mark: remove it, or adopt it (IMPORTER_ADOPT=true or option adopt)",
-                          desired=api, etag=actual.api.etag))
+    for api in desired.apis:
+        clash = _clash(desired, actual, api)
+        if clash is not None:
+            owner = dict(actual.path_clash_owners).get(clash)
+            holder = (f"which the importer imported for account {owner}" if owner
+                      else "which the importer does not own")
+            out.append(Change(Action.CONFLICT, "api", api.api_id,
+                              reason=f"path '{api.path}' is already served by API '{clash}', "
+                                     f"{holder}: change the base path (tag apim-importer-base-path) "
+                                     "of one of them, or move that API",
+                              diff=(f"path: {api.path}",), desired=api))
+        have = actual.api(api.api_id)
+        if (have is not None and not have.owned and not adopt
+                and not left_by_our_import(have.spec, api, desired.account)):
+            out.append(Change(Action.CONFLICT, "api", api.api_id,
+                              reason=f"an API with id '{api.api_id}' exists without this account's "
+                                     "ownership mark: remove it, or adopt it (IMPORTER_ADOPT=true or "
+                                     "option adopt)",
+                              desired=api, etag=have.etag))
     if not adopt:
         by_id = {b.spec.backend_id.lower(): b for b in actual.backends}
         for want in desired.backends:
-            have = by_id.get(want.backend_id.lower())
-            if have is not None and not have.owned:
+            have_b = by_id.get(want.backend_id.lower())
+            if have_b is not None and not have_b.owned:
                 out.append(Change(Action.CONFLICT, "backend", want.backend_id,
                                   reason=f"a backend with id '{want.backend_id}' exists without this "
                                          "account's ownership mark: remove it, or adopt it "
                                          "(IMPORTER_ADOPT=true or option adopt)",
-                                  desired=want, etag=have.etag))
+                                  desired=want, etag=have_b.etag))
     return out
 
 
-def _api_change(desired: Desired, actual: Actual, adopt: bool) -> Change | None:
-    want = desired.api
-    if actual.api is None:
-        lines: tuple[str, ...] = (f"path: {want.path}", f"operations: {len(want.operations)}")
-        if want.linked:
-            lines += (f"document: {want.import_value}",)
-        return Change(Action.CREATE, "api", want.api_id, reason="API missing", diff=lines, desired=want)
-    lines = api_diff(actual.api.spec, want)
-    if not actual.api.owned:  # adopt (without adopt, _conflicts stopped the plan)
-        return Change(Action.UPDATE, "api", want.api_id, reason="adopt a foreign API",
-                      diff=lines, desired=want, etag=actual.api.etag)
-    if lines:
-        return Change(Action.UPDATE, "api", want.api_id, reason="API drifted", diff=lines, desired=want,
-                      etag=actual.api.etag)
-    return None
+def _api_changes(desired: Desired, actual: Actual) -> list[Change]:
+    out: list[Change] = []
+    for want in desired.apis:
+        have = actual.api(want.api_id)
+        if have is None:
+            lines: tuple[str, ...] = (f"path: {want.path}", f"operations: {len(want.operations)}")
+            if want.linked:
+                lines += (f"document: {want.import_value}",)
+            out.append(Change(Action.CREATE, "api", want.api_id, reason="API missing", diff=lines,
+                              desired=want))
+            continue
+        lines = api_diff(have.spec, want)
+        if not have.owned:  # adopt, or our own import left unfinished (else _conflicts stopped it)
+            why = ("finish an interrupted import" if left_by_our_import(have.spec, want, desired.account)
+                   else "adopt a foreign API")
+            out.append(Change(Action.UPDATE, "api", want.api_id, reason=why, diff=lines, desired=want,
+                              etag=have.etag))
+        elif lines:
+            out.append(Change(Action.UPDATE, "api", want.api_id, reason="API drifted", diff=lines,
+                              desired=want, etag=have.etag))
+    wanted = {a.api_id.lower() for a in desired.apis}
+    for have in actual.apis:
+        if have.owned and have.spec.api_id.lower() not in wanted:  # a mode removed from the set
+            out.append(Change(Action.DELETE, "api", have.spec.api_id, reason="mode no longer published",
+                              diff=(f"path: {have.spec.path}",), desired=have.spec, etag=have.etag))
+    return out
 
 
 def _backend_changes(desired: Desired, actual: Actual) -> list[Change]:
@@ -193,23 +225,25 @@ def _backend_changes(desired: Desired, actual: Actual) -> list[Change]:
             out.append(Change(Action.UPDATE, "backend", want.backend_id, reason="backend drifted",
                               diff=lines, desired=want, etag=have.etag))
     for key, have in sorted(by_id.items()):
-        if key not in wanted and have.owned:  # ours, no longer wanted (a feature turned off)
+        if key not in wanted and have.owned:  # ours, no longer wanted (a feature or mode turned off)
             out.append(Change(Action.DELETE, "backend", have.spec.backend_id,
                               reason="backend no longer needed", diff=(f"url: {have.spec.url}",),
                               desired=have.spec, etag=have.etag))
     return out
 
 
-def _policy_change(desired: Desired, actual: Actual) -> Change | None:
-    want = desired.policy
-    if actual.api is None or actual.policy is None:
-        return Change(Action.CREATE, "policy", want.api_id, reason="policy missing",
-                      diff=policyxml.diff_lines(None, want.xml), desired=want)
-    if policy_differs(actual.policy.xml, want.xml):
-        return Change(Action.UPDATE, "policy", want.api_id, reason="policy drifted",
-                      diff=policyxml.diff_lines(actual.policy.xml, want.xml), desired=want,
-                      etag=actual.policy_etag)
-    return None
+def _policy_changes(desired: Desired, actual: Actual) -> list[Change]:
+    out: list[Change] = []
+    for want in desired.policies:
+        have = actual.policy(want.api_id) if actual.api(want.api_id) is not None else None
+        if have is None:
+            out.append(Change(Action.CREATE, "policy", want.api_id, reason="policy missing",
+                              diff=policyxml.diff_lines(None, want.xml), desired=want))
+        elif policy_differs(have.spec.xml, want.xml):
+            out.append(Change(Action.UPDATE, "policy", want.api_id, reason="policy drifted",
+                              diff=policyxml.diff_lines(have.spec.xml, want.xml), desired=want,
+                              etag=have.etag))
+    return out
 
 
 def _logger_name(logger: str) -> str:
@@ -251,16 +285,17 @@ def _diagnostic_changes(desired: Desired, actual: Actual) -> list[Change]:
 
 def _link_changes(desired: Desired, actual: Actual) -> list[Change]:
     # Only missing links: a user may also link our API to other products, and that is theirs.
-    have = set() if actual.api is None else {
-        (link.product_id.lower(), link.api_id.lower()) for link in actual.product_links}
+    have = {(link.product_id.lower(), link.api_id.lower()) for link in actual.product_links
+            if actual.api(link.api_id) is not None}
     return [Change(Action.CREATE, "product_link", link.product_id, reason="product link missing",
-                   diff=(f"product: {link.product_id}",), desired=link)
+                   diff=(f"product: {link.product_id}", f"api: {link.api_id}"), desired=link)
             for link in desired.product_links
             if (link.product_id.lower(), link.api_id.lower()) not in have]
 
 
 def _role_changes(desired: Desired, actual: Actual) -> list[Change]:
     out: list[Change] = []
+    principal = desired.role_assignments[0].principal_id if desired.role_assignments else None
     for want in desired.role_assignments:
         if not any(_role_matches(have, want) for have in actual.role_assignments):
             out.append(Change(Action.CREATE, "role_assignment", want.name, reason="role assignment missing",
@@ -268,9 +303,9 @@ def _role_changes(desired: Desired, actual: Actual) -> list[Change]:
                                     f"scope: {want.scope}"), desired=want))
     for have in actual.role_assignments:
         wanted = any(_role_matches(have, want) for want in desired.role_assignments)
-        if not wanted and _role_owned(have, desired.account):
+        if not wanted and _role_owned(have, desired.account, desired.apim, principal):
             out.append(Change(Action.DELETE, "role_assignment", have.name,
-                              reason="role assignment no longer needed (the mode changed)",
+                              reason="role assignment no longer needed (the modes changed)",
                               diff=(f"role: {have.role_definition_guid}",), desired=have))
     return out
 
@@ -281,10 +316,7 @@ def diff(desired: Desired, actual: Actual, *, adopt: bool = False) -> Plan:
     conflicts = _conflicts(desired, actual, adopt)
     if conflicts:
         return Plan(desired.account, _sorted(conflicts))
-    changes: list[Change] = []
-    for change in (_api_change(desired, actual, adopt), _policy_change(desired, actual)):
-        if change is not None:
-            changes.append(change)
+    changes = _api_changes(desired, actual) + _policy_changes(desired, actual)
     changes += _backend_changes(desired, actual)
     changes += _link_changes(desired, actual)
     changes += _diagnostic_changes(desired, actual)
@@ -292,25 +324,26 @@ def diff(desired: Desired, actual: Actual, *, adopt: bool = False) -> Plan:
     return Plan(desired.account, _sorted(changes))
 
 
-def offboard(account: AccountRef, actual: Actual) -> Plan:
-    """Delete exactly what carries this account's mark: the probe key's subscription, the API (its
-    policy, operations and product links go with it), its backends and role assignments. Foreign
-    objects are left alone."""
+def offboard(account: AccountRef, actual: Actual, apim: ApimRef, principal: str | None = None) -> Plan:
+    """Delete exactly what carries this account's mark for this APIM instance: the probe key's
+    subscription, the APIs (their policies, operations and product links go with them), their
+    backends and role assignments (``principal``: APIM's, when known, to recognise assignments
+    whose mark predates naming the instance). Foreign objects are left alone."""
     changes: list[Change] = []
     if actual.subscription is not None and actual.subscription.owned:
         sub = actual.subscription.spec
         changes.append(Change(Action.DELETE, "subscription", sub.sid, reason="account offboarded",
                               diff=(f"scope: {sub.scope}",), desired=sub, etag=actual.subscription.etag))
-    if actual.api is not None and actual.api.owned:
-        spec = actual.api.spec
-        changes.append(Change(Action.DELETE, "api", spec.api_id, reason="account offboarded",
-                              diff=(f"path: {spec.path}",), desired=spec, etag=actual.api.etag))
+    for api in actual.apis:
+        if api.owned:
+            changes.append(Change(Action.DELETE, "api", api.spec.api_id, reason="account offboarded",
+                                  diff=(f"path: {api.spec.path}",), desired=api.spec, etag=api.etag))
     for b in actual.backends:
         if b.owned:
             changes.append(Change(Action.DELETE, "backend", b.spec.backend_id, reason="account offboarded",
                                   diff=(f"url: {b.spec.url}",), desired=b.spec, etag=b.etag))
     for role in actual.role_assignments:
-        if _role_owned(role, account):
+        if _role_owned(role, account, apim, principal):
             changes.append(Change(Action.DELETE, "role_assignment", role.name, reason="account offboarded",
                                   diff=(f"role: {role.role_definition_guid}",), desired=role))
     return Plan(account, _sorted(changes))

@@ -19,6 +19,7 @@ from typing import Any
 from importer import gateway, probe
 from importer.azure.arm import AzureArm
 from importer.config import resolve_options
+from importer.identity import account_prefix, api_id, mode_of_api, owns_subscription, probe_subscription
 from importer.model import (
     AccountRef,
     ApimRef,
@@ -29,7 +30,7 @@ from importer.model import (
     NotFound,
 )
 from importer.probe import Answer, CallResult, ProbeRequest
-from importer.render import api_id, owns_subscription, probe_subscription, routable_deployments
+from importer.render import routable_deployments
 from importer.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -121,16 +122,18 @@ class Prober:
                     "(python -m importer sandbox --gateway, or armsim.start(gateway=True))")
         return None
 
-    def key(self, ref: AccountRef) -> tuple[str, bool]:
-        """(the key of the importer's subscription for ``ref``'s API, made just now?). Makes the
-        subscription on first use; refuses one with our id that is not ours."""
-        want = probe_subscription(ref)
+    def key(self, ref: AccountRef, mode: Mode = Mode.AZURE_OPENAI) -> tuple[str, bool]:
+        """(the key of the importer's subscription for ``ref``'s API of ``mode``, made just now?).
+        Makes the subscription on first use, or moves it to that API; refuses one with our id that
+        is not ours."""
+        want = probe_subscription(ref, mode)
         have = self.arm.get_subscription(self.apim, want.sid)
         made = False
         if have is not None and not owns_subscription(have.spec, ref):
             raise ConflictError(f"subscription {want.sid} exists without the importer's mark or with "
                                 "another scope: remove it, or pass a key with --key")
-        if have is None or have.spec.state.lower() != "active":
+        if (have is None or have.spec.state.lower() != "active"
+                or not have.spec.scope.rstrip("/").lower().endswith(want.scope.lower())):
             self.arm.put_subscription(self.apim, want, have.etag if have else None)
             made = True
             logger.info("%s subscription %s (scope %s) for gateway probes",
@@ -176,7 +179,7 @@ class Prober:
         problem = self.gateway_problem(target.gateway_url)
         if problem:
             return None, f"probe skipped: {problem}"
-        key, fresh = self.key(target.ref)
+        key, fresh = self.key(target.ref, target.mode)
         checked_at = _now()
         routing = self.routing(target, key, fresh)
         calls: list[CallResult] = []
@@ -196,20 +199,24 @@ def gateway_test(prober: Prober, settings: Settings, ref: AccountRef, *, deploym
     problem = prober.gateway_problem(svc.gateway_url)
     if problem:
         raise InvalidInput(f"cannot test through the gateway: {problem}")
-    api = arm.get_api(prober.apim, api_id(ref))
+    # The API of the account's first mode is the one tested (and the probe key is scoped to); when
+    # it is not there (the modes were given on the command line), the first of its APIs that is.
+    first = resolve_options(settings, account.tag_map, account=ref.name).mode
+    present = {m for a in arm.list_apis_named(prober.apim, account_prefix(ref))
+               if (m := mode_of_api(ref, a.api_id)) is not None}
+    mode = first if first in present or not present else next(m for m in Mode if m in present)
+    api = arm.get_api(prober.apim, api_id(ref, mode))
     if api is None:
-        raise NotFound(f"no API {api_id(ref)} for {ref.name} in APIM {prober.apim.name}: run "
-                       "python -m importer apply first")
-    mode = probe.mode_from_path(api.spec.path) or resolve_options(settings, account.tag_map,
-                                                                  account=ref.name).mode
+        raise NotFound(f"no API {api_id(ref, mode)} for {ref.name} ({mode.value}) in APIM "
+                       f"{prober.apim.name}: run python -m importer apply first")
     policy, _etag = arm.get_policy(prober.apim, api.spec.api_id)
     routable = routable_deployments(account)
     target = Target(ref, svc.gateway_url, api.spec.path, mode, api.spec.key_header or "api-key",
                     probe.token_limit_headers(policy.xml if policy else None), routable)
     fresh = False
     if key is None:
-        key, fresh = prober.key(ref)
-        source = f"the importer's subscription {probe_subscription(ref).sid}"
+        key, fresh = prober.key(ref, mode)
+        source = f"the importer's subscription {probe_subscription(ref, mode).sid}"
     else:
         source = "given (--key)"
     report = GatewayReport(ref.id, svc.gateway_url, api.spec.path, mode.value, source)

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from importer import discover
+from importer import discover, identity
 from importer.apply import ApplyError, apply
 from importer.azure.arm import AzureArm
-from importer.config import enabled, resolve_options
+from importer.config import enabled, parse_modes, resolve_options
 from importer.fetch import linked_document
+from importer.identity import api_id
 from importer.model import (
     Account,
     AccountRef,
@@ -32,9 +33,11 @@ from importer.model import (
     ConflictError,
     ImporterError,
     InvalidInput,
+    Mode,
     NotFound,
     Options,
     Plan,
+    Reference,
     Scope,
     in_scopes,
 )
@@ -42,8 +45,7 @@ from importer.plan import diff, offboard
 from importer.probe import token_limit_headers
 from importer.prober import Prober, Target
 from importer.render import (
-    openapi_link,
-    owned_account,
+    openapi_links,
     owns_safety_grant,
     render,
     routable_deployments,
@@ -193,6 +195,14 @@ class Reconciler:
                 return svc.principal_id
         return None
 
+    def _likely_modes(self) -> tuple[Mode, ...]:
+        """The modes the settings name: the APIs whose operations and policy are read before the
+        account's tags are known (a tag naming others costs a read more, never a wrong answer)."""
+        try:
+            return parse_modes(self.settings.get("IMPORTER_MODE"), "setting IMPORTER_MODE")
+        except InvalidInput:
+            return (Mode.AZURE_OPENAI,)
+
     def forget_apim(self) -> None:
         with self._apim_lock:
             self._apim_cache.clear()
@@ -222,6 +232,8 @@ class Reconciler:
         except ImporterError as exc:
             from importer.state.ports import LockBusy
 
+            if isinstance(exc, NotFound):
+                exc = self._missing_parent(exc)
             run.outcome, run.error = "failed", str(exc)
             run.error_kind = getattr(exc, "kind", "permanent")
             if isinstance(exc, LockBusy):
@@ -243,6 +255,17 @@ class Reconciler:
         if self.publish is not None and not dry_run:
             self.publish(run)
         return run
+
+    def _missing_parent(self, exc: NotFound) -> ImporterError:
+        """A read under the APIM service found nothing: when the service itself is missing, say
+        that (by name) rather than which of its children the first read asked for."""
+        try:
+            self.arm.get_apim(self.apim)
+        except NotFound as missing:
+            return missing
+        except ImporterError:
+            pass
+        return exc
 
     def _lock(self, ref: AccountRef, wait: bool) -> AbstractContextManager[Any]:
         if self.locks is None:
@@ -276,7 +299,7 @@ class Reconciler:
         if account is not None and not enabled(self.settings, account.tag_map, ref.name):
             # Listed by the fleet pass and not imported (opted out, or IMPORTER_OPT_IN and
             # untagged): when the pass's listings show nothing of ours for it, nothing is read.
-            if snapshot is not None and not discover.owns_anything(snapshot, ref):
+            if snapshot is not None and not discover.owns_anything(snapshot, ref, self.apim):
                 run.notes.append("opted out by tag")
                 self._finish(run, Plan(ref, ()), dry_run, offboarding=True)
                 return None
@@ -284,8 +307,8 @@ class Reconciler:
         elif account is not None:  # listed by the fleet pass: its deployments (and, with a
             # snapshot, operations and policy) are the only new reads.
             deployments = arm.submit(arm.list_deployments, ref)
-            pf = discover.prefetch(arm, self.apim, ref, snapshot=snapshot, links=True,
-                                   roles=snapshot is None, principal=self._cached_principal())
+            pf = discover.prefetch(arm, self.apim, ref, modes=self._likely_modes(), snapshot=snapshot,
+                                   links=True, roles=snapshot is None, principal=self._cached_principal())
             try:
                 acct = replace(account, deployments=deployments.result())
             except NotFound:
@@ -296,7 +319,8 @@ class Reconciler:
             # same reads; a run costs one round trip of reads, not one per object.
             reads = (arm.submit(arm.get_account, ref, with_deployments=False),
                      arm.submit(arm.list_deployments, ref))
-            pf = discover.prefetch(arm, self.apim, ref, links=bool(self.settings.get("IMPORTER_PRODUCTS")),
+            pf = discover.prefetch(arm, self.apim, ref, modes=self._likely_modes(),
+                                   links=bool(self.settings.get("IMPORTER_PRODUCTS")),
                                    roles=True, principal=self._cached_principal())
             try:
                 acct = replace(reads[0].result(), deployments=reads[1].result())
@@ -306,31 +330,36 @@ class Reconciler:
         if acct is None or not enabled(self.settings, acct.tag_map, ref.name):
             why = run.not_found or "account not found" if acct is None else "opted out by tag"
             run.notes.append(why)
-            principal = None if pf.roles is not None else self.apim_service().principal_id
+            principal = self._cached_principal() if pf.roles is not None else self.apim_service().principal_id
             actual = discover.read_owned(self.arm, self.apim, ref, principal, pf)
-            plan = offboard(ref, actual)
+            if principal is None and identity.needs_principal(actual.role_assignments, ref):
+                # An assignment whose mark predates naming the APIM instance: ours only if it is
+                # of this instance's principal.
+                principal = self.apim_service().principal_id
+            plan = offboard(ref, actual, self.apim, principal)
             stale = discover.unguarded(actual, plan)
             if stale:  # listed without ETags: re-read what is about to be deleted
-                actual = discover.refresh_backends(self.arm, self.apim, ref, actual, stale)
-                plan = offboard(ref, actual)
+                actual = discover.refresh(self.arm, self.apim, ref, actual, stale)
+                plan = offboard(ref, actual, self.apim, principal)
             self._finish(run, plan, dry_run, offboarding=True, sweep=snapshot is None)
             return None
         options = resolve_options(self.settings, acct.tag_map, overrides, account=ref.name)
-        link = openapi_link(options)  # official document: fetched (cached per process) for render
         safety: Future[str] | None = None
         if options.content_safety is not None:  # its endpoint, read alongside the rest
             safety = arm.submit(arm.resource_endpoint, options.content_safety.resource_id)
         if options.token_metrics is not None and options.apim_logger is None:
             run.notes.append("token metrics on without IMPORTER_APIM_LOGGER: they reach Application "
                              "Insights only through a service-level diagnostic with metrics on")
-        linked = linked_document(link) if link is not None else None
+        # Official documents: fetched (cached per process) for render.
+        linked = tuple(linked_document(link) for link in openapi_links(options))
         for d in acct.deployments:
             if d.unrouted_reason:
                 run.notes.append(f"deployment {d.name} not routed: {d.unrouted_reason}")
         check_cache = options.semantic_cache is not None
         known_products: frozenset[str] = frozenset(snapshot.product_apis) if snapshot else frozenset()
         product_checks: dict[str, Future[bool]] = {}
-        if pf.api is not None and pf.api.result() is None:
+        if pf.mine is not None and {api_id(ref, m).lower() for m in options.modes} - {
+                a.api_id.lower() for a in pf.mine.result()}:
             # About to create the API: the path-clash listing and the products' existence (the
             # apply's preflight) go out together, alongside the APIM service read below.
             pf = replace(pf, apis=arm.submit(arm.list_apis, self.apim))
@@ -341,7 +370,7 @@ class Reconciler:
             # A cold single-account run: APIM's principal is taken from our own assignment on the
             # account (one read we make anyway), and the APIM service is read only if the plan has
             # something to do. An identity change alone is found by the next fleet pass.
-            principal = discover.owned_principal(pf.roles.result(), ref)
+            principal = identity.owned_principal(pf.roles.result(), ref, self.apim)
             if principal is not None:
                 cached = ApimService(ref=self.apim, principal_id=principal,
                                      has_external_cache=check_cache)
@@ -361,17 +390,18 @@ class Reconciler:
             # The snapshot may be minutes old and holds no ETags: an update, delete or conflict is
             # decided on fresh reads. Creates need no ETag (a PUT of an absent object), and the
             # fresh read can't close that race either, so they go ahead on the snapshot's word.
-            fresh = discover.prefetch(arm, self.apim, ref, links=bool(desired.product_links),
-                                      roles=True, principal=svc.principal_id)
+            fresh = discover.prefetch(arm, self.apim, ref, modes=options.modes,
+                                      links=bool(desired.product_links), roles=True,
+                                      principal=svc.principal_id)
             actual = discover.read_actual(arm, self.apim, desired, paths_from=snapshot, prefetched=fresh)
             plan = diff(desired, actual, adopt=options.adopt)
         known_products |= {p for p, exists in product_checks.items() if exists.result()}
         stale = discover.unguarded(actual, plan)
         if stale:  # listed without ETags: re-read what is about to be written
-            actual = discover.refresh_backends(self.arm, self.apim, ref, actual, stale)
+            actual = discover.refresh(self.arm, self.apim, ref, actual, stale)
             plan = diff(desired, actual, adopt=options.adopt)
         self._finish(run, plan, dry_run, offboarding=False, known_products=known_products,
-                     sweep=snapshot is None)
+                     references=desired.references, sweep=snapshot is None)
         if dry_run or self.prober is None or run.outcome != "applied":
             return None
         return Target(ref, svc.gateway_url, desired.api.path, options.mode, desired.api.key_header,
@@ -397,12 +427,14 @@ class Reconciler:
             logger.warning("run %s account %s: %s", run.run_id, target.ref, record["summary"])
 
     def _finish(self, run: RunResult, plan: Plan, dry_run: bool, *, offboarding: bool,
-                known_products: frozenset[str] = frozenset(), sweep: bool = True) -> None:
+                known_products: frozenset[str] = frozenset(),
+                references: tuple[Reference, ...] = (), sweep: bool = True) -> None:
         run.plan = plan
         if dry_run:
             run.outcome = "planned" if not plan.empty else ("conflict" if plan.conflicts else "noop")
             return
-        result = apply(self.arm, self.apim, plan, run_id=run.run_id, known_products=known_products)
+        result = apply(self.arm, self.apim, plan, run_id=run.run_id, known_products=known_products,
+                       references=references)
         run.writes += result.writes
         run.applied += [c.to_json() for c in result.applied]
         gone = {resource for c in result.applied if c.kind == "backend" and c.action is Action.DELETE
@@ -440,7 +472,7 @@ class Reconciler:
         in_use = set()
         for backend in self.arm.list_backends(self.apim):
             resource = safety_resource_of(backend.description)
-            if resource and owned_account(backend.description):
+            if resource and identity.owned_account(backend.description, self.apim):
                 in_use.add(resource.lower())
         if candidates is None:
             found = {r.scope for sub in sorted({s.subscription.lower() for s in self.scopes})

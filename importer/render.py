@@ -1,29 +1,39 @@
-"""Render: account + APIM service + options → the desired APIM objects (API, backends, policy, links,
-role assignment).
+"""Render: account + APIM service + options → the desired APIM objects (an API, main backend and policy
+per mode; feature backends, product links and the role assignment per account).
 
-Pure. No I/O. Identities are deterministic (derived from the account id), every object carries the
-ownership mark, and the policy is built with lxml: data only ever lands in literal attribute values.
+Pure. No I/O. Ids and ownership marks come from identity.py (deterministic, derived from the account
+id), every object carries the mark, and the policy is built with lxml: data only ever lands in
+literal attribute values.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from lxml import etree
 
 from importer import config, openapi
+from importer.identity import (  # noqa: F401 - the names every stage imports from here
+    BACKEND_ROLES,
+    api_id,
+    backend_id,
+    owned_account,
+    owner_description,
+    owner_mark,
+    owns_subscription,
+    probe_subscription,
+    probe_subscription_id,
+    role_assignment_name,
+)
 from importer.model import (
     MODES_BY_KIND,
     OFFICIAL_OPENAPI_FILES,
     OWNER_MARK,
     Account,
-    AccountRef,
     ApimRef,
     ApimService,
     ApiSpec,
@@ -39,9 +49,9 @@ from importer.model import (
     Options,
     PolicySpec,
     ProductLinkSpec,
+    Reference,
     RoleAssignmentSpec,
     SemanticCache,
-    SubscriptionSpec,
     TokenLimit,
     TokenMetrics,
 )
@@ -65,92 +75,14 @@ DIAGNOSTIC_APP_INSIGHTS = "applicationinsights"
 DIAGNOSTIC_AZURE_MONITOR = "azuremonitor"
 AZURE_MONITOR_LOGGER = "azuremonitor"
 LLM_LOGGING_NOTE = "LLM message logging: on"
-
-# Fixed namespace of role-assignment names: uuid5(namespace, "scope|role|principal"), all lowercase.
-ROLE_ASSIGNMENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:apim-ai-importer:role-assignment")
-
-BACKEND_ROLES = ("main", "embeddings", "safety")
-_ROLE_SUFFIX = {"main": "", "embeddings": "-embeddings", "safety": "-safety"}
-MAX_ID = 80
 COGNITIVE_RESOURCE = "https://cognitiveservices.azure.com"
 
-_MARK_LINE = re.compile(r"^\[" + re.escape(OWNER_MARK) + r" account=(/subscriptions/[^\s\]]+)\]$")
 
-# ---------------------------------------------------------------------------------------------
-# Identities and the ownership mark
-
-
-def _short_hash(ref: AccountRef) -> str:
-    return hashlib.sha256(ref.key.encode("utf-8")).hexdigest()[:8]
-
-
-def _stem(ref: AccountRef, suffix: str) -> str:
-    budget = MAX_ID - len("ai-") - len("-") - 8 - len(suffix)
-    name = re.sub(r"[^a-z0-9-]", "-", ref.name.lower())[:budget]
-    return f"ai-{name}-{_short_hash(ref)}{suffix}"
-
-
-def api_id(ref: AccountRef) -> str:
-    """``ai-{account name}-{8 hex of sha256(lowercase account id)}``: letters, digits, hyphens, ≤ 80."""
-    return _stem(ref, "")
-
-
-def backend_id(ref: AccountRef, role: str = "main") -> str:
-    """The API id, plus ``-embeddings`` / ``-safety`` for the cache's and content safety's backends."""
-    if role not in _ROLE_SUFFIX:
-        raise ValueError(f"unknown backend role {role!r}: expected one of {', '.join(BACKEND_ROLES)}")
-    return _stem(ref, _ROLE_SUFFIX[role])
-
-
-def probe_subscription_id(ref: AccountRef) -> str:
-    """The APIM subscription (key) that ``test`` and the probes use: ``{api id}-probe``."""
-    return _stem(ref, "-probe")
-
-
-def probe_subscription(ref: AccountRef) -> SubscriptionSpec:
-    """Scoped to the account's API only; the display name carries the mark (APIM allows 100 chars)."""
-    return SubscriptionSpec(sid=probe_subscription_id(ref), scope=f"/apis/{api_id(ref)}",
-                            display_name=f"{OWNER_MARK} probe {ref.name}", state="active")
-
-
-def owns_subscription(spec: SubscriptionSpec, ref: AccountRef) -> bool:
-    """Ours for ``ref``: our sid, the mark in the display name, and scoped to this account's API
-    (whose id carries the account's hash)."""
-    scope = spec.scope.rstrip("/").lower()
-    return (spec.sid.lower() == probe_subscription_id(ref).lower()
-            and spec.display_name.startswith(OWNER_MARK)
-            and scope.endswith(f"/apis/{api_id(ref)}".lower()))
-
-
-def role_assignment_name(scope: str, role_guid: str, principal_id: str) -> str:
-    return str(uuid.uuid5(ROLE_ASSIGNMENT_NAMESPACE,
-                          f"{scope.lower()}|{role_guid.lower()}|{principal_id.lower()}"))
-
-
-def owner_mark(ref: AccountRef) -> str:
-    return f"[{OWNER_MARK} account={ref.id}]"
-
-
-def owner_description(ref: AccountRef, text: str) -> str:
-    """``text`` followed by a final line carrying the ownership mark."""
-    body = text.rstrip()
-    return f"{body}\n{owner_mark(ref)}" if body else owner_mark(ref)
-
-
-def owned_account(description: str | None) -> str | None:
-    """The account id in the mark on the description's final line, or None without a mark."""
-    if not description:
-        return None
-    lines = [line.strip() for line in description.splitlines() if line.strip()]
-    if not lines:
-        return None
-    m = _MARK_LINE.fullmatch(lines[-1])
-    return m.group(1) if m else None
-
-
-def owned_by(description: str | None, ref: AccountRef) -> bool:
-    found = owned_account(description)
-    return found is not None and found.lower() == ref.key
+def account_role(modes: Iterable[Mode]) -> str:
+    """The one role the account's modes share: Cognitive Services User (which also covers the
+    OpenAI routes) when the set holds azure-ai, else Cognitive Services OpenAI User."""
+    roles = {ROLE_BY_MODE[Mode(m)] for m in modes}
+    return ROLE_COGNITIVE_SERVICES_USER if ROLE_COGNITIVE_SERVICES_USER in roles else ROLE_OPENAI_USER
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,25 +351,70 @@ def _check_mode(account: Account, mode: Mode) -> None:
                            + " (set the tag apim-importer-mode or IMPORTER_MODE)")
 
 
-def openapi_link(options: Options) -> str | None:
-    """The official document's URL for the options' mode when they ask for it (IMPORTER_OPENAPI /
-    tag apim-importer-openapi = official), else None: the bundled document is imported inline."""
+def openapi_link(options: Options, mode: Mode | None = None) -> str | None:
+    """The official document's URL for ``mode`` (default: the options' first) when the options ask
+    for it (IMPORTER_OPENAPI / tag apim-importer-openapi = official), else None: the bundled document
+    is imported inline."""
     if OpenApi(options.openapi) is not OpenApi.OFFICIAL:
         return None
     base = config.check_openapi_base_url(options.openapi_base_url, "setting IMPORTER_OPENAPI_BASE_URL")
-    return base + OFFICIAL_OPENAPI_FILES[Mode(options.mode)]
+    return base + OFFICIAL_OPENAPI_FILES[Mode(mode or options.mode)]
 
 
-def _import(options: Options, linked: LinkedDocument | None) -> tuple[str, str, tuple[tuple[str, str], ...]]:
-    """(format, value, operations) of the API import: inline bundled document, or the link."""
-    link = openapi_link(options)
+def openapi_links(options: Options) -> tuple[str, ...]:
+    """The official documents the options' modes import by link (none for the bundled ones)."""
+    return tuple(link for m in options.modes if (link := openapi_link(options, m)) is not None)
+
+
+def bundled_document(mode: Mode, title: str, description: str) -> str:
+    """The project's document for ``mode`` with the API's display name and description (ownership
+    mark included) as its ``info``: APIM takes an imported API's description from the document, so
+    the mark survives the import by construction."""
+    doc = json.loads(openapi.document_text(mode))
+    doc["info"] = {**doc.get("info", {}), "title": title, "description": description}
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=True)
+
+
+def _import(options: Options, mode: Mode, linked: Iterable[LinkedDocument], title: str,
+            description: str) -> tuple[str, str, tuple[tuple[str, str], ...], str]:
+    """(format, value, operations, the description the import leaves) of the API import: inline
+    bundled document, or the link."""
+    link = openapi_link(options, mode)
     if link is None:
-        mode = Mode(options.mode)
-        return "openapi+json", openapi.document_text(mode), openapi.operations(openapi.document(mode))
-    if linked is None or linked.url != link:
+        return ("openapi+json", bundled_document(mode, title, description),
+                openapi.operations(openapi.document(mode)), description)
+    found = [d for d in linked if d.url == link]
+    if not found:
         raise ValueError(f"the official OpenAPI document {link} was not fetched (got "
-                         f"{linked.url if linked else 'none'}): the caller fetches it before render")
-    return "openapi+json-link", link, linked.operations
+                         f"{', '.join(d.url for d in linked) or 'none'}): the caller fetches it before "
+                         "render")
+    return "openapi+json-link", link, found[0].operations, found[0].description
+
+
+def _cache_backend(account: Account, apim: ApimService, options: Options,
+                   deployments: tuple[Deployment, ...]) -> BackendSpec | None:
+    ref, cache = account.ref, options.semantic_cache
+    if cache is None:
+        return None
+    if not apim.has_external_cache:
+        raise InvalidInput(
+            f"semantic caching needs an external Redis-compatible cache with the RediSearch module "
+            f"registered on API Management service {apim.ref.name} ({apim.ref.id}/caches); register "
+            "one (for example Azure Managed Redis with RediSearch), or turn caching off (tag "
+            "apim-importer-cache=off)")
+    wanted = cache.embeddings_deployment.lower()
+    match = [d for d in deployments if d.name.lower() == wanted]
+    if not match:
+        raise InvalidInput(
+            f"semantic caching names embeddings deployment {cache.embeddings_deployment!r}, which is not "
+            f"a deployment with provisioning state Succeeded on account {ref.name} (routable: "
+            + (", ".join(d.name for d in deployments) or "none") + ")")
+    return BackendSpec(
+        backend_id=backend_id(ref, "embeddings"),
+        url=f"{_endpoint(account)}openai/deployments/{match[0].name}/embeddings",
+        description=owner_description(ref, apim.ref,
+                                      f"Embeddings for semantic caching on account {ref.name}."),
+        title=f"{ref.name} embeddings ({match[0].name})", circuit_breaker=options.circuit_breaker)
 
 
 def safety_grant_mark(apim: ApimRef) -> str:
@@ -488,13 +465,20 @@ def diagnostics(api: str, options: Options) -> tuple[DiagnosticSpec, ...]:
 
 
 def render(account: Account, apim: ApimService, options: Options,
-           linked: LinkedDocument | None = None, *, safety_endpoint: str | None = None) -> Desired:
-    """``linked``: the official document, fetched by the caller, when the options ask for it.
-    ``safety_endpoint``: the Content Safety resource's endpoint, read by the caller (content safety on)."""
+           linked: LinkedDocument | Iterable[LinkedDocument] | None = None, *,
+           safety_endpoint: str | None = None) -> Desired:
+    """``linked``: the official documents, fetched by the caller, when the options ask for them.
+    ``safety_endpoint``: the Content Safety resource's endpoint, read by the caller (content safety
+    on). Each mode of ``options.modes`` gets its own API, main backend, policy and diagnostics; the
+    account's feature backends (embeddings, content safety) and its role assignment are shared."""
     ref = account.ref
-    mode = Mode(options.mode)
+    docs = () if linked is None else (linked,) if isinstance(linked, LinkedDocument) else tuple(linked)
     config.check_options(options)
-    _check_mode(account, mode)
+    modes = tuple(Mode(m) for m in options.modes)
+    if not modes:
+        raise InvalidInput("no mode: set IMPORTER_MODE or the tag apim-importer-mode")
+    for mode in modes:
+        _check_mode(account, mode)
     if apim.principal_id is None:
         raise InvalidInput(
             f"API Management service {apim.ref.name} has no system-assigned identity, which the gateway "
@@ -503,38 +487,14 @@ def render(account: Account, apim: ApimService, options: Options,
             "IMPORTER_ENABLE_APIM_IDENTITY=true to let the importer turn it on")
     endpoint = _endpoint(account)
     deployments = routable_deployments(account)
+    references = [Reference("product", p) for p in sorted(set(options.products))]
+    if options.policy_fragment is not None:
+        references.append(Reference("policy_fragment", options.policy_fragment))
 
-    main_id = backend_id(ref)
-    main_text = f"Azure AI account {ref.name}, {mode.value} route."
-    if options.llm_logging:
-        # Records that LLM logging was on, so turning it off is noticed without reading diagnostics.
-        main_text += f"\n{LLM_LOGGING_NOTE}"
-    backends = [BackendSpec(
-        backend_id=main_id, url=endpoint + mode.suffix,
-        description=owner_description(ref, main_text),
-        title=f"{ref.name} ({mode.value})", circuit_breaker=options.circuit_breaker)]
-
-    embeddings_id: str | None = None
-    if options.semantic_cache is not None:
-        if not apim.has_external_cache:
-            raise InvalidInput(
-                f"semantic caching needs an external Redis-compatible cache with the RediSearch module "
-                f"registered on API Management service {apim.ref.name} ({apim.ref.id}/caches); register "
-                "one (for example Azure Managed Redis with RediSearch), or turn caching off (tag "
-                "apim-importer-cache=off)")
-        wanted = options.semantic_cache.embeddings_deployment.lower()
-        match = [d for d in deployments if d.name.lower() == wanted]
-        if not match:
-            raise InvalidInput(
-                f"semantic caching names embeddings deployment "
-                f"{options.semantic_cache.embeddings_deployment!r}, which is not a deployment with "
-                f"provisioning state Succeeded on account {ref.name} (routable: "
-                + (", ".join(d.name for d in deployments) or "none") + ")")
-        embeddings_id = backend_id(ref, "embeddings")
-        backends.append(BackendSpec(
-            backend_id=embeddings_id, url=f"{endpoint}openai/deployments/{match[0].name}/embeddings",
-            description=owner_description(ref, f"Embeddings for semantic caching on account {ref.name}."),
-            title=f"{ref.name} embeddings ({match[0].name})", circuit_breaker=options.circuit_breaker))
+    backends: list[BackendSpec] = []
+    embeddings = _cache_backend(account, apim, options, deployments)
+    if embeddings is not None:
+        backends.append(embeddings)
 
     safety_id: str | None = None
     roles: list[RoleAssignmentSpec] = []
@@ -550,45 +510,68 @@ def render(account: Account, apim: ApimService, options: Options,
         # for Cognitive Services, which needs Cognitive Services User on the resource (granted below).
         backends.append(BackendSpec(
             backend_id=safety_id, url=url,
-            description=owner_description(ref, f"Azure AI Content Safety for account {ref.name}.\n"
-                                               f"{SAFETY_RESOURCE_LINE}{resource}"),
+            description=owner_description(ref, apim.ref, f"Azure AI Content Safety for account {ref.name}.\n"
+                                                         f"{SAFETY_RESOURCE_LINE}{resource}"),
             title=f"{ref.name} content safety", circuit_breaker=options.circuit_breaker,
             identity_resource=COGNITIVE_RESOURCE))
         roles.append(safety_grant(apim, resource))
 
-    the_api_id = api_id(ref)
-    display = options.display_name or f"{ref.name} ({mode.value})"
-    description = options.description or (
-        f"Azure AI Foundry API for account {ref.name} ({mode.value} mode), imported by apim-ai-importer.")
-    import_format, import_value, operations = _import(options, linked)
-    if import_format.endswith("-link"):
-        # Switching bundled <-> official changes the description, so the plan re-imports the API.
-        description = f"{description.rstrip()}\nOpenAPI document: {import_value}"
-    api = ApiSpec(
-        api_id=the_api_id,
-        display_name=display,
-        description=owner_description(ref, description),
-        path=f"{config.resolve_base_path(options, ref)}/{mode.suffix}",
-        service_url=backends[0].url,
-        import_format=import_format,
-        import_value=import_value,
-        operations=operations,
-        key_bearer=mode in BEARER_MODES,
-    )
-    policy = PolicySpec(the_api_id, render_policy(
-        mode, options, backend=main_id, deployments=[d.name for d in deployments],
-        embeddings_backend=embeddings_id, safety_backend=safety_id))
-    role = ROLE_BY_MODE[mode]
+    apis: list[ApiSpec] = []
+    policies: list[PolicySpec] = []
+    diags: list[DiagnosticSpec] = []
+    for mode in modes:
+        main_id = backend_id(ref, "main", mode)
+        main_text = f"Azure AI account {ref.name}, {mode.value} route."
+        if options.llm_logging:
+            # Records that LLM logging was on, so turning it off is noticed without reading diagnostics.
+            main_text += f"\n{LLM_LOGGING_NOTE}"
+        backends.append(BackendSpec(
+            backend_id=main_id, url=endpoint + mode.suffix,
+            description=owner_description(ref, apim.ref, main_text),
+            title=f"{ref.name} ({mode.value})", circuit_breaker=options.circuit_breaker))
+        the_api_id = api_id(ref, mode)
+        display = f"{options.display_name} ({mode.value})" if options.display_name and len(modes) > 1 \
+            else options.display_name or f"{ref.name} ({mode.value})"
+        text = options.description or (
+            f"Azure AI Foundry API for account {ref.name} ({mode.value} mode), imported by apim-ai-importer.")
+        link = openapi_link(options, mode)
+        if link is not None:
+            # Switching bundled <-> official changes the description, so the plan re-imports the API.
+            text = f"{text.rstrip()}\nOpenAPI document: {link}"
+        description = owner_description(ref, apim.ref, text)
+        import_format, import_value, operations, left = _import(options, mode, docs, display, description)
+        apis.append(ApiSpec(
+            api_id=the_api_id,
+            display_name=display,
+            description=description,
+            path=f"{config.resolve_base_path(options, ref)}/{mode.suffix}",
+            service_url=endpoint + mode.suffix,
+            import_format=import_format,
+            import_value=import_value,
+            operations=operations,
+            imported_description=left,
+            key_bearer=mode in BEARER_MODES,
+        ))
+        policies.append(PolicySpec(the_api_id, render_policy(
+            mode, options, backend=main_id, deployments=[d.name for d in deployments],
+            embeddings_backend=None if embeddings is None else embeddings.backend_id,
+            safety_backend=safety_id)))
+        diags += diagnostics(the_api_id, options)
+    role = account_role(modes)
     assignment = RoleAssignmentSpec(
         name=role_assignment_name(ref.id, role, apim.principal_id), scope=ref.id,
         role_definition_guid=role, principal_id=apim.principal_id,
-        description=owner_description(ref, f"API Management {apim.ref.name} calls account {ref.name}."))
+        description=owner_description(ref, apim.ref,
+                                      f"API Management {apim.ref.name} calls account {ref.name}."))
     return Desired(
         account=ref,
-        api=api,
+        apis=tuple(apis),
         backends=tuple(sorted(backends, key=lambda b: b.backend_id)),
-        policy=policy,
-        product_links=tuple(ProductLinkSpec(p, the_api_id) for p in sorted(set(options.products))),
+        policies=tuple(policies),
+        product_links=tuple(ProductLinkSpec(p, a.api_id)
+                            for a in apis for p in sorted(set(options.products))),
         role_assignments=(assignment, *roles),
-        diagnostics=diagnostics(the_api_id, options),
+        diagnostics=tuple(diags),
+        apim=apim.ref,
+        references=tuple(references),
     )

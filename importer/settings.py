@@ -29,8 +29,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IMPORTER_ARM_ENDPOINT", "", "ARM base URL override; set it to the local stand-in "
             "(http://127.0.0.1:PORT). Empty means the public cloud with DefaultAzureCredential.",
             "http://127.0.0.1:8780"),
-    Setting("IMPORTER_MODE", "azure-openai", "Default client-compatibility mode: azure-openai, azure-ai "
-            "or azure-openai-v1.", "azure-openai"),
+    Setting("IMPORTER_MODE", "azure-openai", "Default client-compatibility mode(s), comma-separated, each "
+            "published as its own API: azure-openai, azure-ai, azure-openai-v1.", "azure-openai"),
     Setting("IMPORTER_OPENAPI", "bundled", "Default OpenAPI document: bundled (the project's own, imported "
             "inline) or official (Microsoft's per-mode document, imported by link from "
             "IMPORTER_OPENAPI_BASE_URL).", "official"),

@@ -45,12 +45,7 @@ param watchScopes string
 // Importer defaults (each maps to one app setting; defaults equal importer/settings.py)
 // ---------------------------------------------------------------------------------------------------
 
-@description('Default client-compatibility mode. -> IMPORTER_MODE')
-@allowed([
-  'azure-openai'
-  'azure-ai'
-  'azure-openai-v1'
-])
+@description('Default client-compatibility mode(s), comma-separated, each published as its own API: azure-openai, azure-ai, azure-openai-v1 (checked by the importer). -> IMPORTER_MODE')
 param importerMode string = 'azure-openai'
 
 @description('Default OpenAPI document: bundled (the project\'s own, inline) or official (Microsoft\'s, imported by link). -> IMPORTER_OPENAPI')

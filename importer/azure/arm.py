@@ -280,7 +280,7 @@ class AzureArm:
 
     def get_api(self, apim: ApimRef, api_id: str, *, operations: bool = True) -> ActualApi | None:
         """The API with its ETag; its operations too unless the caller lists them itself."""
-        from importer.render import owned_account
+        from importer.identity import owned_account
 
         rest = self.json(apim.subscription)
         try:
@@ -304,7 +304,20 @@ class AzureArm:
         items = call(f"list APIs of {apim.name}", lambda: list(rest.list(f"{apim.id}/apis")))
         return [api_from_json(o) for o in items]
 
-    def put_api(self, apim: ApimRef, spec: ApiSpec, etag: str | None) -> None:
+    def list_apis_named(self, apim: ApimRef, prefix: str) -> list[ApiSpec]:
+        """APIs whose name starts with ``prefix`` (one account's, every mode) in one read, without
+        operations or ETags."""
+        quoted = prefix.replace("'", "''")
+        rest = self.json(apim.subscription)
+        items = call(f"list APIs named {prefix}*", lambda: list(rest.list(
+            f"{apim.id}/apis", {"$filter": f"startswith(name,'{quoted}')"})))
+        return [api_from_json(o) for o in items]
+
+    def put_api(self, apim: ApimRef, spec: ApiSpec, etag: str | None, *,
+                document: bool = True) -> ApiSpec:
+        """Import the API's document with its properties (``document``), or write its properties
+        alone (the API and its operations exist). Returns the API as APIM holds it afterwards: an
+        import may replace what the PUT said with what the document says (apply.py)."""
         keys: JsonBody = {"header": spec.key_header, "query": spec.key_query}
         if spec.key_bearer:
             keys["bearer"] = "enabled"
@@ -313,11 +326,19 @@ class AzureArm:
             "serviceUrl": spec.service_url, "protocols": list(spec.protocols),
             "subscriptionRequired": spec.subscription_required,
             "subscriptionKeyParameterNames": keys, "apiType": "http",
-            "format": spec.import_format, "value": spec.import_value,
         }
+        if document:
+            props.update({"format": spec.import_format, "value": spec.import_value})
         rest = self.json(apim.subscription)
-        with arm_call(f"write API {spec.api_id}"):
-            rest.put(f"{apim.id}/apis/{spec.api_id}", {"properties": props}, etag, lro=True)
+        what = f"write API {spec.api_id}" if document else f"write the properties of API {spec.api_id}"
+        with arm_call(what):
+            result, _ = rest.put(f"{apim.id}/apis/{spec.api_id}", {"properties": props}, etag, lro=True)
+        if not result:  # no body at the end of the operation: read what APIM holds
+            held = self.get_api(apim, spec.api_id, operations=False)
+            if held is None:
+                raise NotFound(f"API {spec.api_id} is gone right after it was written")
+            return held.spec
+        return api_from_json(result)
 
     def delete_api(self, apim: ApimRef, api_id: str, etag: str | None) -> None:
         client = self.clients.apim(apim.subscription)
@@ -352,7 +373,7 @@ class AzureArm:
     # -- backends ----------------------------------------------------------------------------------
 
     def get_backend(self, apim: ApimRef, backend_id: str) -> ActualBackend | None:
-        from importer.render import owned_account
+        from importer.identity import owned_account
 
         rest = self.json(apim.subscription)
         try:
@@ -371,7 +392,7 @@ class AzureArm:
     def list_backends_named(self, apim: ApimRef, prefix: str) -> list[ActualBackend]:
         """Backends whose name starts with ``prefix`` (one account's: main, embeddings, safety) in
         one read. A listing carries no ETags: a write decided on it re-reads the backend first."""
-        from importer.render import owned_account
+        from importer.identity import owned_account
 
         quoted = prefix.replace("'", "''")
         rest = self.json(apim.subscription)
@@ -456,14 +477,23 @@ class AzureArm:
             client.product_api.list_by_product(apim.resource_group, apim.name, product_id)))
         return [str(a.name) for a in items if a.name]
 
-    def product_exists(self, apim: ApimRef, product_id: str) -> bool:
-        client = self.clients.apim(apim.subscription)
+    @staticmethod
+    def _exists(what: str, read: Callable[[], Any]) -> bool:
         try:
-            call(f"read product {product_id}",
-                 lambda: client.product.get(apim.resource_group, apim.name, product_id))
+            call(what, read)
         except NotFound:
             return False
         return True
+
+    def fragment_exists(self, apim: ApimRef, fragment_id: str) -> bool:
+        client = self.clients.apim(apim.subscription)
+        return self._exists(f"read policy fragment {fragment_id}", lambda: client.policy_fragment.get(
+            apim.resource_group, apim.name, fragment_id))
+
+    def product_exists(self, apim: ApimRef, product_id: str) -> bool:
+        client = self.clients.apim(apim.subscription)
+        return self._exists(f"read product {product_id}", lambda: client.product.get(
+            apim.resource_group, apim.name, product_id))
 
     def link_product(self, apim: ApimRef, link: ProductLinkSpec) -> None:
         client = self.clients.apim(apim.subscription)

@@ -184,6 +184,56 @@ def test_api_metadata_put_without_value_answers_directly(apim, armsim):
     assert armsim.log.count(path="operationResults") == 0  # no async operation: the SDK just re-reads
 
 
+# An import overwrites what the PUT says (modelled pessimistically: azure-cli #20812, the Terraform
+# azurerm provider's import-then-update, azure-powershell; docs/sandbox.md).
+
+
+@pytest.mark.parametrize("link", [False, True], ids=["inline", "link"])
+def test_api_import_takes_the_description_from_the_document_not_the_put(apim, armsim, link):
+    doc = {**OPENAPI, "info": {**OPENAPI["info"], "description": "from the document"}}
+    extra = {"description": "from the PUT\n[mark]"}
+    if link:
+        params = models.ApiCreateOrUpdateParameter(path="openai", format="openapi+json-link",
+                                                   value=armsim.add_file("d.json", json.dumps(doc)), **extra)
+        api = apim.api.begin_create_or_update(RG, SVC, "aoai-api", params).result()
+    else:
+        api = import_api(apim, document=doc, **extra)
+    assert api.description == "from the document"
+    assert apim.api.get(RG, SVC, "aoai-api").description == "from the document"
+
+
+def test_api_import_of_a_document_without_description_leaves_none(apim):
+    doc = {k: v for k, v in OPENAPI.items()}
+    doc["info"] = {"title": "t", "version": "1"}
+    import_api(apim, document=doc, description="from the PUT")
+    assert apim.api.get(RG, SVC, "aoai-api").description is None
+    # a re-import over an API that had a description loses it the same way
+    apim.api.begin_create_or_update(RG, SVC, "aoai-api", models.ApiCreateOrUpdateParameter(
+        path="openai", display_name="t", description="set by hand"), if_match="*").result()
+    import_api(apim, document=doc, description="from the PUT")
+    assert apim.api.get(RG, SVC, "aoai-api").description is None
+
+
+def test_api_import_service_url_is_the_puts_else_the_documents_servers(apim):
+    assert import_api(apim).service_url == "https://contoso-aoai.openai.azure.com/openai"
+    assert import_api(apim, "given", path="given", service_url="https://given.example.com/x").service_url == \
+        "https://given.example.com/x"
+    relative = {**OPENAPI, "servers": [{"url": "/openai"}]}
+    assert import_api(apim, "relative", path="relative", document=relative).service_url is None
+    second = {**OPENAPI, "servers": [{"url": "/openai"}, {"url": "https://second.example.com/openai"}]}
+    assert import_api(apim, "second", path="second", document=second).service_url == \
+        "https://second.example.com/openai"
+
+
+def test_api_properties_written_after_an_import_keep_its_operations(apim):
+    import_api(apim)
+    api = apim.api.begin_create_or_update(RG, SVC, "aoai-api", models.ApiCreateOrUpdateParameter(
+        path="openai", display_name="Mine", description="mine\n[mark]", protocols=["https"]),
+        if_match="*").result()
+    assert (api.display_name, api.description) == ("Mine", "mine\n[mark]")
+    assert len(list(apim.api_operation.list_by_api(RG, SVC, "aoai-api"))) == 3
+
+
 def test_api_path_clash_is_refused_like_apim(apim):
     import_api(apim, "first", path="openai")
     with pytest.raises(HttpResponseError) as err:

@@ -18,7 +18,7 @@ from azure.mgmt.apimanagement import models
 
 from armsim import seed
 from armsim.server import Sim
-from importer.model import AccountRef
+from importer.model import AccountRef, Mode
 from importer.render import INVALID_JSON_BODY, api_id, not_found_body
 from tests.fixtures.world import AOAI, FOUNDRY, World
 
@@ -64,7 +64,8 @@ def imported(gateway_world: World) -> dict[str, Any]:
             "aoai": f"{svc.gateway_url}/contoso-aoai/openai",
             "foundry": f"{svc.gateway_url}/contoso-foundry/models",
             "aoai_key": _subscription(gateway_world, "k-aoai", f"/apis/{api_id(seed_ref(AOAI))}"),
-            "foundry_key": _subscription(gateway_world, "k-foundry", f"/apis/{api_id(seed_ref(FOUNDRY))}")}
+            "foundry_key": _subscription(gateway_world, "k-foundry",
+                                        f"/apis/{api_id(seed_ref(FOUNDRY), Mode.AZURE_AI)}")}
 
 
 def seed_ref(account_id: str) -> AccountRef:

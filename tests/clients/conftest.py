@@ -108,9 +108,9 @@ def serve(world: World, account: str, mode: Mode) -> Served:
     world.reconciler(IMPORTER_MODE=mode.value, IMPORTER_PROBE="off",
                      IMPORTER_TOKENS_PER_MINUTE=TOKENS_PER_MINUTE).reconcile(ref)
     apim = world.apim_client()
-    api = apim.api.get(world.rg, world.svc, api_id(ref))
+    api = apim.api.get(world.rg, world.svc, api_id(ref, mode))
     gateway = apim.api_management_service.get(world.rg, world.svc).gateway_url
-    return Served(world, mode, ref.name, gateway, api.path, _key(world, api_id(ref)))
+    return Served(world, mode, ref.name, gateway, api.path, _key(world, api_id(ref, mode)))
 
 
 @pytest.fixture

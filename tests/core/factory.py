@@ -11,6 +11,7 @@ from importer.model import (
     Actual,
     ActualApi,
     ActualBackend,
+    ActualPolicy,
     ApimRef,
     ApimService,
     Deployment,
@@ -66,12 +67,13 @@ def desired(options: Options | None = None, **kw: object) -> Desired:
 
 def actual_from(d: Desired, *, policy_xml: str | None = None) -> Actual:
     """What APIM would hold right after applying ``d`` (policy optionally in another form)."""
-    api = replace(d.api, import_value="")  # APIM does not return the document
     return Actual(
-        api=ActualApi(api, etag='"api-1"', owned=True),
+        # APIM does not return the document
+        apis=tuple(ActualApi(replace(a, import_value=""), etag=f'"api-{i + 1}"', owned=True)
+                   for i, a in enumerate(d.apis)),
         backends=tuple(ActualBackend(b, etag=f'"{b.backend_id}-1"', owned=True) for b in d.backends),
-        policy=replace(d.policy, xml=policy_xml if policy_xml is not None else d.policy.xml),
-        policy_etag='"policy-1"',
+        policies=tuple(ActualPolicy(replace(p, xml=policy_xml if policy_xml is not None else p.xml),
+                                    etag=f'"policy-{i + 1}"') for i, p in enumerate(d.policies)),
         product_links=d.product_links,
         role_assignments=d.role_assignments,
         # An LLM-logging 'off' asks for no diagnostic: APIM holds the others.

@@ -433,3 +433,33 @@ def test_an_invalid_quota_echoes_the_whole_value(value: str) -> None:
     with pytest.raises(InvalidInput) as err:
         resolve({}, {"apim-importer-quota": value})
     assert f"tag apim-importer-quota={value!r}" in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Modes as a set: setting, tag and override each take a comma-separated list
+
+
+@pytest.mark.parametrize(("env", "tags", "overrides", "expected"), [
+    ({"IMPORTER_MODE": "azure-openai,azure-openai-v1"}, {}, {},
+     (Mode.AZURE_OPENAI, Mode.AZURE_OPENAI_V1)),
+    ({"IMPORTER_MODE": " azure-openai-v1 , Azure-OpenAI "}, {}, {},
+     (Mode.AZURE_OPENAI, Mode.AZURE_OPENAI_V1)),  # canonical order, whatever the spelling
+    ({}, {"apim-importer-mode": "azure-ai,azure-openai"}, {}, (Mode.AZURE_OPENAI, Mode.AZURE_AI)),
+    ({"IMPORTER_MODE": "azure-openai,azure-ai"}, {"apim-importer-mode": "azure-openai-v1"}, {},
+     (Mode.AZURE_OPENAI_V1,)),  # a tag replaces the set, it does not add to it
+    ({}, {}, {"mode": "azure-openai-v1,azure-ai,azure-openai"}, tuple(Mode)),
+    ({}, {}, {"mode": Mode.AZURE_AI}, (Mode.AZURE_AI,)),
+])
+def test_modes_are_a_set(env: dict[str, str], tags: dict[str, str], overrides: dict[str, Any],
+                         expected: tuple[Mode, ...]) -> None:
+    options = resolve(env, tags, overrides)
+    assert options.modes == expected and options.mode is expected[0]
+
+
+@pytest.mark.parametrize("value", ["azure-openai,", ",azure-openai", "azure-openai,azure-openai",
+                                   "azure-openai;azure-ai", "azure-openai,gpt", ""])
+def test_a_bad_mode_list_is_refused_naming_its_source(value: str) -> None:
+    with pytest.raises(InvalidInput, match="apim-importer-mode"):
+        resolve({}, {"apim-importer-mode": value or " "})
+    with pytest.raises(InvalidInput, match="option mode"):
+        resolve({}, {}, {"mode": value})

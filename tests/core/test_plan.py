@@ -16,6 +16,7 @@ from importer.model import (
     Actual,
     ActualApi,
     ActualBackend,
+    ActualPolicy,
     ActualSubscription,
     ApiSpec,
     BackendSpec,
@@ -33,11 +34,25 @@ from importer.model import (
     TokenLimit,
     TokenMetrics,
 )
-from tests.core.factory import DEPLOYMENTS, PRINCIPAL, REF, SAFETY, SUB, account, actual_from, desired
+from tests.core.factory import (
+    APIM_REF,
+    DEPLOYMENTS,
+    PRINCIPAL,
+    REF,
+    SAFETY,
+    SUB,
+    account,
+    actual_from,
+    desired,
+)
 
 FULL = Options(products=("gold", "silver"), token_limit=TokenLimit(tokens_per_minute=1000),
                token_metrics=TokenMetrics(), semantic_cache=SemanticCache("text-embedding-3-small"),
                content_safety=ContentSafety(SAFETY), policy_fragment="org-ai")
+
+
+def _off(a: Actual) -> Plan:
+    return plan.offboard(REF, a, APIM_REF)
 
 
 def _summary(p: Plan) -> list[tuple[str, str, str]]:
@@ -63,18 +78,18 @@ def apim_reserialised(xml: str) -> str:
 
 @pytest.mark.parametrize("mode", list(Mode))
 def test_create_everything_from_nothing(mode: Mode) -> None:
-    d = desired(replace(FULL, mode=mode))
+    d = desired(replace(FULL, modes=(mode,)))
     p = plan.diff(d, Actual())
-    api = render.api_id(REF)
+    api = render.api_id(REF, mode)
+    prefix = render.api_id(REF)
     role, grant = d.role_assignments[0].name, d.role_assignments[1].name
     assert d.role_assignments[1].scope == SAFETY  # Content Safety: APIM's grant on that resource
     assert _summary(p) == sorted([
         ("create", "role_assignment", role),
         ("create", "role_assignment", grant),
     ]) + [
-        ("create", "backend", api),
-        ("create", "backend", f"{api}-embeddings"),
-        ("create", "backend", f"{api}-safety"),
+        *sorted([("create", "backend", api), ("create", "backend", f"{prefix}-embeddings"),
+                 ("create", "backend", f"{prefix}-safety")]),
         ("create", "api", api),
         ("create", "policy", api),
         ("create", "product_link", "gold"),
@@ -87,14 +102,14 @@ def test_create_everything_from_nothing(mode: Mode) -> None:
 
 @pytest.mark.parametrize("mode", list(Mode))
 def test_nothing_to_do_when_actual_matches(mode: Mode) -> None:
-    d = desired(replace(FULL, mode=mode))
+    d = desired(replace(FULL, modes=(mode,)))
     assert plan.diff(d, actual_from(d)).changes == ()
     assert plan.diff(d, actual_from(d)).empty
 
 
 @pytest.mark.parametrize("mode", list(Mode))
 def test_nothing_to_do_when_apim_reserialised_the_policy(mode: Mode) -> None:
-    d = desired(replace(FULL, mode=mode))
+    d = desired(replace(FULL, modes=(mode,)))
     variant = apim_reserialised(d.policy.xml)
     assert variant != d.policy.xml and "\r\n" in variant and "&quot;" in variant
     assert plan.diff(d, actual_from(d, policy_xml=variant)).changes == ()
@@ -103,17 +118,17 @@ def test_nothing_to_do_when_apim_reserialised_the_policy(mode: Mode) -> None:
 def test_nothing_to_do_when_apim_normalised_what_it_returns() -> None:
     d = desired(FULL)
     a = actual_from(d)
-    assert a.api is not None
-    api = replace(a.api.spec, description=a.api.spec.description.replace("\n", "\r\n"),
-                  protocols=("HTTPS",), operations=tuple(reversed(a.api.spec.operations)))
+    have = a.apis[0]
+    api = replace(have.spec, description=have.spec.description.replace("\n", "\r\n"),
+                  protocols=("HTTPS",), operations=tuple(reversed(have.spec.operations)))
     role = d.role_assignments[0]
     other_name = replace(
         role, name="00000000-1111-2222-3333-444444444444", principal_id=PRINCIPAL.upper(),
         role_definition_guid=f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/"
                              f"{role.role_definition_guid.upper()}", description="made by hand")
     links = (*d.product_links, ProductLinkSpec("someone-elses-product", d.api.api_id))
-    a = replace(a, api=replace(a.api, spec=api), role_assignments=(other_name, d.role_assignments[1]),
-                    product_links=links)
+    a = replace(a, apis=(replace(have, spec=api),), role_assignments=(other_name, d.role_assignments[1]),
+                product_links=links)
     assert plan.diff(d, a).changes == ()
 
 
@@ -124,8 +139,12 @@ Mutation = Callable[[Desired, Actual], tuple[Desired, Actual]]
 
 
 def _api(a: Actual, **changes: object) -> Actual:
-    assert a.api is not None
-    return replace(a, api=replace(a.api, spec=replace(a.api.spec, **changes)))  # type: ignore[arg-type]
+    have = a.apis[0]
+    return replace(a, apis=(replace(have, spec=replace(have.spec, **changes)),))  # type: ignore[arg-type]
+
+
+def _policy(spec: PolicySpec) -> tuple[ActualPolicy, ...]:
+    return (ActualPolicy(spec, etag='"policy-1"'),)
 
 
 def _backend(a: Actual, index: int, **changes: object) -> Actual:
@@ -142,10 +161,10 @@ def _with_deployments(deployments: tuple[Deployment, ...]) -> Mutation:
 
 API = render.api_id(REF)
 DRIFTS: dict[str, tuple[Mutation, tuple[str, str, str], str]] = {
-    "policy edited": (lambda d, a: (d, replace(a, policy=PolicySpec(API, d.policy.xml.replace(
-        'tokens-per-minute="1000"', 'tokens-per-minute="9"')))), ("update", "policy", API),
+    "policy edited": (lambda d, a: (d, replace(a, policies=_policy(PolicySpec(API, d.policy.xml.replace(
+        'tokens-per-minute="1000"', 'tokens-per-minute="9"'))))), ("update", "policy", API),
         'tokens-per-minute="1000"'),
-    "policy missing": (lambda d, a: (d, replace(a, policy=None, policy_etag=None)),
+    "policy missing": (lambda d, a: (d, replace(a, policies=())),
                        ("create", "policy", API), "<policies>"),
     "backend missing": (lambda d, a: (d, replace(a, backends=a.backends[1:])),
                         ("create", "backend", API), "url: https://"),
@@ -200,14 +219,14 @@ def test_update_carries_the_spec_to_write_and_the_etag() -> None:
     d = desired(FULL)
     p = plan.diff(d, _api(actual_from(d), path="x/openai"))
     assert p.changes[0].desired == d.api and p.changes[0].etag == '"api-1"'
-    p = plan.diff(d, replace(actual_from(d), policy=PolicySpec(API, "<policies/>")))
+    p = plan.diff(d, replace(actual_from(d), policies=_policy(PolicySpec(API, "<policies/>"))))
     assert p.changes[0].desired == d.policy and p.changes[0].etag == '"policy-1"'
 
 
 def test_unparsable_actual_policy_is_replaced() -> None:
     d = desired()
     raw = '<policies><inbound><base /><set-variable name="x" value="@(a && b)" /></inbound></policies>'
-    p = plan.diff(d, replace(actual_from(d), policy=PolicySpec(API, raw)))
+    p = plan.diff(d, replace(actual_from(d), policies=_policy(PolicySpec(API, raw))))
     assert _summary(p) == [("update", "policy", API)]
 
 
@@ -220,15 +239,18 @@ def test_feature_turned_off_deletes_its_owned_backend_after_the_policy_update() 
 
 
 def test_mode_change_swaps_the_role_and_keeps_a_hand_made_one() -> None:
-    before = desired(Options(mode=Mode.AZURE_OPENAI))
-    after = desired(Options(mode=Mode.AZURE_AI))
+    before = desired(Options(modes=(Mode.AZURE_OPENAI,)))
+    after = desired(Options(modes=(Mode.AZURE_AI,)))
     hand_made = RoleAssignmentSpec("hand", REF.id, render.ROLE_OPENAI_USER.upper(), PRINCIPAL, description="")
     a = replace(actual_from(before), role_assignments=(*before.role_assignments, hand_made))
     p = plan.diff(after, a)
     kinds = [(c.action.value, c.kind) for c in p.changes]
     assert ("create", "role_assignment") in kinds
     deleted = [c for c in p.changes if c.action is Action.DELETE]
-    assert [c.id for c in deleted] == [before.role_assignments[0].name]  # ours only, never "hand"
+    # ours only, never "hand": the mode's API and main backend, and the role it needed
+    assert sorted((c.kind, c.id) for c in deleted) == sorted([
+        ("api", before.api.api_id), ("backend", before.api.api_id),
+        ("role_assignment", before.role_assignments[0].name)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,9 +259,8 @@ def test_mode_change_swaps_the_role_and_keeps_a_hand_made_one() -> None:
 
 def _foreign_api(d: Desired) -> Actual:
     a = actual_from(d)
-    assert a.api is not None
-    spec = replace(a.api.spec, description="Someone's API", display_name="theirs")
-    return replace(a, api=ActualApi(spec, etag='"theirs"', owned=False))
+    spec = replace(a.apis[0].spec, description="Someone's API", display_name="theirs")
+    return replace(a, apis=(ActualApi(spec, etag='"theirs"', owned=False),))
 
 
 def test_foreign_api_by_id_is_one_conflict_and_no_writes() -> None:
@@ -252,17 +273,17 @@ def test_foreign_api_by_id_is_one_conflict_and_no_writes() -> None:
 
 def test_foreign_api_by_path_is_one_conflict_and_no_writes() -> None:
     d = desired(FULL)
-    p = plan.diff(d, Actual(path_clash="legacy-openai"))
+    p = plan.diff(d, Actual(path_clashes=((API, "legacy-openai"),)))
     assert _summary(p) == [("conflict", "api", API)]
     assert "legacy-openai" in p.changes[0].reason and p.empty
     # adopt cannot take over an API with another id: still a conflict
-    adopted = plan.diff(d, Actual(path_clash="legacy-openai"), adopt=True)
+    adopted = plan.diff(d, Actual(path_clashes=((API, "legacy-openai"),)), adopt=True)
     assert _summary(adopted) == [("conflict", "api", API)]
 
 
 def test_path_clash_naming_our_own_api_is_not_a_conflict() -> None:
     d = desired()
-    assert plan.diff(d, replace(actual_from(d), path_clash=API.upper())).changes == ()
+    assert plan.diff(d, replace(actual_from(d), path_clashes=((API, API.upper()),))).changes == ()
 
 
 def test_foreign_backend_with_our_id_is_a_conflict() -> None:
@@ -295,7 +316,7 @@ def test_offboard_deletes_only_owned_objects_in_reverse_order() -> None:
     foreign_role = RoleAssignmentSpec("hand", REF.id, render.ROLE_OPENAI_USER, PRINCIPAL, description="")
     a = replace(a, backends=(*a.backends, foreign_backend),
                 role_assignments=(*a.role_assignments, foreign_role))
-    p = plan.offboard(REF, a)
+    p = _off(a)
     assert _summary(p) == [
         ("delete", "api", API),
         ("delete", "backend", API),
@@ -303,35 +324,35 @@ def test_offboard_deletes_only_owned_objects_in_reverse_order() -> None:
         ("delete", "backend", f"{API}-safety"),
         ("delete", "role_assignment", d.role_assignments[0].name),
     ]
-    assert p.changes[0].etag == '"api-1"' and p.changes[0].desired == a.api.spec  # type: ignore[union-attr]
+    assert p.changes[0].etag == '"api-1"' and p.changes[0].desired == a.apis[0].spec
     assert p.changes[-1].desired == d.role_assignments[0]
 
 
 def test_offboard_leaves_a_foreign_api_alone() -> None:
     d = desired()
-    assert _summary(plan.offboard(REF, replace(_foreign_api(d), backends=(), role_assignments=()))) == []
+    assert _summary(_off(replace(_foreign_api(d), backends=(), role_assignments=()))) == []
 
 
 def test_offboard_ignores_marks_of_other_accounts() -> None:
     other = replace(REF, name="other-account")
     d = desired()
-    role = replace(d.role_assignments[0], description=render.owner_description(other, "x"))
-    assert plan.offboard(REF, Actual(role_assignments=(role,))).changes == ()
+    role = replace(d.role_assignments[0], description=render.owner_description(other, APIM_REF, "x"))
+    assert _off(Actual(role_assignments=(role,))).changes == ()
 
 
 def test_offboard_deletes_our_probe_subscription_first_and_never_a_foreign_one() -> None:
     d = desired()
     ours = ActualSubscription(render.probe_subscription(REF), etag='"sub-1"', owned=True)
-    p = plan.offboard(REF, replace(actual_from(d), subscription=ours))
+    p = _off(replace(actual_from(d), subscription=ours))
     assert _summary(p)[:2] == [("delete", "subscription", render.probe_subscription_id(REF)),
                                ("delete", "api", API)]
     assert p.changes[0].etag == '"sub-1"'
     foreign = replace(ours, owned=False)
-    assert "subscription" not in {c.kind for c in plan.offboard(REF, Actual(subscription=foreign)).changes}
+    assert "subscription" not in {c.kind for c in _off(Actual(subscription=foreign)).changes}
 
 
 def test_offboard_nothing() -> None:
-    assert plan.offboard(REF, Actual()) == Plan(REF, ())
+    assert _off(Actual()) == Plan(REF, ())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,7 +364,7 @@ def test_output_is_sorted_and_stable() -> None:
     a = actual_from(d)
     drifted = replace(a, backends=tuple(reversed([replace(b, spec=replace(b.spec, url=b.spec.url + "x"))
                                                   for b in a.backends])),
-                      product_links=(), role_assignments=(), policy=None)
+                      product_links=(), role_assignments=(), policies=())
     p1 = plan.diff(d, drifted)
     p2 = plan.diff(d, replace(drifted, backends=tuple(reversed(drifted.backends))))
     assert p1 == p2
@@ -354,7 +375,7 @@ def test_output_is_sorted_and_stable() -> None:
 
 def test_plan_json_round_trips() -> None:
     d = desired(FULL)
-    for p in (plan.diff(d, Actual()), plan.diff(d, _foreign_api(d)), plan.offboard(REF, actual_from(d)),
+    for p in (plan.diff(d, Actual()), plan.diff(d, _foreign_api(d)), _off(actual_from(d)),
               plan.diff(d, _api(actual_from(d), path="a/openai"))):
         data = p.to_json()
         assert json.loads(json.dumps(data)) == data
@@ -372,8 +393,8 @@ def test_describe_is_human_text() -> None:
 def test_api_diff_ignores_the_import_document() -> None:
     d = desired()
     a = actual_from(d)
-    assert a.api is not None and a.api.spec.import_value == ""
-    assert plan.api_diff(a.api.spec, d.api) == ()
+    assert a.apis[0].spec.import_value == ""
+    assert plan.api_diff(a.apis[0].spec, d.api) == ()
     bare = ApiSpec("x", "n", "d", "p")
     assert plan.api_diff(bare, replace(bare, import_value="{}")) == ()
 
@@ -387,7 +408,6 @@ def test_link_mode_compares_operations_by_method_and_path_only() -> None:
     d = desired(Options(openapi=OpenApi.OFFICIAL, openapi_base_url="https://x.example.com/specs/"),
                 linked=LinkedDocument(link, ops))
     a = actual_from(d)
-    assert a.api is not None
     # APIM templated the required query parameters otherwise (or not at all): not drift in link mode.
     other = (("GET", "/models"), ("POST", "/chat/completions?api-version={api-version}&x={x}"))
     assert plan.diff(d, _api(a, operations=other)).empty
@@ -397,7 +417,6 @@ def test_link_mode_compares_operations_by_method_and_path_only() -> None:
     # The bundled document compares whole templates.
     b = desired()
     ab = actual_from(b)
-    assert ab.api is not None
     first, *rest = b.api.operations
     changed = ((first[0], first[1].split("?")[0] + "?x={x}"), *rest)
     assert not plan.diff(b, _api(ab, operations=changed)).empty

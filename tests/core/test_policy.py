@@ -31,7 +31,7 @@ FEATURES = ("safety", "limit", "metrics", "cache", "fragment")
 
 def _options(mode: Mode, on: set[str]) -> Options:
     return Options(
-        mode=mode,
+        modes=(mode,),
         content_safety=ContentSafety(SAFETY) if "safety" in on else None,
         token_limit=TokenLimit(tokens_per_minute=500, quota=10_000, quota_period="Monthly")
         if "limit" in on else None,
@@ -91,7 +91,7 @@ def test_statements_in_order_for_every_combination(mode: Mode, on: set[str]) -> 
 def test_every_statement_attribute(mode: Mode) -> None:
     d = desired(_options(mode, set(FEATURES)))
     xml, fam = d.policy.xml, render.policy_family(mode)
-    main, emb, safety = (render.backend_id(REF, r) for r in ("main", "embeddings", "safety"))
+    main, emb, safety = (render.backend_id(REF, r, mode) for r in ("main", "embeddings", "safety"))
     assert _find(xml, "set-backend-service").attrib == {"backend-id": main}
     assert _find(xml, "authentication-managed-identity").attrib == {
         "resource": "https://cognitiveservices.azure.com"}

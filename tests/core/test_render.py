@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from dataclasses import replace
 
 import pytest
@@ -12,7 +10,6 @@ from importer import openapi, render
 from importer.model import (
     OFFICIAL_OPENAPI_BASE_URL,
     OWNER_MARK,
-    AccountRef,
     ApiSpec,
     BackendSpec,
     ContentSafety,
@@ -35,101 +32,12 @@ from tests.core.factory import (
     REF,
     SAFETY,
     SAFETY_ENDPOINT,
-    SUB,
     account,
     apim,
     desired,
 )
 
-ID = re.compile(r"^[A-Za-z0-9-]{1,80}$")
-MARK = f"[{OWNER_MARK} account={REF.id}]"
-
-
-def _hash() -> str:
-    return render.api_id(REF).rsplit("-", 1)[-1]
-
-
-# ---------------------------------------------------------------------------------------------
-# Identities
-
-
-def test_ids_are_deterministic_valid_and_carry_the_name() -> None:
-    h = _hash()
-    assert re.fullmatch(r"[0-9a-f]{8}", h)
-    assert render.api_id(REF) == f"ai-contoso-ai-{h}"
-    assert render.backend_id(REF) == f"ai-contoso-ai-{h}"
-    assert render.backend_id(REF, "embeddings") == f"ai-contoso-ai-{h}-embeddings"
-    assert render.backend_id(REF, "safety") == f"ai-contoso-ai-{h}-safety"
-    # the hash is of the lowercase id: the same account spelled differently gets the same ids
-    same = AccountRef.parse(REF.id.lower())
-    assert render.api_id(same) == render.api_id(REF)
-
-
-def test_same_name_in_two_subscriptions_does_not_collide() -> None:
-    other = AccountRef.parse(REF.id.replace(SUB, "00000000-0000-0000-0000-000000000002"))
-    assert render.api_id(other) != render.api_id(REF)
-    assert render.backend_id(other) != render.backend_id(REF)
-
-
-@pytest.mark.parametrize("role", ["main", "embeddings", "safety"])
-def test_longest_account_name_still_fits(role: str) -> None:
-    long_ref = AccountRef(SUB, "rg", "a" + "b-" * 31 + "c")  # 64 characters
-    ident = render.backend_id(long_ref, role)
-    assert ID.fullmatch(ident) and len(ident) <= 80
-    assert render.api_id(long_ref) != render.api_id(replace(long_ref, name=long_ref.name[:-1] + "d"))
-
-
-def test_unknown_backend_role() -> None:
-    with pytest.raises(ValueError, match="unknown backend role"):
-        render.backend_id(REF, "other")
-
-
-def test_role_assignment_name_is_uuid5_of_lowercase_triple() -> None:
-    name = render.role_assignment_name(REF.id, render.ROLE_OPENAI_USER.upper(), PRINCIPAL.upper())
-    expected = uuid.uuid5(render.ROLE_ASSIGNMENT_NAMESPACE,
-                          f"{REF.id.lower()}|{render.ROLE_OPENAI_USER}|{PRINCIPAL}")
-    assert name == str(expected)
-    assert name == render.role_assignment_name(REF.id.lower(), render.ROLE_OPENAI_USER, PRINCIPAL)
-    assert uuid.UUID(name).version == 5
-
-
-@pytest.mark.parametrize(("description", "owner"), [
-    (render.owner_description(REF, "Some text."), REF.id),
-    (render.owner_description(REF, "Multi\nline\n"), REF.id),
-    (render.owner_description(REF, ""), REF.id),
-    (render.owner_description(REF, "x").replace("\n", "\r\n") + "\r\n", REF.id),
-    (None, None),
-    ("", None),
-    ("A user's API", None),
-    (f"{MARK}\nthen more text", None),  # the mark must be the final line
-    (f"[{OWNER_MARK}]", None),
-    (f"[{OWNER_MARK} account=not-an-id]", None),
-])
-def test_owned_account(description: str | None, owner: str | None) -> None:
-    assert render.owned_account(description) == owner
-
-
-def test_probe_subscription_is_deterministic_scoped_and_fits_apims_limits() -> None:
-    spec = render.probe_subscription(REF)
-    assert spec.sid == f"{render.api_id(REF)}-probe" and spec.scope == f"/apis/{render.api_id(REF)}"
-    assert spec.state == "active" and spec.display_name.startswith("managed-by=apim-ai-importer")
-    longest = replace(REF, name="a" * 64)
-    assert len(render.probe_subscription(longest).display_name) <= 100
-    assert len(render.probe_subscription_id(longest)) <= 80
-    assert render.owns_subscription(spec, REF)
-    full = replace(spec, scope=f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.ApiManagement"
-                               f"/service/apim/apis/{render.api_id(REF).upper()}")
-    assert render.owns_subscription(full, REF)
-    assert not render.owns_subscription(replace(spec, display_name="someone's"), REF)
-    assert not render.owns_subscription(replace(spec, scope="/apis"), REF)
-    assert not render.owns_subscription(spec, replace(REF, name="other"))
-
-
-def test_owner_description_ends_with_the_mark() -> None:
-    assert render.owner_description(REF, "Hello.") == f"Hello.\n{MARK}"
-    other_case = AccountRef(SUB.upper(), "RG-AI", "CONTOSO-AI")
-    assert render.owned_by(render.owner_description(REF, "x"), other_case)
-    assert not render.owned_by(render.owner_description(REF, "x"), replace(REF, name="other"))
+MARK = f"[{OWNER_MARK} account={REF.id} apim={APIM_REF.id}]"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,8 +52,8 @@ MODE_CASES = [
 
 @pytest.mark.parametrize(("mode", "path", "url", "role"), MODE_CASES)
 def test_desired_objects_per_mode(mode: Mode, path: str, url: str, role: str) -> None:
-    d = desired(Options(mode=mode, products=("gold", "bronze")))
-    api_id = render.api_id(REF)
+    d = desired(Options(modes=(mode,), products=("gold", "bronze")))
+    api_id = render.api_id(REF, mode)
     assert d.account == REF
     assert d.api == ApiSpec(
         api_id=api_id,
@@ -160,7 +68,7 @@ def test_desired_objects_per_mode(mode: Mode, path: str, url: str, role: str) ->
         key_query="api-key",
         key_bearer=mode is not Mode.AZURE_AI,  # OpenAI-style modes: Authorization: Bearer <key> too
         import_format="openapi+json",
-        import_value=openapi.document_text(mode),
+        import_value=render.bundled_document(mode, f"Contoso-AI ({mode.value})", d.api.description),
         operations=openapi.operations(openapi.document(mode)),
     )
     assert d.backends == (BackendSpec(
@@ -240,10 +148,10 @@ def test_diagnostics_follow_metrics_logger_and_llm_logging() -> None:
 ])
 def test_mode_by_kind(kind: str, mode: Mode, ok: bool) -> None:
     if ok:
-        assert desired(Options(mode=mode), account=account(kind=kind)).api.path.endswith(mode.suffix)
+        assert desired(Options(modes=(mode,)), account=account(kind=kind)).api.path.endswith(mode.suffix)
     else:
         with pytest.raises(InvalidInput) as err:
-            desired(Options(mode=mode), account=account(kind=kind))
+            desired(Options(modes=(mode,)), account=account(kind=kind))
         if kind == "OpenAI":
             assert "supports azure-openai, azure-openai-v1" in str(err.value)
 
@@ -302,11 +210,11 @@ FILES = {Mode.AZURE_OPENAI: "AIFoundryOpenAI.json", Mode.AZURE_AI: "AIFoundryAzu
 
 @pytest.mark.parametrize("mode", list(Mode))
 def test_official_document_is_imported_by_link(mode: Mode) -> None:
-    options = Options(mode=mode, openapi=OpenApi.OFFICIAL)
+    options = Options(modes=(mode,), openapi=OpenApi.OFFICIAL)
     link = OFFICIAL_OPENAPI_BASE_URL + FILES[mode]
     assert render.openapi_link(options) == link
     d = desired(options, linked=LinkedDocument(link, LINK_OPS))
-    bundled = desired(Options(mode=mode))
+    bundled = desired(Options(modes=(mode,)))
     assert d.api == replace(
         bundled.api, import_format="openapi+json-link", import_value=link, operations=LINK_OPS,
         description=bundled.api.description.replace(f"\n{MARK}", f"\nOpenAPI document: {link}\n{MARK}"))

@@ -105,12 +105,12 @@ def test_the_stand_ins_gateway_decides_as_the_compiled_policy(build: Build, resu
     compared = 0
     for mode in Mode:
         gateway_world.reconciler(IMPORTER_MODE=mode.value, IMPORTER_PROBE="off").reconcile(ref)
-        stored = apim.api_policy.get(rg, svc, api_id(ref), "policy").value
+        stored = apim.api_policy.get(rg, svc, api_id(ref, mode), "policy").value
         # The stand-in holds the very policy that was compiled for this mode with default options.
         assert policyxml.equal(stored, policies.defaults(mode))
         name = build.class_of[policies.defaults(mode)]
         apim.subscription.create_or_update(rg, svc, f"k-{mode.value}", models.SubscriptionCreateParameters(
-            scope=f"/apis/{api_id(ref)}", display_name=mode.value, state="active"))
+            scope=f"/apis/{api_id(ref, mode)}", display_name=mode.value, state="active"))
         key = str(apim.subscription.list_secrets(rg, svc, f"k-{mode.value}").primary_key)
         for row in table.rows(mode):
             status, body = _send(f"{gateway}/{table.ACCOUNT}/{table.API_PATH[mode]}", row.method, row.path,

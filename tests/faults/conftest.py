@@ -58,7 +58,7 @@ def estate_accounts() -> dict[str, tuple[str, tuple[tuple[str, str, str, str], .
 
 VOLATILE = {"etag", "systemData", "createdOn", "updatedOn", "createdAtUtc", "createdDate", "updatedDate",
             "startTime", "endTime", "dateCreated", "internalId"}
-_MARK = re.compile(r"\[managed-by=apim-ai-importer account=([^\]\s]+)\]")
+_MARK = re.compile(r"\[managed-by=apim-ai-importer account=([^\]\s]+)( apim=[^\]\s]+)?\]")
 
 
 def account_id(name: str) -> str:

@@ -36,7 +36,7 @@ def test_fresh_apply_creates_what_the_portal_creates(world: World, name: str, ki
     assert run.writes == world.writes()
 
     client = world.apim_client()
-    aid = api_id(ref)
+    aid = api_id(ref, mode)
     api = client.api.get(world.rg, world.svc, aid)
     assert api.path == path
     assert [str(p) for p in api.protocols] == ["https"]
@@ -52,14 +52,14 @@ def test_fresh_apply_creates_what_the_portal_creates(world: World, name: str, ki
         assert ("POST", "/deployments/{deployment-id}/chat/completions?api-version={api-version}") in ops
 
     account = world.clients.cognitive(world.sim_sub).accounts.get("rg-ai", name)
-    backend = client.backend.get(world.rg, world.svc, backend_id(ref))
+    backend = client.backend.get(world.rg, world.svc, backend_id(ref, "main", mode))
     assert backend.url == account.properties.endpoint + suffix
     assert str(backend.protocol) in ("http", "BackendProtocol.HTTP")
 
     policy = client.api_policy.get(world.rg, world.svc, aid, "policy", format="xml").value
     stmts = [tag for section, tag in policyxml.statements(policy) if section == "inbound"]
     assert stmts.index("authentication-managed-identity") < stmts.index("set-backend-service")
-    assert f'backend-id="{backend_id(ref)}"' in policy
+    assert f'backend-id="{backend_id(ref, "main", mode)}"' in policy
     assert 'resource="https://cognitiveservices.azure.com"' in policy
 
     assert client.product_api.check_entity_exists(world.rg, world.svc, "ai-consumers", aid) is True

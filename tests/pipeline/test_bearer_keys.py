@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from importer.azure.rest import ArmJson
-from importer.model import AccountRef
+from importer.model import AccountRef, Mode
 from importer.render import api_id
 from tests.armsim.test_gateway import _subscription
 from tests.fixtures.world import AOAI, FOUNDRY, World
@@ -25,8 +25,8 @@ def _import(world: World, account: str, mode: str) -> dict[str, Any]:
     rec = world.reconciler(IMPORTER_MODE=mode, IMPORTER_PROBE="off")
     assert rec.reconcile(ref).outcome == "applied"
     svc = world.apim_client().api_management_service.get(world.rg, world.svc)
-    return {"ref": ref, "rec": rec, "gateway": f"{svc.gateway_url}/{ref.name}",
-            "key": _subscription(world, f"k-{mode}", f"/apis/{api_id(ref)}")}
+    return {"ref": ref, "rec": rec, "gateway": f"{svc.gateway_url}/{ref.name}", "mode": Mode(mode),
+            "key": _subscription(world, f"k-{mode}", f"/apis/{api_id(ref, Mode(mode))}")}
 
 
 @pytest.mark.parametrize(("mode", "bearer"), [("azure-openai", True), ("azure-openai-v1", True),
@@ -34,7 +34,7 @@ def _import(world: World, account: str, mode: str) -> dict[str, Any]:
 def test_key_names_per_mode_written_and_read_at_the_newer_version(gateway_world: World, mode: str,
                                                                    bearer: bool) -> None:
     imported = _import(gateway_world, FOUNDRY, mode)
-    aid = api_id(imported["ref"])
+    aid = api_id(imported["ref"], imported["mode"])
     raw, _ = ArmJson(gateway_world.apim_client()).get(f"{gateway_world.apim}/apis/{aid}")
     names = raw["properties"]["subscriptionKeyParameterNames"]
     assert names["header"] == names["query"] == "api-key"
@@ -45,7 +45,7 @@ def test_key_names_per_mode_written_and_read_at_the_newer_version(gateway_world:
 
 def test_bearer_turned_off_by_hand_is_drift(gateway_world: World) -> None:
     imported = _import(gateway_world, AOAI, "azure-openai-v1")
-    aid = api_id(imported["ref"])
+    aid = api_id(imported["ref"], imported["mode"])
     rest = ArmJson(gateway_world.apim_client())
     rest.patch(f"{gateway_world.apim}/apis/{aid}", {"properties": {"subscriptionKeyParameterNames": {
         "header": "api-key", "query": "api-key", "bearer": "disabled"}}})

@@ -15,7 +15,7 @@ from azure.mgmt.apimanagement import models
 
 from armsim import seed
 from importer.azure.rest import ArmJson
-from importer.model import AccountRef
+from importer.model import AccountRef, Mode
 from importer.render import (
     ROLE_COGNITIVE_SERVICES_USER,
     ROLE_OPENAI_USER,
@@ -213,7 +213,7 @@ def test_the_openai_role_does_not_open_the_models_route(gateway_world: World) ->
     rec = gateway_world.reconciler(IMPORTER_MODE="azure-ai", IMPORTER_PROBE="off")
     assert rec.reconcile(ref).outcome == "applied"
     svc = gateway_world.apim_client().api_management_service.get(gateway_world.rg, gateway_world.svc)
-    key = _subscription(gateway_world, "k-foundry", f"/apis/{api_id(ref)}")
+    key = _subscription(gateway_world, "k-foundry", f"/apis/{api_id(ref, Mode.AZURE_AI)}")
     url = f"{svc.gateway_url}/contoso-foundry/models/chat/completions?api-version=2024-05-01-preview"
     body = {"model": "Phi-4", "messages": [{"role": "user", "content": "ping"}]}
     assert _call(url, body, {"api-key": key})[0] == 200

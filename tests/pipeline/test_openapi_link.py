@@ -84,13 +84,13 @@ def _official(world: World, base: str, **env: str) -> Any:
     return world.reconciler(IMPORTER_OPENAPI="official", IMPORTER_OPENAPI_BASE_URL=base, **env)
 
 
-def _operations(world: World, ref: AccountRef) -> set[tuple[str, str]]:
-    ops = world.apim_client().api_operation.list_by_api(world.rg, world.svc, api_id(ref))
+def _operations(world: World, ref: AccountRef, mode: Mode = Mode.AZURE_OPENAI) -> set[tuple[str, str]]:
+    ops = world.apim_client().api_operation.list_by_api(world.rg, world.svc, api_id(ref, mode))
     return {(o.method.upper(), o.url_template) for o in ops}
 
 
-def _description(world: World, ref: AccountRef) -> str:
-    return str(world.apim_client().api.get(world.rg, world.svc, api_id(ref)).description)
+def _description(world: World, ref: AccountRef, mode: Mode = Mode.AZURE_OPENAI) -> str:
+    return str(world.apim_client().api.get(world.rg, world.svc, api_id(ref, mode)).description)
 
 
 def _assert_noop(world: World, rec: Any, ref: AccountRef, **kw: Any) -> None:
@@ -137,7 +137,11 @@ def test_switching_bundled_to_official_reimports_then_nothing(world: World) -> N
     assert any(line.startswith("operation: - ") for line in diff)
     world.sim.log.clear()
     run = rec.reconcile(ref)
-    assert run.outcome == "applied" and world.writes() == 1, run.to_json()
+    # One change, two writes: the import (which takes the description from the document, which has
+    # none), then the API's properties again, so the ownership mark is back before the run ends.
+    assert run.outcome == "applied" and world.writes() == 2, run.to_json()
+    assert [e.method for e in world.sim.log.entries if e.method == "PUT"] == ["PUT", "PUT"]
+    assert _description(world, ref).splitlines()[-1].startswith("[managed-by=apim-ai-importer account=")
     assert _operations(world, ref) == SMALL_OPERATIONS
     _assert_noop(world, rec, ref)
 
@@ -178,8 +182,8 @@ def test_official_documents_import_by_link_and_are_idempotent(world: World, mode
     run = rec.reconcile(ref)
     assert run.error is None and run.outcome == "applied", run.error
     expected = set(openapi.operations(json.loads(text)))
-    assert _operations(world, ref) == expected and len(expected) >= 5
-    assert f"OpenAPI document: {base}{name}" in _description(world, ref)
+    assert _operations(world, ref, mode) == expected and len(expected) >= 5
+    assert f"OpenAPI document: {base}{name}" in _description(world, ref, mode)
     _assert_noop(world, rec, ref)
 
 

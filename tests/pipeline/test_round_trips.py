@@ -34,7 +34,7 @@ def test_a_new_deployment_on_an_imported_account_is_routed_after_three_round_tri
     assert "o3-mini" in _policy(world, aoai)
 
 
-def test_the_first_deployment_on_a_new_account_is_live_after_six_round_trips(world: World) -> None:
+def test_the_first_deployment_on_a_new_account_is_live_after_seven_round_trips(world: World) -> None:
     seed.create_account(world.clients, name="brand-new", kind="OpenAI")
     ref = AccountRef.parse(seed.account_id(SUB, "rg-ai", "brand-new"))
     seed.create_deployment(world.clients, ref.id, "gpt-4o")
@@ -43,7 +43,8 @@ def test_the_first_deployment_on_a_new_account_is_live_after_six_round_trips(wor
     run = world.reconciler(IMPORTER_PRODUCTS="ai-consumers").reconcile(ref)
     assert run.outcome == "applied", run.error
     # 1 reads together; 2 the APIM service, the path-clash listing and the product check together;
-    # 3 role, backend and API PUTs together, 4-5 the API's LRO poll and final GET; 6 policy and link.
-    assert world.sim.log.round_trips() <= 6, [(e.method, e.path) for e in world.sim.log.entries]
+    # 3 role, backend and API PUTs together, 4-5 the API's LRO poll and final GET; 6 the policy;
+    # 7 the product link (only once the policy is in place: no consumer reaches an API without it).
+    assert world.sim.log.round_trips() <= 7, [(e.method, e.path) for e in world.sim.log.entries]
     assert world.sim.log.writes() == 5
     assert "gpt-4o" in _policy(world, ref)
