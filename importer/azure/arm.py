@@ -88,6 +88,7 @@ def deployment_from_sdk(obj: Any) -> Deployment:
         model_version=(model.version or "") if model else "",
         sku=(obj.sku.name or "") if obj.sku else "",
         provisioning_state=_s(props.provisioning_state) if props else "",
+        capacity=obj.sku.capacity if obj.sku and isinstance(obj.sku.capacity, int) else None,
     )
 
 
