@@ -29,6 +29,7 @@ from werkzeug.wrappers import Request, Response
 from armsim import apim, cognitive
 from armsim.core import RESET, LogEntry, RequestLog, request_kind
 from armsim.policyxml import Element, Text
+from armsim.pools import PoolRouter, backend_fault
 
 if TYPE_CHECKING:
     from armsim.server import Sim
@@ -235,6 +236,7 @@ class Gateway:
         self.sim = sim
         self.log = RequestLog()
         self.tokens = TokenCounter()
+        self.pools = PoolRouter()
         self._server: BaseWSGIServer = make_server(host, port, self, threaded=True,
                                                    request_handler=_GatewayHandler)
         self.host, self.port = host, self._server.server_port
@@ -258,6 +260,7 @@ class Gateway:
     def reset(self) -> None:
         self.log.clear()
         self.tokens.clear()
+        self.pools.reset()
 
     def service_url(self, service_name: str) -> str:
         return f"{self.url}/{service_name}"
@@ -332,8 +335,17 @@ class Gateway:
                 over = self._over_limit(found.api.id, sub, limit)
                 if over is not None:
                     return over
-            backend_url = self._backend_url(svc, found.api, inbound)
-            answer = self._model(backend_url, found, requested, body if isinstance(body, dict) else {})
+            payload = body if isinstance(body, dict) else {}
+            pool = self.pools.pool_for(state.store, svc, inbound, requested)
+            if pool is not None:  # armsim/pools.py: members, breakers, the policy's retry
+                doc = policy.private.get("doc") if policy else None
+                backend_url, answer = self.pools.route(
+                    self.sim, svc, pool, request.method, found.rest, doc,
+                    lambda url: self._model(url, found, requested, payload))
+            else:
+                backend_url = self._backend_url(svc, found.api, inbound)
+                answer = (backend_fault(self.sim, request.method, backend_url.rstrip("/") + found.rest)
+                          or self._model(backend_url, found, requested, payload))
         answer.headers["x-armsim-backend-url"] = backend_url
         if limit is not None and answer.status_code == 200:
             self._count(found.api.id, sub, limit, answer)

@@ -353,11 +353,13 @@ class AzureArm:
 
         breaker = None
         if spec.circuit_breaker:
-            # Trip for a minute after 3 throttles or server errors in a minute; honour Retry-After.
+            # Trip on the first throttle or server error, for a minute or as long as Retry-After
+            # says: a pool's retry then goes to the next member at once (Microsoft's AI-Gateway
+            # samples use the same rule for pool members).
             breaker = BackendCircuitBreaker(rules=[CircuitBreakerRule(
                 name="ai-importer-breaker",
                 failure_condition=CircuitBreakerFailureCondition(
-                    count=3, interval=timedelta(minutes=1),
+                    count=1, interval=timedelta(minutes=1),
                     status_code_ranges=[FailureStatusCodeRange(min=429, max=429),
                                         FailureStatusCodeRange(min=500, max=599)]),
                 trip_duration=timedelta(minutes=1), accept_retry_after=True)])

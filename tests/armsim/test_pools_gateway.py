@@ -1,0 +1,117 @@
+"""The stand-in gateway routes the importer's pools like APIM: provisioned first, spill-over to the
+standard members by weight when it is throttled (no 429 reaches the client while a member has
+capacity), breakers honouring Retry-After, backend-targeted faults posted to /_armsim/faults."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from armsim import seed
+from importer.fleet import enumerate_estate, run_pass
+from tests.armsim.test_gateway import CHAT, _call, _subscription
+from tests.fixtures.world import SUB, World
+
+
+def _post_fault(world: World, spec: dict[str, Any]) -> Any:
+    request = urllib.request.Request(f"{world.sim.url}/_armsim/faults", data=json.dumps(spec).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=5) as response:
+        return json.loads(response.read().decode())
+
+
+@pytest.fixture
+def pooled(gateway_world: World) -> dict[str, Any]:
+    """acct-ptu (ProvisionedManaged 100), acct-a and acct-b (Standard 30 and 10) serving gpt-4o, pooled
+    under ai/pool; the seeded accounts left out; a key for every API."""
+    world = gateway_world
+    for name in ("contoso-aoai", "contoso-foundry"):
+        world.clients.cognitive(SUB).accounts.begin_update(
+            seed.AI_GROUP, name, {"tags": {"apim-importer": "disabled"}}).result()
+    for name, sku, capacity in (("acct-ptu", "ProvisionedManaged", 100), ("acct-a", "Standard", 30),
+                                ("acct-b", "Standard", 10)):
+        seed.create_account(world.clients, name=name, kind="OpenAI")
+        seed.create_deployment(world.clients, seed.account_id(SUB, seed.AI_GROUP, name), "gpt-4o", sku=sku,
+                               capacity=capacity)
+    rec = world.reconciler(IMPORTER_POOL_PATH="ai/pool", IMPORTER_PROBE="off")
+    results = run_pass(rec, enumerate_estate(rec))
+    assert all(r.ok for r in results), [r.error for r in results if r.error]
+    gateway = world.apim_client().api_management_service.get(seed.APIM_GROUP, seed.APIM_NAME).gateway_url
+    return {"world": world, "url": f"{gateway}/ai/pool/openai" + CHAT.format("gpt-4o"),
+            "key": {"api-key": _subscription(world, "k-all", "/apis")}}
+
+
+def _account_of(headers: dict[str, str]) -> str:
+    url = headers.get("x-armsim-backend-url", "")
+    return next(n for n in ("acct-ptu", "acct-a", "acct-b") if n in url)
+
+
+def _calls(pooled: dict[str, Any], n: int) -> tuple[Counter[int], Counter[str]]:
+    statuses: Counter[int] = Counter()
+    served: Counter[str] = Counter()
+    for _ in range(n):
+        status, headers, _body = _call(pooled["url"], {"messages": [{"role": "user", "content": "hi"}]},
+                                       pooled["key"])
+        statuses[status] += 1
+        if status == 200:
+            served[_account_of(headers)] += 1
+    return statuses, served
+
+
+def test_the_provisioned_member_takes_everything_while_it_has_capacity(pooled: dict[str, Any]) -> None:
+    statuses, served = _calls(pooled, 10)
+    assert statuses == Counter({200: 10}) and served == Counter({"acct-ptu": 10})
+
+
+def test_spill_over_when_the_provisioned_member_is_throttled_no_429_reaches_the_client(
+        pooled: dict[str, Any]) -> None:
+    specs = _post_fault(pooled["world"], {"kind": "throttle", "times": 100, "retry_after": 30,
+                                          "path": "acct-ptu\\.", "on": "backend"})
+    assert specs[-1]["on"] == "backend"
+    statuses, served = _calls(pooled, 80)
+    assert statuses == Counter({200: 80})
+    assert served["acct-ptu"] == 0
+    assert served["acct-a"] > 2 * served["acct-b"] > 0  # weights 3:1
+    # The breaker tripped on the first 429 and stays open for Retry-After: one throttled call only.
+    sim = pooled["world"].sim
+    remaining = [s for s in sim.faults.specs() if s.get("on") == "backend"]
+    assert len(remaining[0]["actions"]) == 99
+
+
+def test_when_every_member_is_throttled_the_client_is_told(pooled: dict[str, Any]) -> None:
+    for name in ("acct-ptu", "acct-a", "acct-b"):
+        _post_fault(pooled["world"], {"kind": "throttle", "times": 5, "retry_after": 30,
+                                      "path": f"{name}\\.", "on": "backend"})
+    status, headers, _ = _call(pooled["url"], {"messages": []}, pooled["key"])
+    assert status == 429 and headers.get("retry-after") == "30"
+    status, _, body = _call(pooled["url"], {"messages": []}, pooled["key"])
+    assert status == 503 and "temporarily unavailable" in body["message"]  # every breaker open
+
+
+def test_a_tripped_member_comes_back_after_its_retry_after(pooled: dict[str, Any]) -> None:
+    sim = pooled["world"].sim
+    now = [1000.0]
+    sim.gateway.pools.breakers._clock = lambda: now[0]
+    sim.faults.throttle(times=1, retry_after=5, path="acct-ptu\\.", on="backend")
+    status, headers, _ = _call(pooled["url"], {"messages": []}, pooled["key"])
+    assert status == 200 and _account_of(headers) != "acct-ptu"  # retried on a standard member
+    now[0] += 4
+    assert _account_of(_call(pooled["url"], {"messages": []}, pooled["key"])[1]) != "acct-ptu"
+    now[0] += 2  # past Retry-After: the breaker closes, priority 1 again
+    assert _account_of(_call(pooled["url"], {"messages": []}, pooled["key"])[1]) == "acct-ptu"
+
+
+def test_a_backend_fault_on_a_single_backend_api_answers_for_that_backend(pooled: dict[str, Any]) -> None:
+    world = pooled["world"]
+    gateway = world.apim_client().api_management_service.get(seed.APIM_GROUP, seed.APIM_NAME).gateway_url
+    url = f"{gateway}/acct-b/openai" + CHAT.format("gpt-4o")
+    world.sim.faults.error(503, times=1, path="acct-b\\.", on="backend")
+    status, headers, body = _call(url, {"messages": []}, pooled["key"])
+    assert status == 503 and body["error"]["code"] == "ServiceUnavailable"
+    assert "acct-b" in headers["x-armsim-backend-url"]
+    assert _call(url, {"messages": []}, pooled["key"])[0] == 200
