@@ -364,11 +364,11 @@ def _member_lines(have: Iterable[tuple[str, int, int]], want: Iterable[tuple[str
     out: list[str] = []
     for key in sorted(set(old) | set(new)):
         if key not in old:
-            out.append(f"member + {key}: priority {new[key][1]}, weight {new[key][2]}")
+            out.append(f"+ member {key}: priority {new[key][1]}, weight {new[key][2]}")
         elif key not in new:
-            out.append(f"member - {key}: priority {old[key][1]}, weight {old[key][2]}")
+            out.append(f"- member {key}: priority {old[key][1]}, weight {old[key][2]}")
         elif old[key] != new[key]:
-            out.append(f"member ~ {key}: priority {old[key][1]} → {new[key][1]}, "
+            out.append(f"~ member {key}: priority {old[key][1]} → {new[key][1]}, "
                        f"weight {old[key][2]} → {new[key][2]}")
     return out
 

@@ -157,15 +157,16 @@ def pool_lock(rec: Reconciler) -> Iterator[None]:
                 yield
 
 
-def plan_once(rec: Reconciler, run: PoolRun) -> P.PoolPlan:
+def plan_once(rec: Reconciler, run: PoolRun, assume: frozenset[str] = frozenset()) -> P.PoolPlan:
     """Read → render → plan. Pools the plan would update or delete are re-read with their ETags (the
-    listing has none) and the plan is made again on what they hold now."""
+    listing has none) and the plan is made again on what they hold now. ``assume``: member backends
+    a dry run's account plan would create (lower-cased ids), counted as there."""
     notes: list[str] = []
     collect = read_actual(rec)  # in flight while the accounts are listed (tasks never submit tasks)
     sources = read_sources(rec, notes)
     actual, every = collect()
     defaults = resolve_options(rec.settings, {}, None, account="pools")
-    desired = P.render_pools(pool_path(rec), sources, defaults, available=actual.member_backends)
+    desired = P.render_pools(pool_path(rec), sources, defaults, available=actual.member_backends | assume)
     actual = replace(actual, path_clashes=clashes_for(desired, every))
     plan = P.plan_pools(desired, actual)
     stale = [c.id for c in plan.changes if c.kind == "pool" and c.action in (Action.UPDATE, Action.DELETE)]
@@ -217,14 +218,15 @@ def apply_plan(rec: Reconciler, plan: P.PoolPlan, run: PoolRun, run_id: str) -> 
             raise failed
 
 
-def sync(rec: Reconciler, *, dry_run: bool = False, run_id: str = "-") -> PoolRun | None:
+def sync(rec: Reconciler, *, dry_run: bool = False, run_id: str = "-",
+         assume: frozenset[str] = frozenset()) -> PoolRun | None:
     """Make APIM hold the pools and unified APIs the fleet's truth asks for; None when pools are off."""
     if not pool_path(rec):
         return None
     run = PoolRun()
     with pool_lock(rec):
         for attempt in range(MAX_REPLANS):
-            plan = plan_once(rec, run)
+            plan = plan_once(rec, run, assume if dry_run else frozenset())
             run.plan = plan
             if dry_run or plan.empty:
                 return run
@@ -236,3 +238,33 @@ def sync(rec: Reconciler, *, dry_run: bool = False, run_id: str = "-") -> PoolRu
                     raise
                 run.notes.append(f"{REPLANNED} after a concurrent change: {exc}")
     return run  # pragma: no cover - the loop returns or raises
+
+
+def explain(rec: Reconciler, deployment: str) -> list[str]:
+    """Which pools serve ``deployment`` (members, priorities, weights, the unified path) and why an
+    account serving that name was left out. Read-only; [] when pools are off."""
+    path = pool_path(rec)
+    if not path:
+        return []
+    run = PoolRun()
+    plan = plan_once(rec, run)
+    desired = run.desired or P.DesiredPools()
+    wanted = deployment.lower()
+    out: list[str] = []
+    for pool in desired.pools:
+        if pool.deployment != wanted:
+            continue
+        api = next((a for a in desired.apis if a.api_id == P.unified_api_id(pool.mode)), None)
+        members = "; ".join(f"{m.account.rsplit('/', 1)[-1]} priority {m.priority} weight {m.weight} "
+                            f"({m.sku or 'sku unknown'}, capacity {m.capacity})" for m in pool.members)
+        pending = [c for c in plan.changes if c.id.lower() == pool.backend_id.lower()]
+        out.append(f"in pool {pool.backend_id} ({pool.mode.value}, model {pool.model}) at "
+                   f"{api.path if api else '?'}: {members}"
+                   + (f" — pending: {pending[0].action.value} ({pending[0].reason})" if pending else ""))
+    for left in desired.left:
+        if left.deployment == wanted:
+            out.append(left.text())
+    if not out:
+        out.append(f"no pool serves {deployment}: no enabled account in scope has a routable deployment "
+                   "of that name")
+    return out

@@ -360,7 +360,10 @@ class Reconciler:
         """Reconcile the shared pools from this run (an event updates them in the run it triggers)."""
         if not run.sync_pools:
             return
-        result = poolsync.sync(self, dry_run=dry_run, run_id=run.run_id)
+        # A dry run's pool plan counts the backends the account's own plan would create.
+        assume = frozenset(c.id.lower() for c in run.plan.changes if c.kind == "backend"
+                           and c.action is Action.CREATE) if dry_run and run.plan else frozenset()
+        result = poolsync.sync(self, dry_run=dry_run, run_id=run.run_id, assume=assume)
         if result is None:
             return
         run.pools = result.to_json()

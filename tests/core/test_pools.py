@@ -136,7 +136,7 @@ def test_plan_creates_then_is_empty_when_apim_holds_it_and_removes_what_is_unuse
     # b leaves: the membership diff names it; a leaves too: the pool and the unified API go.
     shrunk = plan_pools(_render(a), held)
     assert [(c.action, c.kind) for c in shrunk.changes] == [(Action.UPDATE, "pool")]  # same retry count
-    assert shrunk.changes[0].diff == (f"member - {backend_id(b.ref).lower()}: priority 2, weight 3",)
+    assert shrunk.changes[0].diff == (f"- member {backend_id(b.ref).lower()}: priority 2, weight 3",)
     gone = plan_pools(_render(), held)
     assert [(c.action, c.kind) for c in gone.changes] == [(Action.DELETE, "api"), (Action.DELETE, "pool")]
 

@@ -145,8 +145,8 @@ def test_a_pool_changed_between_read_and_write_is_re_read_and_re_planned(world: 
     real = poolsync.plan_once
     calls: list[int] = []
 
-    def racing(rec_: Any, run: Any) -> Any:
-        plan = real(rec_, run)
+    def racing(rec_: Any, run: Any, *rest: Any) -> Any:
+        plan = real(rec_, run, *rest)
         if not calls:  # someone else writes the pool after our read: our ETag is stale
             client = world.apim_client()
             obj = client.backend.get(world.rg, world.svc, GPT)
@@ -160,3 +160,43 @@ def test_a_pool_changed_between_read_and_write_is_re_read_and_re_planned(world: 
     assert run.ok, run.error
     assert len(calls) == 2 and any("re-planned" in n for n in run.pools["notes"])
     assert _members(world) == {backend_id(a): (2, 1), backend_id(b): (2, 3)}
+
+
+def test_plan_shows_pool_membership_priorities_and_weights_as_a_diff(
+        world: World, monkeypatch: Any, capsys: Any) -> None:
+    from importer.cli import main
+
+    _leave_out_seeded(world)
+    ptu = _account(world, "acct-ptu", sku="DataZoneProvisionedManaged", capacity=50)
+    std = _account(world, "acct-std", capacity=20)
+    monkeypatch.setenv("IMPORTER_POOL_PATH", "ai/pool")
+    monkeypatch.setenv("IMPORTER_SCOPES", f"/subscriptions/{SUB}")
+    common = ["--apim", world.apim, "--arm-endpoint", world.sim.url]
+    assert main(["apply", "--account", std.id, *common]) == 0  # std's backend and its pool
+    capsys.readouterr()
+    assert main(["plan", "--account", ptu.id, *common]) == 2
+    out = capsys.readouterr().out
+    assert "Pools (shared by every account):" in out
+    assert f"~ pool {GPT}: update (pool membership changed)" in out
+    assert f"+ member {backend_id(ptu).lower()}: priority 1, weight 1" in out  # its plan creates it
+    assert "left out" not in out
+    assert main(["apply", "--account", ptu.id, *common]) == 0
+    capsys.readouterr()
+    assert _members(world) == {backend_id(ptu): (1, 1), backend_id(std): (2, 1)}
+    assert main(["plan", "--account", ptu.id, *common]) == 0
+    assert "No changes to the pools." in capsys.readouterr().out
+
+
+def test_explain_names_the_pools_of_a_deployment_and_who_was_left_out(world: World) -> None:
+    from importer.explain import explain
+
+    _leave_out_seeded(world)
+    a = _account(world, "acct-a", sku="GlobalProvisionedManaged", capacity=50)  # outweighs acct-odd
+    _account(world, "acct-odd", model="gpt-4o-mini")
+    rec = world.reconciler(**POOL)
+    run_pass(rec, enumerate_estate(rec))
+    ex = explain(rec, a, "gpt-4o")
+    lines = [f.detail for f in ex.findings if f.check == "pools"]
+    assert any(f"in pool {GPT}" in line and "acct-a priority 1 weight 1" in line and "ai/pool/openai" in line
+               for line in lines), lines
+    assert any("acct-odd left out" in line and "gpt-4o-mini" in line for line in lines), lines
