@@ -357,6 +357,9 @@ class FaultRule:
     outcome: str = "Succeeded"
     times: int | None = None
     on: str = "request"  # request: the path of the request made; backend: the URL the gateway calls
+    per_second: float = 0.0  # rate: the capacity, as a token bucket holding one second's worth
+    tokens: float = 0.0
+    stamp: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():
@@ -367,6 +370,8 @@ class FaultRule:
         spec: dict[str, Any] = {"kind": self.kind, "method": self.method, "path": self.path}
         if self.kind == "latency":
             spec["seconds"] = self.seconds
+        elif self.kind == "rate":
+            spec["per_second"] = self.per_second
         elif self.kind == "script":
             spec["actions"] = list(self.actions)
         else:
@@ -404,9 +409,11 @@ class Faults:
             return self.throttle(**spec, on=on)
         if kind == "error":
             return self.error(**spec, on=on)
+        if kind == "rate":
+            return self.rate(**spec, on=on)
         if kind == "lro" and on == "request":
             return self.lro(**spec)
-        raise ValueError(f"unknown fault kind {kind!r}: use latency, script, throttle, error or lro")
+        raise ValueError(f"unknown fault kind {kind!r}: use latency, script, throttle, error, rate or lro")
 
     def _push(self, rule: FaultRule) -> FaultRule:
         if rule.path:
@@ -433,6 +440,15 @@ class Faults:
               path: str | None = None, on: str = "request") -> FaultRule:
         return self.script(method, path, [status] * times, on=on)
 
+    def rate(self, per_second: float, method: str | None = None, path: str | None = None,
+             on: str = "request") -> FaultRule:
+        """A capacity: matching requests beyond ``per_second`` (a bucket of one second's worth) get a
+        429 with the Retry-After (whole seconds) until the next one fits."""
+        if not per_second > 0:
+            raise ValueError("per_second must be positive")
+        return self._push(FaultRule("rate", method, path, per_second=float(per_second),
+                                    tokens=float(per_second), stamp=time.monotonic(), on=on))
+
     def reset(self, times: int = 1, method: str | None = None, path: str | None = None) -> FaultRule:
         return self.script(method, path, [RESET] * times)
 
@@ -446,6 +462,12 @@ class Faults:
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
+
+    def remove(self, rule: FaultRule) -> None:
+        """Drop one rule (as ``add`` and the helpers returned it); no error when already gone."""
+        with self._lock:
+            if rule in self._rules:
+                self._rules.remove(rule)
 
     def specs(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -468,6 +490,15 @@ class Faults:
                     if not rule.actions:
                         self._rules.remove(rule)
                     return action
+                if rule.kind == "rate" and rule.on == on and rule.matches(method, path):
+                    now = time.monotonic()
+                    rule.tokens = min(rule.per_second, rule.tokens + (now - rule.stamp) * rule.per_second)
+                    rule.stamp = now
+                    if rule.tokens >= 1:
+                        rule.tokens -= 1
+                        continue
+                    wait = (1 - rule.tokens) / rule.per_second
+                    return {"status": 429, "retry_after": max(1, math.ceil(wait))}
         return None
 
     def lro_for(self, method: str, path: str, default_polls: int = 0) -> tuple[int, str]:

@@ -95,11 +95,28 @@ def read_sources(rec: Reconciler, notes: list[str] | None = None) -> list[P.Sour
     return out
 
 
-def _unified(rec: Reconciler, mode: Mode) -> tuple[ActualApi | None, tuple[PolicySpec | None, str | None]]:
-    api = rec.arm.get_api(rec.apim, P.unified_api_id(mode))
-    if api is None:
-        return None, (None, None)
-    return api, rec.arm.get_policy(rec.apim, api.spec.api_id)
+def _operations(rec: Reconciler, api_id: str) -> tuple[tuple[str, str], ...]:
+    try:
+        return rec.arm.list_operations(rec.apim, api_id)
+    except NotFound:
+        return ()
+
+
+def _unified(rec: Reconciler, mode: Mode) -> Callable[[], tuple[ActualApi | None,
+                                                             tuple[PolicySpec | None, str | None]]]:
+    """Start reading a unified API, its operations and its policy together (their ids are known)."""
+    arm, aid = rec.arm, P.unified_api_id(mode)
+    api = arm.submit(arm.get_api, rec.apim, aid, operations=False)
+    operations = arm.submit(_operations, rec, aid)
+    policy = arm.submit(arm.get_policy, rec.apim, aid)
+
+    def collect() -> tuple[ActualApi | None, tuple[PolicySpec | None, str | None]]:
+        found = api.result()
+        if found is None:
+            return None, (None, None)
+        return replace(found, spec=replace(found.spec, operations=operations.result())), policy.result()
+
+    return collect
 
 
 def read_actual(rec: Reconciler) -> Callable[[], tuple[P.ActualPools, list[ApiSpec]]]:
@@ -108,18 +125,18 @@ def read_actual(rec: Reconciler) -> Callable[[], tuple[P.ActualPools, list[ApiSp
     arm = rec.arm
     backends = arm.submit(adapter.list_backends, arm, rec.apim)
     apis = arm.submit(arm.list_apis, rec.apim)
-    unified = {mode: arm.submit(_unified, rec, mode) for mode in Mode}
+    unified = {mode: _unified(rec, mode) for mode in Mode}
     return lambda: _collect(backends, apis, unified)
 
 
 def _collect(backends: Future[tuple[list[P.ActualPool], frozenset[str]]], apis: Future[list[ApiSpec]],
-             unified: dict[Mode, Future[tuple[ActualApi | None, tuple[PolicySpec | None, str | None]]]],
+             unified: dict[Mode, Callable[[], tuple[ActualApi | None, tuple[PolicySpec | None, str | None]]]],
              ) -> tuple[P.ActualPools, list[ApiSpec]]:
     listed, existing = backends.result()
     held: list[ActualApi] = []
     policies: dict[str, tuple[PolicySpec | None, str | None]] = {}
-    for fut in unified.values():
-        api, policy = fut.result()
+    for collect in unified.values():
+        api, policy = collect()
         if api is not None:
             held.append(api)
             policies[api.spec.api_id] = policy

@@ -115,3 +115,15 @@ def test_a_backend_fault_on_a_single_backend_api_answers_for_that_backend(pooled
     assert status == 503 and body["error"]["code"] == "ServiceUnavailable"
     assert "acct-b" in headers["x-armsim-backend-url"]
     assert _call(url, {"messages": []}, pooled["key"])[0] == 200
+
+
+def test_a_rate_fault_gives_a_backend_a_capacity(pooled: dict[str, Any]) -> None:
+    world = pooled["world"]
+    gateway = world.apim_client().api_management_service.get(seed.APIM_GROUP, seed.APIM_NAME).gateway_url
+    url = f"{gateway}/acct-a/openai" + CHAT.format("gpt-4o")
+    specs = _post_fault(world, {"kind": "rate", "per_second": 1, "path": "acct-a\\.", "on": "backend"})
+    assert specs[-1] == {"kind": "rate", "method": None, "path": "acct-a\\.", "per_second": 1.0,
+                         "on": "backend"}
+    statuses = [_call(url, {"messages": []}, pooled["key"]) for _ in range(2)]  # well within a second
+    assert [s[0] for s in statuses] == [200, 429]
+    assert statuses[1][1]["retry-after"] == "1"
