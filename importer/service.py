@@ -212,6 +212,9 @@ def _timer_pools(svc: Service) -> None:
     except ImporterError as exc:
         logger.warning("timer: pools not reconciled (%s error): %s", exc.kind, exc)
         return
+    except Exception:  # a bug: the accounts are enqueued already; say so loudly, don't lose them
+        logger.exception("timer: pools not reconciled (unexpected error)")
+        return
     if result is not None:
         logger.info("timer: pools reconciled, %d writes", result.writes)
 

@@ -127,3 +127,35 @@ def test_a_rate_fault_gives_a_backend_a_capacity(pooled: dict[str, Any]) -> None
     statuses = [_call(url, {"messages": []}, pooled["key"]) for _ in range(2)]  # well within a second
     assert [s[0] for s in statuses] == [200, 429]
     assert statuses[1][1]["retry-after"] == "1"
+
+
+def test_the_models_mode_pool_is_picked_from_the_body_model(gateway_world: World) -> None:
+    world = gateway_world
+    for name in ("contoso-aoai", "contoso-foundry"):
+        world.clients.cognitive(SUB).accounts.begin_update(
+            seed.AI_GROUP, name, {"tags": {"apim-importer": "disabled"}}).result()
+    for name in ("found-a", "found-b"):
+        seed.create_account(world.clients, name=name, kind="AIServices")
+        aid = seed.account_id(SUB, seed.AI_GROUP, name)
+        seed.create_deployment(world.clients, aid, "phi-4", model="Phi-4", model_format="Microsoft")
+    seed.create_deployment(world.clients, seed.account_id(SUB, seed.AI_GROUP, "found-b"), "mistral",
+                           model="Mistral-large", model_format="Mistral AI")
+    rec = world.reconciler(IMPORTER_POOL_PATH="ai/pool", IMPORTER_PROBE="off", IMPORTER_MODE="azure-ai")
+    assert all(r.ok for r in run_pass(rec, enumerate_estate(rec)))
+    gateway = world.apim_client().api_management_service.get(seed.APIM_GROUP, seed.APIM_NAME).gateway_url
+    url = f"{gateway}/ai/pool/models/chat/completions?api-version=2024-05-01-preview"
+    key = {"api-key": _subscription(world, "k", "/apis")}
+    served: Counter[str] = Counter()
+    for _ in range(20):
+        status, headers, body = _call(url, {"model": "phi-4", "messages": []}, key)
+        assert status == 200, body
+        served[_account(headers)] += 1
+    assert set(served) == {"found-a", "found-b"}  # equal weights: both take a share
+    status, headers, _ = _call(url, {"model": "mistral", "messages": []}, key)
+    assert status == 200 and _account(headers) == "found-b"
+    assert _call(url, {"model": "gpt-4o", "messages": []}, key)[0] == 404  # the allow-list
+
+
+def _account(headers: dict[str, str]) -> str:
+    url = headers.get("x-armsim-backend-url", "")
+    return next(n for n in ("found-a", "found-b") if n in url)
