@@ -150,6 +150,10 @@ class PoolPlan:
         return tuple(c for c in self.changes if c.action is not Action.CONFLICT)
 
     @property
+    def conflicts(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action is Action.CONFLICT)
+
+    @property
     def empty(self) -> bool:
         return not self.writes
 
@@ -375,7 +379,8 @@ def _member_lines(have: Iterable[tuple[str, int, int]], want: Iterable[tuple[str
 
 def plan_pools(desired: DesiredPools, actual: ActualPools) -> PoolPlan:
     """Changes that make APIM hold ``desired``; owned pools and unified APIs no longer wanted are
-    deleted. A foreign object under one of our ids or paths is a CONFLICT, never written."""
+    deleted. A foreign object under one of our ids or paths is a CONFLICT, never written, and then
+    the plan holds only the conflicts (the unified policy would route to what we do not own)."""
     changes: list[Change] = []
     have_pools = {p.backend_id.lower(): p for p in actual.pools}
     for want in desired.pools:
@@ -441,6 +446,9 @@ def plan_pools(desired: DesiredPools, actual: ActualPools) -> PoolPlan:
                                   diff=(f"path: {have_api.spec.path}",), desired=have_api.spec,
                                   etag=have_api.etag))
     notes = tuple(desired.notes) + tuple(x.text() for x in desired.left)
+    conflicts = [c for c in changes if c.action is Action.CONFLICT]
+    if conflicts:  # as for an account: a foreign object in the way stops the plan (zero writes)
+        return PoolPlan(tuple(sorted(conflicts, key=_order)), notes)
     return PoolPlan(tuple(sorted(changes, key=_order)), notes)
 
 

@@ -367,6 +367,8 @@ class Reconciler:
         if result is None:
             return
         run.pools = result.to_json()
+        if result.plan is not None:
+            run.notes += [f"pools: conflict: {c.reason}" for c in result.plan.conflicts]
         run.writes += result.writes
         run.applied += [c.to_json() for c in result.applied]
         if result.writes and run.outcome == "noop":

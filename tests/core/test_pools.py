@@ -149,3 +149,10 @@ def test_foreign_objects_under_our_ids_are_conflicts() -> None:
     plan = plan_pools(desired, foreign)
     assert {(c.action, c.kind) for c in plan.changes} == {(Action.CONFLICT, "pool"), (Action.CONFLICT, "api")}
     assert plan.empty
+
+
+def test_a_path_clash_stops_the_pools_plan() -> None:
+    desired = _render(_acct("acct-a", _dep()))
+    plan = plan_pools(desired, ActualPools(path_clashes={desired.apis[0].api_id: "someone-elses-api"}))
+    assert [(c.action, c.kind) for c in plan.changes] == [(Action.CONFLICT, "api")]
+    assert "someone-elses-api" in plan.changes[0].reason and plan.empty
