@@ -12,6 +12,7 @@ from importer.fleet import enumerate_estate, run_pass, summarise
 from importer.model import AccountRef, Mode
 from importer.pools import owns, pool_id, unified_api_id
 from importer.render import backend_id
+from importer.state.memory import MemoryLocks
 from tests.fixtures.world import SUB, World
 
 POOL = {"IMPORTER_POOL_PATH": "ai/pool"}
@@ -124,15 +125,19 @@ def test_offboarding_an_account_removes_it_from_every_pool_before_its_backend(wo
 def test_eight_concurrent_workers_lose_no_member(world: World) -> None:
     _leave_out_seeded(world)
     refs = [_account(world, f"acct-{i}", capacity=10 * (i + 1)) for i in range(8)]
-    rec = world.reconciler(**POOL)
+    leases = MemoryLocks()  # the lease store two instances share
+    workers = [world.reconciler(**POOL) for _ in range(2)]
+    for rec in workers:
+        rec.locks = leases
     with ThreadPoolExecutor(max_workers=8) as pool:
-        runs = list(pool.map(lambda r: rec.reconcile(r, trigger="event"), refs))
+        runs = list(pool.map(lambda i: workers[i % 2].reconcile(refs[i], trigger="event"), range(8)))
     assert all(r.ok for r in runs), [r.error for r in runs if r.error]
     members = _members(world)
     assert set(members) == {backend_id(r) for r in refs}
     assert [members[backend_id(r)][1] for r in refs] == [1, 2, 3, 4, 5, 6, 7, 8]
     world.sim.log.clear()
-    assert sum(rec.reconcile(r, trigger="event").writes for r in refs) == 0
+    assert sum(workers[0].reconcile(r, trigger="event").writes for r in refs) == 0
+    assert not leases.held(f"{workers[0].apim.id.lower()}/pools")
 
 
 def test_a_pool_changed_between_read_and_write_is_re_read_and_re_planned(world: World, mocker: Any) -> None:
