@@ -374,6 +374,10 @@ class FaultRule:
     polls: int = 0
     outcome: str = "Succeeded"
     times: int | None = None
+    on: str = "request"  # request: the path of the request made; backend: the URL the gateway calls
+    per_second: float = 0.0  # rate: the capacity, as a token bucket holding one second's worth
+    tokens: float = 0.0
+    stamp: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():
@@ -384,10 +388,14 @@ class FaultRule:
         spec: dict[str, Any] = {"kind": self.kind, "method": self.method, "path": self.path}
         if self.kind == "latency":
             spec["seconds"] = self.seconds
+        elif self.kind == "rate":
+            spec["per_second"] = self.per_second
         elif self.kind == "script":
             spec["actions"] = list(self.actions)
         else:
             spec.update(polls=self.polls, outcome=self.outcome, times=self.times)
+        if self.on != "request":
+            spec["on"] = self.on
         return spec
 
 
@@ -396,6 +404,8 @@ class Faults:
 
     Actions of a script: an HTTP status (``429``, ``500``, ``503``, ...), ``"reset"`` (close the
     connection without a response) or a dict ``{"status", "retry_after", "code", "message"}``.
+    Any rule may say ``"on": "backend"``: its ``path`` regex is then matched against the backend URL
+    the gateway is about to call, and it answers in place of that backend (armsim/pools.py).
     """
 
     def __init__(self) -> None:
@@ -406,13 +416,22 @@ class Faults:
         """Add a rule from its JSON form (what the admin API posts)."""
         spec = dict(spec)
         kind = spec.pop("kind")
+        on = spec.pop("on", "request")
+        if on not in ("request", "backend"):
+            raise ValueError(f"unknown fault target on={on!r}: use request or backend")
         if kind == "latency":
-            return self.latency(spec.pop("seconds"), **spec)
+            return self.latency(spec.pop("seconds"), **spec, on=on)
         if kind == "script":
-            return self.script(spec.pop("method", None), spec.pop("path", None), spec.pop("actions"))
-        if kind == "lro":
+            return self.script(spec.pop("method", None), spec.pop("path", None), spec.pop("actions"), on=on)
+        if kind == "throttle":
+            return self.throttle(**spec, on=on)
+        if kind == "error":
+            return self.error(**spec, on=on)
+        if kind == "rate":
+            return self.rate(**spec, on=on)
+        if kind == "lro" and on == "request":
             return self.lro(**spec)
-        raise ValueError(f"unknown fault kind {kind!r}: use latency, script or lro")
+        raise ValueError(f"unknown fault kind {kind!r}: use latency, script, throttle, error, rate or lro")
 
     def _push(self, rule: FaultRule) -> FaultRule:
         if rule.path:
@@ -421,21 +440,32 @@ class Faults:
             self._rules.append(rule)
         return rule
 
-    def latency(self, seconds: float, method: str | None = None, path: str | None = None) -> FaultRule:
+    def latency(self, seconds: float, method: str | None = None, path: str | None = None,
+                on: str = "request") -> FaultRule:
         """Delay every matching request by ``seconds`` before it is answered."""
-        return self._push(FaultRule("latency", method, path, seconds=float(seconds)))
+        return self._push(FaultRule("latency", method, path, seconds=float(seconds), on=on))
 
-    def script(self, method: str | None, path: str | None, actions: Iterable[Any]) -> FaultRule:
+    def script(self, method: str | None, path: str | None, actions: Iterable[Any],
+               on: str = "request") -> FaultRule:
         """Answer the next matching requests with ``actions``, one each, then pass through."""
-        return self._push(FaultRule("script", method, path, actions=deque(actions)))
+        return self._push(FaultRule("script", method, path, actions=deque(actions), on=on))
 
     def throttle(self, times: int = 1, retry_after: float = 1, method: str | None = None,
-                 path: str | None = None) -> FaultRule:
-        return self.script(method, path, [{"status": 429, "retry_after": retry_after}] * times)
+                 path: str | None = None, on: str = "request") -> FaultRule:
+        return self.script(method, path, [{"status": 429, "retry_after": retry_after}] * times, on=on)
 
     def error(self, status: int = 500, times: int = 1, method: str | None = None,
-              path: str | None = None) -> FaultRule:
-        return self.script(method, path, [status] * times)
+              path: str | None = None, on: str = "request") -> FaultRule:
+        return self.script(method, path, [status] * times, on=on)
+
+    def rate(self, per_second: float, method: str | None = None, path: str | None = None,
+             on: str = "request") -> FaultRule:
+        """A capacity: matching requests beyond ``per_second`` (a bucket of one second's worth) get a
+        429 with the Retry-After (whole seconds) until the next one fits."""
+        if not per_second > 0:
+            raise ValueError("per_second must be positive")
+        return self._push(FaultRule("rate", method, path, per_second=float(per_second),
+                                    tokens=float(per_second), stamp=time.monotonic(), on=on))
 
     def reset(self, times: int = 1, method: str | None = None, path: str | None = None) -> FaultRule:
         return self.script(method, path, [RESET] * times)
@@ -451,30 +481,48 @@ class Faults:
         with self._lock:
             self._rules.clear()
 
+    def remove(self, rule: FaultRule) -> None:
+        """Drop one rule (as ``add`` and the helpers returned it); no error when already gone."""
+        with self._lock:
+            if rule in self._rules:
+                self._rules.remove(rule)
+
     def specs(self) -> list[dict[str, Any]]:
         with self._lock:
             return [r.spec() for r in self._rules]
 
     # -- used by the server -----------------------------------------------------------------
 
-    def delay_for(self, method: str, path: str) -> float:
+    def delay_for(self, method: str, path: str, on: str = "request") -> float:
         with self._lock:
-            return sum(r.seconds for r in self._rules if r.kind == "latency" and r.matches(method, path))
+            return sum(r.seconds for r in self._rules
+                       if r.kind == "latency" and r.on == on and r.matches(method, path))
 
-    def next_action(self, method: str, path: str) -> Any:
+    def next_action(self, method: str, path: str, on: str = "request") -> Any:
+        """The next scripted action for a request (``on="backend"``: for a call to the backend URL
+        ``path``), or None."""
         with self._lock:
             for rule in self._rules:
-                if rule.kind == "script" and rule.actions and rule.matches(method, path):
+                if rule.kind == "script" and rule.on == on and rule.actions and rule.matches(method, path):
                     action = rule.actions.popleft()
                     if not rule.actions:
                         self._rules.remove(rule)
                     return action
+                if rule.kind == "rate" and rule.on == on and rule.matches(method, path):
+                    now = time.monotonic()
+                    rule.tokens = min(rule.per_second, rule.tokens + (now - rule.stamp) * rule.per_second)
+                    rule.stamp = now
+                    if rule.tokens >= 1:
+                        rule.tokens -= 1
+                        continue
+                    wait = (1 - rule.tokens) / rule.per_second
+                    return {"status": 429, "retry_after": max(1, math.ceil(wait))}
         return None
 
     def lro_for(self, method: str, path: str, default_polls: int = 0) -> tuple[int, str]:
         with self._lock:
             for rule in self._rules:
-                if rule.kind == "lro" and rule.matches(method, path):
+                if rule.kind == "lro" and rule.on == "request" and rule.matches(method, path):
                     if rule.times is not None:
                         rule.times -= 1
                         if rule.times <= 0:

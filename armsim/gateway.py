@@ -40,6 +40,7 @@ from armsim.fakemodel import (
     usage_of,
 )
 from armsim.policyxml import Element, Text
+from armsim.pools import PoolRouter, backend_fault
 
 if TYPE_CHECKING:
     from armsim.server import Sim
@@ -214,6 +215,7 @@ class Gateway:
         # The semantic cache: key → (expires at, body, mimetype).
         self.cache: dict[tuple[str, ...], tuple[float, bytes, str]] = {}
         self._cache_lock = threading.Lock()
+        self.pools = PoolRouter()
         self._server: BaseWSGIServer = make_server(host, port, self, threaded=True,
                                                    request_handler=_GatewayHandler)
         self.host, self.port = host, self._server.server_port
@@ -245,6 +247,7 @@ class Gateway:
         self.metrics.clear()
         with self._cache_lock:
             self.cache.clear()
+        self.pools.reset()
 
     def service_url(self, service_name: str) -> str:
         return f"{self.url}/{service_name}"
@@ -334,10 +337,20 @@ class Gateway:
                     hit = self._cache_hit(cache_key)
                     if hit is not None:
                         return hit
-            backend_url, backend = self._backend(svc, found.api, inbound)
-            token = self._token(svc, inbound, backend)
             body = body if isinstance(body, dict) else {}
-            answer = self._model(backend_url, found, request, requested, body, token)
+            pool = self.pools.pool_for(state.store, svc, inbound, requested)
+            if pool is not None:  # armsim/pools.py: members, breakers, the policy's retry
+                # Each member call carries the token a single-backend call would (policy or backend).
+                backend_url, answer = self.pools.route(
+                    self.sim, svc, pool, request.method, found.rest,
+                    policy.private.get("doc") if policy else None,
+                    lambda url, member: self._model(url, found, request, requested, body,
+                                                    self._token(svc, inbound, member)))
+            else:
+                backend_url, backend = self._backend(svc, found.api, inbound)
+                token = self._token(svc, inbound, backend)
+                answer = (backend_fault(self.sim, request.method, backend_url.rstrip("/") + found.rest)
+                          or self._model(backend_url, found, request, requested, body, token))
             if answer.status_code == 200:
                 self._emit_metrics(svc, found.api, inbound, answer)
                 store = _statement(_section(policy.private.get("doc") if policy else None, "outbound"),

@@ -88,6 +88,7 @@ def cmd_plan_apply(args: argparse.Namespace, *, dry_run: bool) -> int:
     else:
         if run.plan is not None:
             print_lines(console, plan_lines(run.plan))
+        _print_pools(console, run.pools)
         for note in run.notes:
             console.print(f"note: {note}", style="dim", markup=False)
         if not dry_run and run.ok:
@@ -101,7 +102,27 @@ def cmd_plan_apply(args: argparse.Namespace, *, dry_run: bool) -> int:
         return EXIT_ERROR if not dry_run else EXIT_PENDING
     if dry_run and run.plan is not None and not run.plan.empty:
         return EXIT_PENDING
+    if dry_run and run.outcome == "planned":  # the shared pools have changes pending
+        return EXIT_PENDING
     return EXIT_OK
+
+
+def _print_pools(console: Any, pools: dict[str, Any] | None) -> None:
+    """The shared pools' changes (IMPORTER_POOL_PATH) as a diff: membership, priorities, weights."""
+    from importer.render_text import change_lines, print_lines
+
+    if pools is None:
+        return
+    changes = pools.get("changes") or []
+    if changes:
+        console.print("Pools (shared by every account):", style="bold", markup=False)
+        print_lines(console, change_lines(changes, indent="  "))
+    else:
+        console.print("No changes to the pools.", style="bold", markup=False)
+    for note in pools.get("notes") or ():
+        console.print(f"note: {note}", style="dim", markup=False)
+    if pools.get("writes"):
+        console.print(f"Pools: {pools['writes']} ARM write(s).", style="bold", markup=False)
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
@@ -131,9 +152,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     else:
         runs = run_pass(rec, estate, concurrency=args.concurrency, dry_run=args.dry_run)
     summary = summarise(runs)
+    pools = estate.pools.to_json() if estate.pools is not None else None
     if args.json:
         print(json.dumps({"summary": summary, "ignored": estate.ignored,
-                          "runs": [r.to_json() for r in runs]}, indent=2))
+                          "runs": [r.to_json() for r in runs],
+                          **({"pools": pools} if pools is not None else {})}, indent=2))
     else:
         from rich.table import Table
 
@@ -148,11 +171,14 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         console.print(table)
         for note in estate.ignored:
             console.print(f"note: {note}", style="dim", markup=False)
+        _print_pools(console, pools)
         console.print("Summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()), style="bold",
                       markup=False)
     if any(r.outcome in ("failed", "conflict") for r in runs):
         return EXIT_ERROR
     if args.dry_run and any(r.plan is not None and not r.plan.empty for r in runs):
+        return EXIT_PENDING
+    if args.dry_run and pools is not None and any(c["action"] != "conflict" for c in pools["changes"]):
         return EXIT_PENDING
     return EXIT_OK
 

@@ -134,6 +134,11 @@ def explain(rec: Reconciler, ref: AccountRef, deployment: str | None = None,
         ex.add("drift", False, f"pending: {', '.join(pending)} — the next reconcile repairs it")
     else:
         ex.add("drift", True, "APIM matches the desired state")
+    if deployment is not None:
+        from importer import poolsync
+
+        for line in poolsync.explain(rec, deployment):  # IMPORTER_POOL_PATH: the shared pools
+            ex.add("pools", None, line)
     gateway = svc.gateway_url.rstrip("/")
     ex.on_gateway = not pending or kinds <= {"product_link"}
     ex.verdict = (f"{what} is on the gateway: " + ", ".join(f"{gateway}/{p}" for p in paths) if ex.on_gateway

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from importer.discover import Snapshot, take_snapshot
 from importer.identity import owned_account
 from importer.model import Account, AccountRef, ImporterError, InvalidInput, in_scopes
+from importer.poolsync import PoolRun
+from importer.poolsync import sync as sync_pools
 from importer.reconcile import Reconciler, RunResult
 
 logger = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ class Estate:
     orphans: dict[str, AccountRef] = field(default_factory=dict)  # owners of objects, account gone
     ignored: list[str] = field(default_factory=list)  # owned objects left alone, with the reason
     snapshot: Snapshot | None = None  # bulk listings shared by every run of the pass
+    pools: PoolRun | None = None  # the pass's one pool reconcile (IMPORTER_POOL_PATH), after the accounts
 
     def targets(self) -> list[tuple[AccountRef, Account | None]]:
         """Every account to reconcile, sorted: listed accounts (with their listing) then orphans."""
@@ -83,7 +86,7 @@ def run_pass(rec: Reconciler, estate: Estate, *, concurrency: int = 8, dry_run: 
     def one(target: tuple[AccountRef, Account | None]) -> RunResult:
         ref, listed = target
         return rec.reconcile(ref, dry_run=dry_run, trigger=trigger, account=listed,
-                             snapshot=estate.snapshot)
+                             snapshot=estate.snapshot, pools=False)
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         futures = [pool.submit(one, t) for t in targets]
@@ -103,6 +106,8 @@ def run_pass(rec: Reconciler, estate: Estate, *, concurrency: int = 8, dry_run: 
             gone = []
         if gone:
             logger.info("fleet pass: removed %d unused Content Safety role assignments", len(gone))
+    # Pools are shared: reconciled once, after every account's own backend is in place.
+    estate.pools = sync_pools(rec, dry_run=dry_run, run_id=f"pass-{trigger}")
     return sorted(results, key=lambda r: r.account.lower())
 
 

@@ -251,6 +251,7 @@ class Deployment:
     model_version: str = ""
     sku: str = ""
     provisioning_state: str = "Succeeded"
+    capacity: int | None = None  # sku.capacity: thousands of TPM (standard) or PTUs (provisioned)
 
     @property
     def routable(self) -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from importer import discover, identity
+from importer import discover, identity, poolsync
 from importer.apply import ApplyError, apply
 from importer.azure.arm import AzureArm
 from importer.config import enabled, parse_modes, resolve_options
@@ -102,6 +102,8 @@ class RunResult:
     request_id: str = ""
     notes: list[str] = field(default_factory=list)
     probe: dict[str, Any] | None = None
+    sync_pools: bool = True  # this run also reconciles the shared pools (IMPORTER_POOL_PATH)
+    pools: dict[str, Any] | None = None  # what the pool reconcile planned and wrote
 
     @property
     def ok(self) -> bool:
@@ -118,6 +120,7 @@ class RunResult:
             "notFound": self.not_found, "error": self.error, "errorKind": self.error_kind,
             "startedAt": self.started_at, "finishedAt": self.finished_at,
             "durationMs": self.duration_ms, "notes": self.notes, "probe": self.probe,
+            **({"pools": self.pools} if self.pools is not None else {}),
         }
 
 
@@ -217,11 +220,14 @@ class Reconciler:
                   overrides: Mapping[str, object] | None = None, trigger: str = "cli",
                   request_id: str = "", lock_wait: bool = True,
                   account: Account | None = None,
-                  snapshot: discover.Snapshot | None = None) -> RunResult:
+                  snapshot: discover.Snapshot | None = None, pools: bool | None = None) -> RunResult:
         """One run for ``ref``. ``account`` (from a listing) and ``snapshot`` (bulk listings of a
-        fleet pass) save reads; they never decide a write: a plan with changes is re-read fresh."""
+        fleet pass) save reads; they never decide a write: a plan with changes is re-read fresh.
+        ``pools``: also reconcile the shared pools (default: unless the timer's pass, which does it
+        once for all)."""
         run = RunResult(run_id=uuid.uuid4().hex[:12], account=ref.id, trigger=trigger,
-                        started_at=_now(), request_id=request_id)
+                        started_at=_now(), request_id=request_id,
+                        sync_pools=(trigger != "timer") if pools is None else pools)
         start = time.perf_counter()
         try:
             self.check_scope(ref)
@@ -341,9 +347,12 @@ class Reconciler:
             if stale:  # listed without ETags: re-read what is about to be deleted
                 actual = discover.refresh(self.arm, self.apim, ref, actual, stale)
                 plan = offboard(ref, actual, self.apim, principal)
+            self._pools(run, dry_run)  # first: a pool may not name a backend about to go
             self._finish(run, plan, dry_run, offboarding=True, sweep=snapshot is None)
             return None
         options = resolve_options(self.settings, acct.tag_map, overrides, account=ref.name)
+        if poolsync.pool_path(self):  # a pool member: its breaker trips on 429/5xx, honours Retry-After
+            options = replace(options, circuit_breaker=True)
         safety: Future[str] | None = None
         if options.content_safety is not None:  # its endpoint, read alongside the rest
             safety = arm.submit(arm.resource_endpoint, options.content_safety.resource_id)
@@ -402,10 +411,32 @@ class Reconciler:
             plan = diff(desired, actual, adopt=options.adopt)
         self._finish(run, plan, dry_run, offboarding=False, known_products=known_products,
                      references=desired.references, sweep=snapshot is None)
-        if dry_run or self.prober is None or run.outcome != "applied":
+        probe = not (dry_run or self.prober is None or run.outcome != "applied")
+        self._pools(run, dry_run)
+        if not probe:
             return None
         return Target(ref, svc.gateway_url, desired.api.path, options.mode, desired.api.key_header,
                       token_limit_headers(desired.policy.xml), routable_deployments(acct))
+
+    def _pools(self, run: RunResult, dry_run: bool) -> None:
+        """Reconcile the shared pools from this run (an event updates them in the run it triggers)."""
+        if not run.sync_pools:
+            return
+        # A dry run's pool plan counts the backends the account's own plan would create.
+        assume = frozenset(c.id.lower() for c in run.plan.changes if c.kind == "backend"
+                           and c.action is Action.CREATE) if dry_run and run.plan else frozenset()
+        result = poolsync.sync(self, dry_run=dry_run, run_id=run.run_id, assume=assume)
+        if result is None:
+            return
+        run.pools = result.to_json()
+        if result.plan is not None:
+            run.notes += [f"pools: conflict: {c.reason}" for c in result.plan.conflicts]
+        run.writes += result.writes
+        run.applied += [c.to_json() for c in result.applied]
+        if result.writes and run.outcome == "noop":
+            run.outcome = "applied"
+        elif dry_run and result.plan is not None and not result.plan.empty and run.outcome == "noop":
+            run.outcome = "planned"
 
     def _probe(self, run: RunResult, target: Target) -> None:
         """Probe the gateway after an apply. Never fails the run: a failed or broken probe is

@@ -198,7 +198,25 @@ def on_timer(svc: Service) -> list[str]:
         messages.append(_request(ref, "timer", reason, offboard=listed is None).to_json())
     logger.info("timer: %d accounts, %d orphaned owners enqueued", len(estate.accounts),
                 len(estate.orphans))
+    _timer_pools(svc)
     return messages
+
+
+def _timer_pools(svc: Service) -> None:
+    """The shared pools, once per timer pass (the queued runs it enqueues skip them); best effort:
+    the next event or pass heals a failure."""
+    from importer.poolsync import sync
+
+    try:
+        result = sync(svc.reconciler, run_id="timer")
+    except ImporterError as exc:
+        logger.warning("timer: pools not reconciled (%s error): %s", exc.kind, exc)
+        return
+    except Exception:  # a bug: the accounts are enqueued already; say so loudly, don't lose them
+        logger.exception("timer: pools not reconciled (unexpected error)")
+        return
+    if result is not None:
+        logger.info("timer: pools reconciled, %d writes", result.writes)
 
 
 # -- HTTP -------------------------------------------------------------------------------------------

@@ -82,6 +82,9 @@ SETTINGS: tuple[Setting, ...] = (
             "apim-ai-importer-prod"),
     Setting("IMPORTER_PROBE", "routing", "Probe after an apply that changed the API or policy: off, "
             "routing (no tokens) or call (one tiny request per deployment).", "routing"),
+    Setting("IMPORTER_POOL_PATH", "", "Base path of the unified, capacity-aware APIs: one per mode in "
+            "use ({path}/openai, {path}/openai/v1, {path}/models), routing each deployment name to a "
+            "backend pool over every account that serves it (docs/pools.md); empty = off.", "ai/pool"),
     Setting("AzureWebJobsStorage", "", "Storage for the queue, lease locks and run history "
             "(connection string, or use AzureWebJobsStorage__accountName for identity-based access).",
             "UseDevelopmentStorage=true"),

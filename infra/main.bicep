@@ -111,6 +111,9 @@ param adopt bool = false
 ])
 param probe string = 'routing'
 
+@description('Base path of the unified, capacity-aware APIs (one per mode in use, routing each deployment name to a backend pool); empty = off. -> IMPORTER_POOL_PATH')
+param poolPath string = ''
+
 @description('NCRONTAB schedule of the drift reconcile timer. -> IMPORTER_TIMER_SCHEDULE')
 param timerSchedule string = '0 */30 * * * *'
 
@@ -373,6 +376,10 @@ var appSettings = [
   {
     name: 'IMPORTER_PROBE'
     value: probe
+  }
+  {
+    name: 'IMPORTER_POOL_PATH'
+    value: poolPath
   }
   {
     name: 'AzureWebJobsStorage__accountName'

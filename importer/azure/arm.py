@@ -89,6 +89,7 @@ def deployment_from_sdk(obj: Any) -> Deployment:
         model_version=(model.version or "") if model else "",
         sku=(obj.sku.name or "") if obj.sku else "",
         provisioning_state=_s(props.provisioning_state) if props else "",
+        capacity=obj.sku.capacity if obj.sku and isinstance(obj.sku.capacity, int) else None,
     )
 
 
@@ -406,10 +407,12 @@ class AzureArm:
         if spec.title:
             props["title"] = spec.title
         if spec.circuit_breaker:
-            # Trip for a minute after 3 throttles or server errors in a minute; honour Retry-After.
+            # Trip on the first throttle or server error, for a minute or as long as Retry-After
+            # says: a pool's retry then goes to the next member at once (Microsoft's AI-Gateway
+            # samples use the same rule for pool members).
             props["circuitBreaker"] = {"rules": [{
                 "name": "ai-importer-breaker",
-                "failureCondition": {"count": 3, "interval": "PT1M", "statusCodeRanges": [
+                "failureCondition": {"count": 1, "interval": "PT1M", "statusCodeRanges": [
                     {"min": 429, "max": 429}, {"min": 500, "max": 599}]},
                 "tripDuration": "PT1M", "acceptRetryAfter": True}]}
         if spec.identity_resource:

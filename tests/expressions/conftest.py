@@ -25,6 +25,10 @@ class Build:
     rendered: list[policies.Rendered]
     classes: dict[str, str]  # class name -> policy XML (distinct policies)
     class_of: dict[str, str]  # policy XML -> class name
+    # The unified pool APIs' policies (IMPORTER_POOL_PATH), compiled in the same run: the same shapes.
+    pool_rendered: list[policies.Rendered]
+    pool_classes: dict[str, str]
+    pool_class_of: dict[str, str]
 
 
 # Expressions that the allowed-types check must refuse (a test of the check), compiled alongside.
@@ -57,16 +61,25 @@ def build(mono_tools: tuple[str, str], tmp_path_factory: pytest.TempPathFactory)
         if r.xml not in class_of:
             class_of[r.xml] = f"P{len(classes)}"
             classes[class_of[r.xml]] = r.xml
+    pool_rendered = policies.every_pool_policy()
+    pool_classes: dict[str, str] = {}
+    pool_class_of: dict[str, str] = {}
+    for r in pool_rendered:
+        if r.xml not in pool_class_of:
+            pool_class_of[r.xml] = f"Pool{len(pool_classes)}"
+            pool_classes[pool_class_of[r.xml]] = r.xml
     workdir = tmp_path_factory.mktemp("expressions")
-    compiled = csharp.compile_policies({**classes, "Canary": CANARY_POLICY}, workdir, mcs)
+    compiled = csharp.compile_policies({**classes, **pool_classes, "Canary": CANARY_POLICY}, workdir, mcs)
     occurrences = sum(len(csharp.expressions(r.xml)) for r in rendered)
     distinct = {e.text for r in rendered for e in csharp.expressions(r.xml)}
     compiled_count = sum(len(csharp.expressions(x)) for x in classes.values())
     REPORT.append(f"policy expressions: {len(rendered)} rendered policies ({len(classes)} distinct), "
                   f"{occurrences} expressions in them ({compiled_count} in the distinct policies, "
                   f"{len(distinct)} distinct texts); one mcs run compiled them in "
-                  f"{compiled.seconds:.2f} s")
-    return Build(mono, mcs, compiled, workdir, rendered, classes, class_of)
+                  f"{compiled.seconds:.2f} s; with them {len(pool_rendered)} unified pool API policies "
+                  f"({len(pool_classes)} distinct)")
+    return Build(mono, mcs, compiled, workdir, rendered, classes, class_of, pool_rendered, pool_classes,
+                 pool_class_of)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -1,5 +1,7 @@
 """Every policy the importer renders: each mode × each combination of the options that reach the
-policy, through the importer's own option parser (config.resolve_options) and render."""
+policy, through the importer's own option parser (config.resolve_options) and render; and the unified
+pool APIs' policies (IMPORTER_POOL_PATH, importer/pools.py) for each mode × each combination of the
+options they keep."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from importer import config, openapi, render
+from importer import config, openapi, pools, render
 from importer.model import Account, AccountRef, Deployment, LinkedDocument, Mode, OpenApi
 from tests.core.factory import SAFETY, SAFETY_ENDPOINT, apim, settings
 from tests.expressions.table import ACCOUNT, DEPLOYMENTS
@@ -70,3 +72,29 @@ def every_policy() -> list[Rendered]:
 def defaults(mode: Mode) -> str:
     """The policy with every option at its default: what the stand-in imports in the run test."""
     return render_one(mode, {})
+
+
+# The unified pool APIs leave out semantic caching and content safety (their backends belong to one
+# account: pools._pool_options); every other policy option reaches their policy.
+POOL_POLICY_OPTIONS: dict[str, tuple[Any, ...]] = {
+    k: v for k, v in POLICY_OPTIONS.items() if k not in ("semanticCacheDeployment", "contentSafetyId")}
+POOL_PATH = "ai/pool"
+
+
+def render_pool(mode: Mode, overrides: dict[str, Any]) -> str:
+    """The unified API's policy of ``mode``: the account above as the one source, every deployment
+    of the table pooled (pools.render_pools, as poolsync renders it)."""
+    options = config.resolve_options(settings(), {}, {"mode": mode.value, **overrides})
+    desired = pools.render_pools(POOL_PATH, [pools.Source(account(), options)], options)
+    [policy] = desired.policies
+    return policy.xml
+
+
+def every_pool_policy() -> list[Rendered]:
+    """3 modes × 2^4 combinations of the options the unified policy keeps."""
+    out = []
+    for mode in Mode:
+        for values in itertools.product(*POOL_POLICY_OPTIONS.values()):
+            overrides = tuple(zip(POOL_POLICY_OPTIONS, values, strict=True))
+            out.append(Rendered(mode, overrides, render_pool(mode, dict(overrides))))
+    return out

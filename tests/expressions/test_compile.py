@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from importer import config, render
+from importer import config, pools, render
 from importer.model import Mode
 from tests.expressions import csharp, policies
 from tests.expressions.conftest import Build
@@ -33,6 +33,17 @@ def test_every_expression_of_every_rendered_policy_compiles(build: Build) -> Non
         assert {e.text for e in found} <= fixed
 
 
+def test_every_expression_of_every_unified_pool_policy_compiles(build: Build) -> None:
+    """The unified pool APIs' policies (IMPORTER_POOL_PATH) compile in the same run: the account
+    policy's expressions for the same options, plus the pool choice and the retry condition."""
+    assert build.compiled.ok, build.compiled.output
+    assert len(build.pool_rendered) == len(Mode) * 2 ** len(policies.POOL_POLICY_OPTIONS)
+    for r in build.pool_rendered:
+        found = sorted(e.text for e in csharp.expressions(r.xml))
+        same = [e.text for e in csharp.expressions(policies.render_one(r.mode, dict(r.overrides)))]
+        assert found == sorted([*same, pools.POOL_EXPRESSION, pools.RETRY_CONDITION]), (r.mode, r.overrides)
+
+
 def test_the_options_left_out_do_not_change_the_policy() -> None:
     """The enumeration covers every option: the others leave the policy as it is."""
     assert set(policies.POLICY_OPTIONS) | set(policies.OTHER_OPTIONS) | {"mode"} == set(config.OVERRIDE_KEYS)
@@ -48,7 +59,8 @@ def test_no_expression_uses_a_type_outside_microsofts_list(build: Build) -> None
     found = csharp.check_types(build.mono, build.compiled.exe, build.workdir)
     ours = [f for f in found if not f["method"].startswith("Canary.")]
     assert len([f for f in ours if "." not in f["method"].split(".", 1)[1]]) == sum(
-        len(csharp.expressions(x)) for x in build.classes.values())
+        len(csharp.expressions(x)) for x in [*build.classes.values(), *build.pool_classes.values()])
+    assert any(f["method"].startswith("Pool") for f in ours)  # the unified pool policies are checked too
     assert [f for f in ours if f["disallowed"]] == []
     # The check refuses what APIM refuses: file access, reflection, the environment.
     canary = {f["method"]: f["disallowed"] for f in found if f["method"].startswith("Canary.")}

@@ -13,7 +13,7 @@ import pytest
 from azure.mgmt.apimanagement import models
 
 from armsim import seed
-from importer import policyxml
+from importer import policyxml, pools
 from importer.model import AccountRef, Mode
 from importer.render import INVALID_JSON_BODY, NOT_FOUND_MESSAGE, api_id
 from tests.expressions import csharp, policies, table
@@ -53,6 +53,40 @@ def test_the_compiled_policies_decide_the_table_and_never_throw(build: Build,
         assert DECISION[line["status"]] == expected[line["request"]], line
         checked += 1
     assert checked == sum(len(table.rows(m)) * sum(m in ms for ms in modes.values()) for m in Mode)
+
+
+@pytest.fixture(scope="module")
+def pool_results(build: Build) -> list[dict[str, Any]]:
+    """Every compiled unified pool policy on every row of every mode's table: one mono run."""
+    assert build.compiled.ok, build.compiled.output
+    requests = [row.request(mode) for mode in Mode for row in table.rows(mode)]
+    return csharp.run(build.mono, build.compiled.exe, list(build.pool_classes), requests, build.workdir)
+
+
+def test_the_unified_pool_policies_decide_the_table_and_pick_the_requested_deployments_pool(
+        build: Build, pool_results: list[dict[str, Any]]) -> None:
+    """The same allow-list decisions as the account policies, no expression throws, and a request
+    that passes goes to the pool of the deployment it names (the first pool when it names none)."""
+    expected = {row.request(mode)["id"]: row.expected for mode in Mode for row in table.rows(mode)}
+    modes: dict[str, set[Mode]] = {}
+    for r in build.pool_rendered:
+        modes.setdefault(build.pool_class_of[r.xml], set()).add(r.mode)
+    first = min(d.lower() for d in table.DEPLOYMENTS)
+    checked = routed = 0
+    for line in pool_results:
+        mode = Mode(line["request"].split(":", 1)[0])
+        if mode not in modes[line["policy"]]:
+            continue
+        assert line["error"] is None, line
+        assert DECISION[line["status"]] == expected[line["request"]], line
+        checked += 1
+        if line["status"] is None:
+            requested = line["variables"]["ai-requested-deployment"] or first
+            chosen = line["values"]["inbound/set-backend-service/@backend-id"]
+            assert chosen == pools.pool_id(mode, requested), line
+            routed += 1
+    assert checked == sum(len(table.rows(m)) * sum(m in ms for ms in modes.values()) for m in Mode)
+    assert routed > 0
 
 
 def test_an_expression_that_throws_is_reported(results: list[dict[str, Any]]) -> None:
