@@ -157,7 +157,8 @@ def test_an_edit_of_the_probe_key_subscription_raises_one_request(imported: Host
     host.pump()
     assert host.raised == []
     _key, remade = prober.key(ref)
-    assert remade and (w.sim.resource(f"{w.apim}/subscriptions/{sid}") or {})["properties"]["state"] == "active"
+    stored = w.sim.resource(f"{w.apim}/subscriptions/{sid}") or {}
+    assert remade and stored["properties"]["state"] == "active"
     assert deliver_all(host) == []
 
 
@@ -183,8 +184,7 @@ def test_the_importers_own_writes_raise_no_request_over_three_rounds(imported: H
     assert rounds[2] == (0, 0, 0, 0)
 
 
-def test_the_importers_object_id_comes_from_the_setting_when_set(imported: Host, monkeypatch: pytest.MonkeyPatch
-                                                                 ) -> None:
+def test_the_importers_object_id_comes_from_the_setting_when_set(imported: Host) -> None:
     """IMPORTER_PRINCIPAL_ID wins over the token. Set to the operator's id, the operator's edit is
     taken as ours (no request) and the onboarding's writes (the token's id) as someone else's."""
     host, w = imported, imported.world
@@ -218,8 +218,8 @@ def test_foreign_objects_raise_no_request(imported: Host) -> None:
         url="https://elsewhere.contoso.com", protocol="http"))
     client.subscription.create_or_update(w.rg, w.svc, "payments-key", models.SubscriptionCreateParameters(
         scope="/apis/payments", display_name="payments"))
-    role = "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/" \
-           "a97b65f3-24c7-4388-baec-2e87135dc908".format(SUB)
+    role = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/" \
+           "a97b65f3-24c7-4388-baec-2e87135dc908"
     w.clients.authorization(SUB).role_assignments.create(AOAI, "6f1d2c3b-0000-4000-8000-000000000001",
                                                          RoleAssignmentCreateParameters(
                                                              role_definition_id=role,
@@ -233,7 +233,8 @@ def test_foreign_objects_raise_no_request(imported: Host) -> None:
     assert deliver_all(host) == []
 
 
-def test_a_storm_of_1000_events_on_owned_objects_coalesces(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_storm_of_1000_events_on_owned_objects_coalesces(world: World,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     state = memory_state()
     host = _host(world, state, monkeypatch)
     try:
