@@ -109,7 +109,8 @@ def test_plan_adds_the_apim_instance_to_its_subscription() -> None:
     assert [(p.subscription_id, p.subject_prefixes, p.apim_prefix) for p in alone] == [
         (SUB_B, ("",), ""), (SUB_A, (), APIM + "/")]
     ctx = _ctx(f"/subscriptions/{SUB_B}")
-    values = [events.events_parameters(ctx, p, None) for p in events.plan_subscriptions(ctx.scopes, ctx.apim_id)]
+    plans = events.plan_subscriptions(ctx.scopes, ctx.apim_id)
+    values = [events.events_parameters(ctx, p, None) for p in plans]
     assert [v["apimSubjectPrefix"] for v in values] == ["", APIM + "/"]
 
 
