@@ -8,7 +8,8 @@ included) to ``on_resource_event``; 8 host workers run ``reconcile_worker`` off 
 edit → repair (the repairing run's end) p50/p95; requests raised by the importer's own writes (must be
 0); then one timer pass (``drift_timer`` + the workers) for its read cost.
 
-    python scripts/bench_drift.py [--accounts 500] [--edits 100] [--latency 0.04] [--out docs/bench/drift.json]
+    python scripts/bench_drift.py [--accounts 500] [--edits 100] [--latency 0.04] \
+        [--out docs/bench/drift.json]
 
 Event Grid's own publish → deliver latency is not modelled: the figures are the importer's share.
 """
@@ -48,9 +49,9 @@ from scripts.bench import (  # noqa: E402 - after the path set-up, like the othe
 
 OID = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 KINDS = ("policy edited", "backend deleted", "role assignment deleted")
-EDITED_POLICY = ("<policies><inbound><base /><set-header name=\"x-edited-in-portal\" exists-action=\"override\">"
-                 "<value>yes</value></set-header></inbound><backend><base /></backend><outbound><base />"
-                 "</outbound><on-error><base /></on-error></policies>")
+EDITED_POLICY = ("<policies><inbound><base /><set-header name=\"x-edited-in-portal\" "
+                 "exists-action=\"override\"><value>yes</value></set-header></inbound><backend><base />"
+                 "</backend><outbound><base /></outbound><on-error><base /></on-error></policies>")
 
 
 def _epoch(iso: str) -> float:
@@ -315,7 +316,8 @@ def bench(n: int, edits: int, latency: float, workers: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=500)
     parser.add_argument("--edits", type=int, default=100)
     parser.add_argument("--latency", type=float, default=0.04, help="seconds added to every ARM request")
