@@ -69,7 +69,11 @@ class Host:
     run ``reconcile_worker`` on ``workers`` threads (an exception makes the message visible again)."""
 
     def __init__(self, sim: Any, state: Any, workers: int) -> None:
+        from importer.hosting import user_function
+
         self.sim, self.state, self.workers = sim, state, workers
+        # Indexed once, here: azure.functions' indexing is not safe to run from several threads.
+        self.on_event, self.worker = user_function("on_resource_event"), user_function("reconcile_worker")
         self.cursor = 0
         self.delivered: list[tuple[str, str, bool]] = []  # (caller oid, operation, raised a request)
         self.raised: list[str] = []
@@ -93,7 +97,6 @@ class Host:
     def _deliver(self, event: dict[str, Any]) -> None:
         import azure.functions as func
 
-        from importer.hosting import user_function
         from importer.state.ports import ReconcileRequest
 
         binding = func.EventGridEvent(id=event["id"], data=event["data"], topic=event["topic"],
@@ -101,7 +104,7 @@ class Host:
                                       event_time=None, data_version=event["dataVersion"])
         box: dict[str, Any] = {}
         out = type("Out", (), {"set": lambda self, v: box.__setitem__("v", v)})()
-        user_function("on_resource_event")(binding, out)
+        self.on_event(binding, out)
         if "v" in box:
             self.state.queue.send(ReconcileRequest.from_json(box["v"]))
         with self._lock:
@@ -119,9 +122,7 @@ class Host:
     def _work(self) -> None:
         import azure.functions as func
 
-        from importer.hosting import user_function
-
-        worker = user_function("reconcile_worker")
+        worker = self.worker
         while not self._stop.is_set():
             batch = self.state.queue.receive(1, visibility_timeout_s=60)
             if not batch:
