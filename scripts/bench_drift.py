@@ -9,7 +9,7 @@ edit → repair (the repairing run's end) p50/p95; requests raised by the import
 0); then one timer pass (``drift_timer`` + the workers) for its read cost.
 
     python scripts/bench_drift.py [--accounts 500] [--edits 100] [--latency 0.04] \
-        [--out docs/bench/drift.json]
+        [--edit-interval 0] [--skip-timer] [--out docs/bench/drift.json]
 
 Event Grid's own publish → deliver latency is not modelled: the figures are the importer's share.
 """
@@ -141,7 +141,8 @@ class Host:
         return self.state.queue.count() == 0 and self.cursor == len(self.sim.events())
 
 
-def make_edits(sim: Any, clients: Any, chosen: list[str], operator: str) -> list[dict[str, Any]]:
+def make_edits(sim: Any, clients: Any, chosen: list[str], operator: str,
+               interval: float = 0.0) -> list[dict[str, Any]]:
     """One hand edit per chosen account, kinds in turn, as a person would make them (SDK, over HTTP,
     with the stand-in's latency and throttle). Returns (account, kind, time ARM accepted the edit)."""
     from azure.mgmt.apimanagement.models import PolicyContract
@@ -155,6 +156,8 @@ def make_edits(sim: Any, clients: Any, chosen: list[str], operator: str) -> list
     apim, auth = clients.apim(SUB), clients.authorization(SUB)
     edits = []
     for i, account in enumerate(chosen):
+        if i and interval:
+            time.sleep(interval)
         ref, kind = AccountRef.parse(account), KINDS[i % len(KINDS)]
         seen = len(sim.events())
         if kind == "policy edited":
@@ -184,7 +187,8 @@ def repaired_at(state: Any, edit: dict[str, Any]) -> tuple[float, str] | None:
     return None
 
 
-def bench(n: int, edits: int, latency: float, workers: int) -> dict[str, Any]:
+def bench(n: int, edits: int, latency: float, workers: int, interval: float = 0.0,
+          timer: bool = True) -> dict[str, Any]:
     from armsim import seed
     from armsim.server import start
     from importer import service
@@ -199,7 +203,8 @@ def bench(n: int, edits: int, latency: float, workers: int) -> dict[str, Any]:
     from importer.state.ports import ReconcileRequest
 
     sim = start(page_size=100)
-    result: dict[str, Any] = {"accounts": n, "edits": edits, "latency_s": latency, "workers": workers,
+    result: dict[str, Any] = {"accounts": n, "edits": edits, "edit_interval_s": interval,
+                              "latency_s": latency, "workers": workers,
                               "commit": code_version(), "cpus": os.cpu_count(),
                               "throttle": {"read_burst": READ_BURST, "read_rate": READ_RATE,
                                            "write_burst": WRITE_BURST, "write_rate": WRITE_RATE}}
@@ -228,7 +233,7 @@ def bench(n: int, edits: int, latency: float, workers: int) -> dict[str, Any]:
         host = Host(sim, state, workers)
         host.start()
         started = time.perf_counter()
-        made = make_edits(sim, people, chosen, seed.OPERATOR_ID)
+        made = make_edits(sim, people, chosen, seed.OPERATOR_ID, interval)
         edit_span = time.perf_counter() - started
         deadline = time.time() + 600
         repairs: dict[int, tuple[float, str]] = {}
@@ -274,6 +279,10 @@ def bench(n: int, edits: int, latency: float, workers: int) -> dict[str, Any]:
             "worker_errors": host.raised[:5],
         }
         print(json.dumps(result["repair"], indent=1), flush=True)
+        if not timer:
+            people.close()
+            service.reset_service()
+            return result
 
         # The timer pass through the function app: drift_timer enqueues every account, the workers
         # read each for themselves. Same latency and throttle, buckets rested.
@@ -323,12 +332,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edits", type=int, default=100)
     parser.add_argument("--latency", type=float, default=0.04, help="seconds added to every ARM request")
     parser.add_argument("--workers", type=int, default=8, help="queue-trigger workers (host concurrency)")
+    parser.add_argument("--edit-interval", type=float, default=0.0,
+                        help="seconds between two hand edits (0: back to back, as fast as ARM answers)")
+    parser.add_argument("--skip-timer", action="store_true", help="measure the repairs only")
     parser.add_argument("--out", default="docs/bench/drift.json")
     args = parser.parse_args(argv)
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    result = bench(args.accounts, args.edits, args.latency, args.workers)
+    result = bench(args.accounts, args.edits, args.latency, args.workers, args.edit_interval,
+                   timer=not args.skip_timer)
     out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
