@@ -36,13 +36,12 @@ def test_more_keys_than_one_table_transaction_holds(state: State) -> None:
     assert {state.owned.owner(k) for k in keys[::23]} == {a}
 
 
-def test_a_fresh_index_on_the_same_table_reads_what_another_wrote(state: State) -> None:
-    """A second process has an empty cache: its answer comes from storage (Azure only)."""
-    assert state.owned is not None
+@pytest.mark.azurite
+def test_a_fresh_index_on_the_same_table_reads_what_another_wrote(storage_state: State) -> None:
+    """A second process has an empty cache: its answer comes from the table."""
+    assert isinstance(storage_state.owned, TableOwnedIndex)
     a = account()
-    state.owned.remember(a, ["api:ai-shared-0000abcd"])
-    if not isinstance(state.owned, TableOwnedIndex):
-        pytest.skip("the in-memory twin has no second process")
-    fresh = TableOwnedIndex(state.owned.table)
+    storage_state.owned.remember(a, ["api:ai-shared-0000abcd"])
+    fresh = TableOwnedIndex(storage_state.owned.table)
     assert fresh.owner("api:ai-shared-0000abcd") == a
     assert fresh.owner("api:ai-other-0000abcd") is None
