@@ -37,16 +37,20 @@ def _scopes() -> tuple[Scope, ...]:
 @app.event_grid_trigger(arg_name="event")
 @app.queue_output(arg_name="msg", queue_name=QUEUE, connection=CONNECTION)
 def on_resource_event(event: func.EventGridEvent, msg: func.Out[str]) -> None:
-    """Event Grid (Event Grid schema or CloudEvents) → one reconcile request. Never raises."""
+    """Event Grid (Event Grid schema or CloudEvents) → one reconcile request. Never raises.
+
+    An AI account or deployment change, or a hand edit of one of the importer's own objects; the
+    importer's own writes are ignored (no loops)."""
     try:
+        svc = service.get_service()  # the importer's own id and its owned-object index; no ARM read
         if isinstance(event, func.CloudEvent):
             payload = {"specversion": event.specversion, "id": event.id, "type": event.type,
                        "subject": event.subject, "source": event.source, "data": event.get_json()}
-            text = service.on_event(payload, cloud=True, scopes=_scopes())
+            text = service.on_event(payload, cloud=True, scopes=_scopes(), svc=svc)
         else:
             payload = {"id": event.id, "eventType": event.event_type, "subject": event.subject,
                        "data": event.get_json()}
-            text = service.on_event(payload, cloud=False, scopes=_scopes())
+            text = service.on_event(payload, cloud=False, scopes=_scopes(), svc=svc)
     except Exception:  # a raise would make Event Grid retry for 24 h
         logger.exception("event dropped: could not be read")
         return

@@ -622,6 +622,37 @@ CORRELATION = "armsim.correlation_id"  # WSGI environ key: one correlation id pe
 DELETE_EVENT = "Microsoft.Resources.ResourceDeleteSuccess"
 
 
+# The caller of a request without a bearer JWT (ARM always knows its caller; the stand-in may not).
+UNKNOWN_CALLER = "00000000-0000-0000-0000-0000000000ff"
+OID_CLAIM = "http://schemas.microsoft.com/identity/claims/objectidentifier"
+
+
+def caller_object_id(request: Request) -> str:
+    """The ``oid`` claim of the request's bearer token when it is a JWT (the signature is not
+    checked: the stand-in trusts its callers), else ``UNKNOWN_CALLER``."""
+    auth = request.headers.get("Authorization", "")
+    scheme, _, token = auth.partition(" ")
+    parts = token.strip().split(".")
+    if scheme.lower() != "bearer" or len(parts) != 3:
+        return UNKNOWN_CALLER
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return UNKNOWN_CALLER
+    oid = payload.get("oid") if isinstance(payload, dict) else None
+    return oid if isinstance(oid, str) and oid else UNKNOWN_CALLER
+
+
+def resource_type_of(resource_id: str) -> str:
+    """``Microsoft.ApiManagement/service/apis/policies`` for an API policy's id: the namespace after
+    the last ``providers`` segment, then every other segment (extension resources included)."""
+    parts = [p for p in resource_id.split("/") if p]
+    last = max((i for i, p in enumerate(parts) if p.lower() == "providers"), default=-1)
+    if last < 0 or last + 1 >= len(parts):
+        return ""
+    return "/".join([parts[last + 1], *parts[last + 2::2]])
+
+
 class EventLog:
     """Event Grid events for successful writes and deletes, in the order ARM accepted them."""
 
@@ -629,11 +660,17 @@ class EventLog:
         self._events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
+    def count(self) -> int:
+        with self._lock:
+            return len(self._events)
+
     def record(self, request: Request, resource_id: str, resource_type: str, action: str,
                tenant_id: str) -> dict[str, Any]:
-        """Record one event; ``resource_type`` like ``Microsoft.CognitiveServices/accounts``."""
+        """Record one event; ``resource_type`` like ``Microsoft.CognitiveServices/accounts``. The
+        caller's object id is stamped where ARM puts it (claims and authorization evidence)."""
         subscription = subscription_of(resource_id) or ""
         operation = f"{resource_type}/{action}"
+        caller = caller_object_id(request)
         event = {
             "id": str(uuid.uuid4()),
             "topic": f"/subscriptions/{subscription}",
@@ -642,8 +679,9 @@ class EventLog:
             "eventTime": utcnow(),
             "data": {
                 "authorization": {"scope": resource_id, "action": operation,
-                                  "evidence": {"role": "Contributor", "principalType": "ServicePrincipal"}},
-                "claims": {"appid": "00000000-0000-0000-0000-0000000000aa"},
+                                  "evidence": {"role": "Contributor", "principalType": "ServicePrincipal",
+                                               "principalId": caller}},
+                "claims": {"appid": "00000000-0000-0000-0000-0000000000aa", OID_CLAIM: caller},
                 "correlationId": request.environ.get(CORRELATION) or str(uuid.uuid4()),
                 "httpRequest": {"clientRequestId": request.headers.get("x-ms-client-request-id", ""),
                                 "clientIpAddress": request.remote_addr or "127.0.0.1",

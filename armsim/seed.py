@@ -12,6 +12,9 @@ SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 APIM_GROUP = "rg-apim"
 AI_GROUP = "rg-ai"
 APIM_NAME = "contoso-apim"
+# Who seeds the world and edits it by hand: a person, as the stand-in sees the ``oid`` of their token
+# (importer.azure.clients.StaticCredential(OPERATOR_ID)); distinct from the importer's own local id.
+OPERATOR_ID = "00000000-0000-0000-0000-0000000000b0"
 
 
 def apim_id(sub: str = SUBSCRIPTION, rg: str = APIM_GROUP, name: str = APIM_NAME) -> str:

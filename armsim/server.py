@@ -41,6 +41,7 @@ from armsim.core import (
     request_kind,
     require_scope,
     resource_group_of,
+    resource_type_of,
     subscription_of,
     to_cloudevent,
 )
@@ -50,6 +51,7 @@ from armsim.routing import Route, literal_segments
 logger = logging.getLogger(__name__)
 
 ROUTES: list[Route] = [*apim.ROUTES, *cognitive.ROUTES, *authorization.ROUTES, *eventgrid.ROUTES]
+_WRITES = ("PUT", "PATCH", "DELETE")
 _THROTTLE_FIELDS = {f.name for f in dataclasses.fields(ThrottleConfig)} - {"enabled"}
 
 
@@ -145,7 +147,11 @@ class App:
                 if method == "GET":
                     state.touch(path)
                 self._require_group(ctx, method)
+                existed = state.store.get(path) is not None
+                recorded = state.events.count()
                 response = handler(ctx, **values)
+                if method in _WRITES and state.events.count() == recorded:
+                    self._event(ctx, method, response.status_code, existed)
             if head_as_get:
                 response.set_data(b"")
             return response
@@ -162,6 +168,20 @@ class App:
         group = resource_group_of(ctx.path)
         if group is not None and method in ("GET", "HEAD"):
             require_scope(ctx, group)
+
+    @staticmethod
+    def _event(ctx: Ctx, method: str, status: int, existed: bool) -> None:
+        """Every write the stand-in serves raises its ARM event, as ARM does (handlers that record
+        their own, the Cognitive Services ones, keep theirs): a PUT/PATCH that succeeded, a DELETE
+        that removed something (a 204 for an absent resource raises nothing)."""
+        if not 200 <= status < 300:
+            return
+        gone = ctx.state.store.get(ctx.path) is None
+        if method == "DELETE" and not (existed and gone):
+            return
+        resource_type = resource_type_of(ctx.path)
+        if resource_type:
+            ctx.state.event(ctx, ctx.path, resource_type, "delete" if method == "DELETE" else "write")
 
     @staticmethod
     def _require_api_version(ctx: Ctx) -> None:

@@ -56,7 +56,7 @@ class Demo:
     def __init__(self, console: Any) -> None:
         from armsim import seed
         from armsim.server import start
-        from importer.azure.clients import Clients
+        from importer.azure.clients import Clients, StaticCredential
         from importer.settings import Settings
 
         self.console = console
@@ -65,7 +65,8 @@ class Demo:
         self.env = {"IMPORTER_ARM_ENDPOINT": self.sim.url, "IMPORTER_APIM_ID": seed.apim_id(),
                     "IMPORTER_SCOPES": f"/subscriptions/{SUB}", "AzureWebJobsStorage": "",
                     "AzureWebJobsStorage__accountName": "", "IMPORTER_PRODUCTS": "ai-consumers"}
-        self.clients = Clients(Settings.from_env(self.env))
+        # The demo's people (seeding, hand edits) write as an operator, not as the importer.
+        self.clients = Clients(Settings.from_env(self.env), credential=StaticCredential(seed.OPERATOR_ID))
         self.steps: list[Step] = []
         self.aoai = seed.account_id(SUB, seed.AI_GROUP, "contoso-aoai")
         self.foundry = seed.account_id(SUB, seed.AI_GROUP, "contoso-foundry")

@@ -443,6 +443,11 @@ def _products(t: Target) -> list[tuple[str, str]]:
     return [(p, where) for where, o in t.all_options() for p in o.products]
 
 
+def _logger(t: Target) -> list[tuple[str, str]]:
+    name = t.settings.get("IMPORTER_APIM_LOGGER").strip()
+    return [(name, "setting IMPORTER_APIM_LOGGER")] if name else []
+
+
 def _fragment(t: Target) -> list[tuple[str, str]]:
     return [(o.policy_fragment, where) for where, o in t.all_options() if o.policy_fragment]
 
@@ -659,13 +664,8 @@ def _probe_delete(t: Target, api_id: str) -> Finding:
 
 
 # ---------------------------------------------------------------------------------------------
-# The table. A new check is one row (and its function): e.g. a logger named by a setting is
-#   Check("apim.logger", "the logger ... exists on APIM",
-#         referenced_child("loggers", "logger", <(name, who names it) from the setting>, <fix>),
-#         needs=("apim.exists",))
-# and a resource named by id (a Content Safety account) is
-#   Check("content-safety", "...", referenced_resource("Content Safety resource",
-#         lambda t: t.settings.get("IMPORTER_CONTENT_SAFETY_ID"), "<api-version>", <fix>))
+# The table. A new check is one row (and its function): apim.logger (an APIM child a setting names)
+# and content-safety (an ARM resource a setting names by id) show the two shapes.
 
 CHECKS: tuple[Check, ...] = (
     Check("settings.values", "every setting holds a value the importer accepts", _settings_values),
@@ -696,6 +696,18 @@ CHECKS: tuple[Check, ...] = (
           needs=("apim.exists", "settings.values")),
     Check("apim.cache", "an external cache is registered on APIM when semantic caching is used", _apim_cache,
           needs=("apim.exists", "settings.values")),
+    Check("apim.logger", "the logger IMPORTER_APIM_LOGGER names exists on APIM (token metrics reach "
+          "Application Insights through it)",
+          referenced_child("loggers", "logger", _logger,
+                           "create an Application Insights logger on {apim} (infra: apimAppInsightsLogger) "
+                           "or correct IMPORTER_APIM_LOGGER"),
+          needs=("apim.exists", "settings.values")),
+    Check("content-safety", "the Content Safety resource IMPORTER_CONTENT_SAFETY_ID names exists",
+          referenced_resource("Content Safety resource",
+                              lambda t: t.settings.get("IMPORTER_CONTENT_SAFETY_ID"), "2024-10-01",
+                              "create the Content Safety resource or correct IMPORTER_CONTENT_SAFETY_ID "
+                              "(its ARM id)"),
+          needs=("settings.values",)),
     Check("openapi.base-url", "the official OpenAPI documents are served at IMPORTER_OPENAPI_BASE_URL when "
           "'official' is used", _official_documents, needs=("settings.values",)),
     Check("events.subscription", "the Event Grid subscriptions the deployment made exist and cover every "

@@ -22,6 +22,7 @@ from importer import discover, identity, poolsync
 from importer.apply import ApplyError, apply
 from importer.azure.arm import AzureArm
 from importer.config import enabled, parse_modes, resolve_options
+from importer.events import owned_keys
 from importer.fetch import linked_document
 from importer.identity import api_id
 from importer.model import (
@@ -31,6 +32,7 @@ from importer.model import (
     ApimRef,
     ApimService,
     ConflictError,
+    Desired,
     ImporterError,
     InvalidInput,
     Mode,
@@ -140,7 +142,7 @@ class Reconciler:
     """Holds what every run shares: settings, the ARM adapter, the APIM target, state ports."""
 
     def __init__(self, settings: Settings, arm: AzureArm, apim: ApimRef, *,
-                 locks: Any = None, history: Any = None, apim_ttl_s: float = 60.0,
+                 locks: Any = None, history: Any = None, owned: Any = None, apim_ttl_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic,
                  publish: Callable[[RunResult], None] | None = None,
                  prober: Prober | None = None) -> None:
@@ -149,6 +151,7 @@ class Reconciler:
         self.apim = apim
         self.locks = locks
         self.history = history
+        self.owned = owned  # OwnedIndex: which account owns an object, for events on our objects
         self.publish = publish
         # IMPORTER_PROBE decides (off → None); tests may hand in their own.
         self.prober = prober if prober is not None else Prober.from_settings(settings, arm, apim)
@@ -411,6 +414,8 @@ class Reconciler:
             plan = diff(desired, actual, adopt=options.adopt)
         self._finish(run, plan, dry_run, offboarding=False, known_products=known_products,
                      references=desired.references, sweep=snapshot is None)
+        if not dry_run and run.outcome in ("applied", "noop"):
+            self._remember(run, ref, desired)
         probe = not (dry_run or self.prober is None or run.outcome != "applied")
         self._pools(run, dry_run)
         if not probe:
@@ -524,6 +529,16 @@ class Reconciler:
                         self.arm.delete_role_assignment(role, sub)
                     gone.append(role.scope)
         return gone
+
+    def _remember(self, run: RunResult, ref: AccountRef, desired: Desired) -> None:
+        """Index this account's objects by their ownership keys, so an event on one of them (a hand
+        edit) finds the account without an ARM read. Best effort, like the history."""
+        if self.owned is None:
+            return
+        try:
+            self.owned.remember(ref.id, owned_keys(desired, identity.probe_subscription_id(ref)))
+        except Exception:  # a missing entry only means the timer, not an event, repairs that edit
+            logger.exception("run %s: could not index the objects of %s", run.run_id, ref)
 
     def _record(self, run: RunResult) -> None:
         if self.history is None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from importer.events import decide_cloudevent, decide_eventgrid
+from importer.events import decide_cloudevent, decide_eventgrid, owned_by_index
 from importer.model import AccountRef, ImporterError, InvalidInput, Scope
 from importer.settings import Settings
 
@@ -35,10 +35,33 @@ class Service:
     settings: Settings
     reconciler: Any
     state: Any
+    _own_ids: frozenset[str] | None = None
 
     @property
     def scopes(self) -> tuple[Scope, ...]:
         return tuple(self.reconciler.scopes)
+
+    @property
+    def own_ids(self) -> frozenset[str]:
+        """The importer's own object id: IMPORTER_PRINCIPAL_ID, else the oid claim of its ARM token
+        (asked once per process; in Azure that is the identity endpoint, never ARM). Empty when
+        neither is known: then nothing is dropped as ours, and a loop still ends, because a repair
+        run that finds nothing to do writes nothing."""
+        if self._own_ids is None:
+            configured = self.settings.get("IMPORTER_PRINCIPAL_ID").strip().lower()
+            found = configured
+            if not found:
+                try:
+                    found = self.reconciler.arm.clients.object_id() or ""
+                except Exception:  # no token now: try again with the next event
+                    logger.exception("could not read the importer's object id from its token")
+                    return frozenset()
+            self._own_ids = frozenset({found} if found else ())
+        return self._own_ids
+
+    @property
+    def owned(self) -> Any:
+        return getattr(self.state, "owned", None)
 
 
 _lock = threading.Lock()
@@ -66,7 +89,8 @@ def get_service() -> Service:
 
                 publish = OutcomePublisher(settings.get("IMPORTER_EVENT_TOPIC_ENDPOINT"))
             rec = Reconciler(settings, AzureArm(Clients(settings)), ApimRef.parse(settings.apim_id),
-                             locks=state.locks, history=state.history, publish=publish)
+                             locks=state.locks, history=state.history, owned=state.owned,
+                             publish=publish)
             _service = Service(settings, rec, state)
         return _service
 
@@ -99,9 +123,22 @@ def _request(account: AccountRef, trigger: str, reason: str, offboard: bool = Fa
 # -- Event Grid -------------------------------------------------------------------------------------
 
 
-def on_event(event: Mapping[str, Any], *, cloud: bool, scopes: tuple[Scope, ...]) -> str | None:
-    """Event → one queue message (JSON text) for its account, or None (logged, dropped)."""
-    decision = decide_cloudevent(event, scopes) if cloud else decide_eventgrid(event, scopes)
+def on_event(event: Mapping[str, Any], *, cloud: bool, scopes: tuple[Scope, ...],
+             svc: Service | None = None) -> str | None:
+    """Event → one queue message (JSON text) for its account, or None (logged, dropped).
+
+    With ``svc``: events the importer's own identity caused are dropped, and an event on one of
+    its objects (APIM or role assignment) finds its account in the owned-object index (a storage
+    point read, no ARM read)."""
+    own, apim = frozenset[str](), None
+    if svc is not None:
+        own, apim = svc.own_ids, svc.reconciler.apim
+    decide = decide_cloudevent if cloud else decide_eventgrid
+    decision = decide(event, scopes, own_ids=own, apim=apim)
+    if decision.needs_owner:
+        index = svc.owned if svc is not None else None
+        owner = index.owner(decision.key) if index is not None else None
+        decision = owned_by_index(decision, owner, scopes)
     if decision.account is None:
         logger.info("event %s dropped: %s", decision.event_id or "-", decision.reason)
         return None

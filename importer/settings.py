@@ -74,6 +74,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(a path clash stays a conflict).", "false"),
     Setting("IMPORTER_TIMER_SCHEDULE", "0 */30 * * * *", "NCRONTAB schedule of the drift reconcile.",
             "0 */30 * * * *"),
+    Setting("IMPORTER_PRINCIPAL_ID", "", "Object id of the importer's own identity: ARM change events "
+            "it caused (its own writes) are ignored, so repairs never trigger repairs. Empty: the oid "
+            "claim of its ARM token.", "00000000-0000-0000-0000-000000000000"),
     Setting("IMPORTER_EVENT_TOPIC_ENDPOINT", "", "Optional Event Grid custom topic for outcome events.",
             "https://importer-events.westeurope-1.eventgrid.azure.net/api/events"),
     Setting("IMPORTER_EVENT_SUBSCRIPTION", "", "Name of the Event Grid event subscriptions the deployment "

@@ -1,5 +1,5 @@
-// Event Grid wiring for ONE watched subscription. Run by the azd postdeploy hook (infra/hooks/events.py),
-// once per subscription that holds a watched scope, with `az deployment sub create --subscription <sub>`:
+// Event Grid wiring for ONE subscription. Run by the azd postdeploy hook (infra/hooks/events.py), once per
+// subscription that holds a watched scope or the APIM instance, with `az deployment sub create --subscription <sub>`:
 // the AzureFunction endpoint must exist (code deployed) or the event subscription fails with
 // "Destination endpoint not found".
 //
@@ -34,6 +34,9 @@ param deadLetter bool = true
 
 @description('One event subscription per entry: \'\' for the whole subscription, or a subject prefix \'/subscriptions/<sub>/resourceGroups/<rg>/\'.')
 param subjectPrefixes array
+
+@description('\'{APIM instance id}/\' when the instance is in this subscription: its APIs, API policies, backends, product links and subscriptions are watched too (hand edits of the importer\'s objects are repaired by event). Empty = none.')
+param apimSubjectPrefix string = ''
 
 @description('Event subscription name (prefix for the resource-group ones); unique per importer environment.')
 @minLength(3)
@@ -96,6 +99,7 @@ module subscriptions 'modules/event-subscriptions.bicep' = {
   params: {
     topicName: topicName
     subjectPrefixes: subjectPrefixes
+    apimSubjectPrefix: apimSubjectPrefix
     eventSubscriptionName: eventSubscriptionName
     functionEndpointId: '${functionAppId}/functions/${functionName}'
     deadLetter: deadLetter

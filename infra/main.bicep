@@ -117,6 +117,9 @@ param poolPath string = ''
 @description('NCRONTAB schedule of the drift reconcile timer. -> IMPORTER_TIMER_SCHEDULE')
 param timerSchedule string = '0 */30 * * * *'
 
+@description('Object id of the importer\'s own identity, whose ARM change events (its own writes) are ignored. Empty (the default) = the oid claim of its managed identity\'s ARM token, which is the system-assigned identity\'s principal id: the site cannot be given its own principal id as a setting without a dependency cycle. -> IMPORTER_PRINCIPAL_ID')
+param importerPrincipalId string = ''
+
 @description('Optional Event Grid custom topic endpoint for outcome events; empty = none. -> IMPORTER_EVENT_TOPIC_ENDPOINT')
 param eventTopicEndpoint string = ''
 
@@ -364,6 +367,10 @@ var appSettings = [
   {
     name: 'IMPORTER_TIMER_SCHEDULE'
     value: timerSchedule
+  }
+  {
+    name: 'IMPORTER_PRINCIPAL_ID'
+    value: importerPrincipalId
   }
   {
     name: 'IMPORTER_EVENT_TOPIC_ENDPOINT'

@@ -436,6 +436,15 @@ def _check_phase(n: int, role: str, phase: str, r: dict[str, Any], problems: lis
 # One new deployment: event → API live, in ARM round trips
 
 
+class _Out:
+    """func.Out[str] as the host provides it: the function sets, the host reads."""
+
+    value: str | None = None
+
+    def set(self, value: str) -> None:
+        self.value = value
+
+
 def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
     """Two cases through the function app's own triggers (warm process, in-memory state): a new
     deployment on an imported account, and a brand-new account's first deployment."""
@@ -445,7 +454,7 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
     from armsim.server import start
     from importer import service
     from importer.azure.arm import AzureArm
-    from importer.azure.clients import Clients
+    from importer.azure.clients import Clients, StaticCredential
     from importer.fleet import enumerate_estate, run_pass
     from importer.hosting import user_function
     from importer.model import AccountRef, ApimRef
@@ -461,6 +470,8 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
         env = settings_env(sim)
         settings = Settings.from_env(env)
         clients = Clients(settings)
+        # The new deployments and accounts are a person's writes (the importer ignores its own events).
+        people = Clients(settings, credential=StaticCredential(seed.OPERATOR_ID))
         state = memory_state()
         rec = Reconciler(settings, AzureArm(clients), ApimRef.parse(settings.apim_id),
                          locks=state.locks, history=state.history)
@@ -482,9 +493,11 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
             user_function("on_resource_event")(binding, out)
             state.queue.send(ReconcileRequest.from_json(box["v"]))
             handle, request = state.queue.receive(1, visibility_timeout_s=30)[0]
+            poison = _Out()
             user_function("reconcile_worker")(func.QueueMessage(id=handle.message_id,
-                                                                body=request.to_json().encode()),
-                                                out)  # the poison output: set only for unreadable messages
+                                                                body=request.to_json().encode()), poison)
+            if poison.value:  # an unreadable message: the poison output binding writes it at once
+                state.queue.reject(poison.value)
             state.queue.delete(handle)
             elapsed = time.perf_counter() - t0
             outcome = state.history.last_for(request.account).outcome
@@ -520,7 +533,7 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
                 rec.forget_apim()
             model = "o3-mini" if worker == "warm" else "o4-mini"
             case(f"new_deployment_on_imported_account_{worker}_worker",
-                 lambda m=model: seed.create_deployment(clients, existing, m, model=m,  # type: ignore[misc]
+                 lambda m=model: seed.create_deployment(people, existing, m, model=m,  # type: ignore[misc]
                                                         version="2025-01-31"), existing, model)
             if worker == "cold":
                 rec.forget_apim()
@@ -528,11 +541,12 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
             fresh = account_id(name)
 
             def new_account(name: str = name, fresh: str = fresh) -> None:
-                seed.create_account(clients, rg=AI_GROUP, name=name)
-                seed.create_deployment(clients, fresh, "gpt-4o")
+                seed.create_account(people, rg=AI_GROUP, name=name)
+                seed.create_deployment(people, fresh, "gpt-4o")
             case(f"first_deployment_on_new_account_{worker}_worker", new_account, fresh, "gpt-4o")
         service.reset_service()
         clients.close()
+        people.close()
         return cases
     finally:
         sim.stop()

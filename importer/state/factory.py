@@ -1,4 +1,4 @@
-"""State factory: Settings → State (queue, locks, history) on Azure Storage or in memory.
+"""State factory: Settings → State (queue, locks, history, owned index) on Azure Storage or in memory.
 
 Edge. ``AzureWebJobsStorage`` (a connection string, incl. ``UseDevelopmentStorage=true``) wins, then
 ``AzureWebJobsStorage__accountName`` (identity-based, DefaultAzureCredential); else in memory.
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from importer.settings import Settings, SettingsError
-from importer.state.memory import MemoryLocks, MemoryQueue, MemoryRunHistory
-from importer.state.ports import LockManager, RequestQueue, RunHistory
+from importer.state.memory import MemoryLocks, MemoryOwnedIndex, MemoryQueue, MemoryRunHistory
+from importer.state.ports import LockManager, OwnedIndex, RequestQueue, RunHistory
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -59,13 +59,14 @@ class State:
     history: RunHistory
     backend: str  # "memory" | "azure-storage"
     where: str = ""  # endpoint, never a key: for logs and `explain`
+    owned: OwnedIndex | None = None  # which account owns an object (events on our objects)
 
 
 def memory_state(config: StateConfig | None = None) -> State:
     config = config or StateConfig()
     return State(MemoryQueue(max_dequeue_count=config.max_dequeue_count),
                  MemoryLocks(lease_s=config.lease_s, renew_every_s=config.renew_every_s),
-                 MemoryRunHistory(), "memory", "in-process memory")
+                 MemoryRunHistory(), "memory", "in-process memory", MemoryOwnedIndex())
 
 
 def normalise_connection(connection: str) -> str:
@@ -129,11 +130,12 @@ def _from_identity(account: str, settings: Settings, config: StateConfig) -> Sta
 
 def _assemble(main: QueueClient, poison: QueueClient, container: ContainerClient, table: TableClient,
               config: StateConfig) -> State:
-    from importer.state.storage import BlobLeaseLocks, StorageQueue, TableRunHistory
+    from importer.state.storage import BlobLeaseLocks, StorageQueue, TableOwnedIndex, TableRunHistory
 
     return State(
         StorageQueue(main, poison, max_dequeue_count=config.max_dequeue_count),
         BlobLeaseLocks(container, lease_s=config.lease_s, renew_every_s=config.renew_every_s,
                        poll_s=config.poll_s),
         TableRunHistory(table), "azure-storage",
-        f"queue {main.url}, blob {container.url}, table {table.url}/{table.table_name}")
+        f"queue {main.url}, blob {container.url}, table {table.url}/{table.table_name}",
+        TableOwnedIndex(table))

@@ -10,7 +10,7 @@ import builtins
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from itertools import islice
@@ -188,3 +188,23 @@ class MemoryRunHistory:
     def last_for(self, account: str) -> RunRecord | None:
         runs = self.list(account, 1)
         return runs[0] if runs else None
+
+
+class MemoryOwnedIndex:
+    """OwnedIndex twin: a dict of key → account id."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owners: dict[str, str] = {}
+        self.writes = 0
+
+    def remember(self, account: str, keys: Iterable[str]) -> int:
+        with self._lock:
+            new = {k.lower(): account for k in keys if self._owners.get(k.lower()) != account}
+            self._owners.update(new)
+            self.writes += len(new)
+        return len(new)
+
+    def owner(self, key: str) -> str | None:
+        with self._lock:
+            return self._owners.get(key.lower())

@@ -338,6 +338,20 @@ class RunHistory(Protocol):
         """The account's newest run, or None when it has never run."""
 
 
+@runtime_checkable
+class OwnedIndex(Protocol):
+    """Which account owns an object, by the object's ownership key (``importer.events.owned_keys``):
+    what lets an event on an APIM object or role assignment, which names only the object, become a
+    reconcile of its account without an ARM read. Written by the reconciler after a good run."""
+
+    def remember(self, account: str, keys: Iterable[str]) -> int:
+        """Record ``account`` as the owner of each key; returns how many entries were written
+        (keys already known for that account in this process cost nothing)."""
+
+    def owner(self, key: str) -> str | None:
+        """The account id recorded for ``key``, or None when the importer never made it."""
+
+
 def as_trigger(value: str) -> Trigger:
     if value not in TRIGGERS:
         raise InvalidRequest(f"trigger: {value!r} not one of {sorted(TRIGGERS)}")

@@ -7,11 +7,12 @@ become ours with ``raise … from``; queues, container and table are created on 
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -379,3 +380,67 @@ class TableRunHistory:
     def last_for(self, account: str) -> RunRecord | None:
         runs = self.list(account, 1)
         return runs[0] if runs else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Owned-object index
+
+OWNED = "owned"  # partition of the index in the runs table
+_BATCH = 100  # a table transaction holds at most 100 operations of one partition
+
+
+def _owned_row(key: str) -> str:
+    """Keys may hold characters RowKey forbids ('/', '#', '?'): the row is their hash."""
+    return hashlib.sha256(key.lower().encode("utf-8")).hexdigest()
+
+
+class TableOwnedIndex:
+    """OwnedIndex in table ``runs``, PartitionKey ``owned``, RowKey = sha256 of the key, with the key
+    and the account as properties. ``remember`` upserts only what this process has not yet seen
+    (one transaction per 100 keys), so a warm worker's no-op runs cost no storage write; ``owner``
+    is one point read, cached when found."""
+
+    def __init__(self, table: TableClient) -> None:
+        self.table = table
+        self._known: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> None:
+        TableRunHistory(self.table)._ensure()
+
+    def remember(self, account: str, keys: Iterable[str]) -> int:
+        with self._lock:
+            new = sorted({k.lower() for k in keys if self._known.get(k.lower()) != account})
+        if not new:
+            return 0
+        from azure.data.tables import UpdateMode
+
+        self._ensure()
+        with _azure("record owned objects"):
+            for start in range(0, len(new), _BATCH):
+                ops: list[Any] = [("upsert", {"PartitionKey": OWNED, "RowKey": _owned_row(k), "key": k,
+                                              "account": account}, {"mode": UpdateMode.REPLACE})
+                                  for k in new[start:start + _BATCH]]
+                self.table.submit_transaction(ops)
+        with self._lock:
+            self._known.update(dict.fromkeys(new, account))
+        return len(new)
+
+    def owner(self, key: str) -> str | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        key = key.lower()
+        with self._lock:
+            if key in self._known:
+                return self._known[key]
+        self._ensure()
+        with _azure("look up an owned object"):
+            try:
+                entity = self.table.get_entity(OWNED, _owned_row(key))
+            except ResourceNotFoundError:
+                return None
+        account = str(entity.get("account") or "") or None
+        if account is not None and entity.get("key") == key:
+            with self._lock:
+                self._known[key] = account
+        return account

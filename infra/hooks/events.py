@@ -68,10 +68,12 @@ class Scope:
 
 @dataclass(frozen=True)
 class SubscriptionPlan:
-    """Event subscriptions for one watched subscription: '' = the whole subscription."""
+    """Event subscriptions for one subscription: '' = the whole subscription; ``apim_prefix`` set
+    ('{APIM id}/') when the APIM instance is in it (its objects' hand edits are watched too)."""
 
     subscription_id: str
     subject_prefixes: tuple[str, ...]
+    apim_prefix: str = ""
 
 
 def parse_scopes(raw: str) -> list[Scope]:
@@ -119,11 +121,13 @@ def parse_apim_id(raw: str) -> tuple[str, str, str]:
     return match.group(1).lower(), match.group(2), match.group(3)
 
 
-def plan_subscriptions(scopes: Sequence[Scope]) -> list[SubscriptionPlan]:
+def plan_subscriptions(scopes: Sequence[Scope], apim_id: str = "") -> list[SubscriptionPlan]:
     """Group scopes by subscription. A whole-subscription scope covers that subscription's groups.
 
     A resource group becomes a subject prefix ending in '/', so rg-ai does not also match rg-ai2.
     Event Grid compares subjects case-insensitively (isSubjectCaseSensitive false in the template).
+    With ``apim_id``, its subscription's plan (added when no scope is in it) also watches the APIM
+    instance's own objects, by the subject prefix '{apim_id}/'.
     """
     by_sub: dict[str, list[Scope]] = {}
     for scope in scopes:
@@ -135,6 +139,14 @@ def plan_subscriptions(scopes: Sequence[Scope]) -> list[SubscriptionPlan]:
         else:
             prefixes = tuple(sorted({f"{s.id}/" for s in group}, key=str.lower))
         plans.append(SubscriptionPlan(sub_id, prefixes))
+    if apim_id:
+        apim_sub = parse_apim_id(apim_id)[0]
+        prefix = apim_id.strip().rstrip("/") + "/"
+        found = [i for i, p in enumerate(plans) if p.subscription_id == apim_sub]
+        if found:
+            plans[found[0]] = SubscriptionPlan(apim_sub, plans[found[0]].subject_prefixes, prefix)
+        else:
+            plans.append(SubscriptionPlan(apim_sub, (), prefix))
     return plans
 
 
@@ -278,6 +290,7 @@ def events_parameters(
         "existingTopicPrincipalId": principal,
         "deadLetter": dead_letter,
         "subjectPrefixes": list(plan.subject_prefixes),
+        "apimSubjectPrefix": plan.apim_prefix,
         "eventSubscriptionName": ctx.event_subscription_base,
         "functionAppId": ctx.function_app_id,
         "functionName": "on_resource_event",
@@ -302,10 +315,12 @@ def is_endpoint_not_ready(message: str) -> bool:
 
 
 def is_our_event_subscription(name: str, env_name: str, base: str = "") -> bool:
-    """The whole-subscription one, or a resource-group one ('-' + the 13-character uniqueString).
-    ``base``: the name main.bicep chose (DEPLOY_EVENT_SUBSCRIPTION_NAME), else derived from env_name."""
+    """The whole-subscription one, a resource-group one ('-' + the 13-character uniqueString), or
+    the APIM instance's ('-apim'). ``base``: the name main.bicep chose
+    (DEPLOY_EVENT_SUBSCRIPTION_NAME), else derived from env_name."""
     ours = base or event_subscription_name(env_name)
-    return name == ours or (name.startswith(ours + "-") and len(name) == len(ours) + 14)
+    return (name in (ours, f"{ours}-apim")
+            or (name.startswith(ours + "-") and len(name) == len(ours) + 14))
 
 
 def role_cleanup_scopes(ctx: AppContext) -> list[str]:
@@ -341,7 +356,7 @@ def _list_topics(subscription_id: str) -> list[Mapping[str, Any]]:
 
 
 def deploy(ctx: AppContext, *, attempts: int = 4, wait_seconds: int = 30) -> None:
-    for plan in plan_subscriptions(ctx.scopes):
+    for plan in plan_subscriptions(ctx.scopes, ctx.apim_id):
         existing = find_subscription_topic(_list_topics(plan.subscription_id), plan.subscription_id)
         values = events_parameters(ctx, plan, existing)
         if existing is not None:
@@ -378,7 +393,7 @@ def deploy(ctx: AppContext, *, attempts: int = 4, wait_seconds: int = 30) -> Non
                             f"@{params_path}",
                         ]
                     )
-                    count = len(plan.subject_prefixes)
+                    count = len(plan.subject_prefixes) + bool(plan.apim_prefix)
                     print(f"[events] {plan.subscription_id}: {count} event subscription(s) ready")
                     break
                 except RuntimeError as exc:
@@ -393,7 +408,7 @@ def deploy(ctx: AppContext, *, attempts: int = 4, wait_seconds: int = 30) -> Non
 
 
 def teardown(ctx: AppContext) -> None:
-    for plan in plan_subscriptions(ctx.scopes):
+    for plan in plan_subscriptions(ctx.scopes, ctx.apim_id):
         sub = plan.subscription_id
         topic = find_subscription_topic(_list_topics(sub), sub)
         if topic is not None:
@@ -502,7 +517,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return 0
         ctx = AppContext.from_env(env)
         if command == "plan":
-            for plan in plan_subscriptions(ctx.scopes):
+            for plan in plan_subscriptions(ctx.scopes, ctx.apim_id):
                 print(
                     json.dumps(
                         {

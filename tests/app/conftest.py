@@ -109,7 +109,8 @@ def host(world: World, storage_state: Any, monkeypatch: pytest.MonkeyPatch) -> I
         monkeypatch.setenv(k, v)
     settings = Settings.from_env(env)
     rec = Reconciler(settings, AzureArm(Clients(settings)), ApimRef.parse(world.apim),
-                     locks=storage_state.locks, history=storage_state.history, apim_ttl_s=0)
+                     locks=storage_state.locks, history=storage_state.history, owned=storage_state.owned,
+                     apim_ttl_s=0)
     service.install(service.Service(settings, rec, storage_state))
     yield Host(world, storage_state, settings)
     service.reset_service()

@@ -52,6 +52,10 @@ class Healthy:
             return {e.id: e.etag for e in self.sim.state.store.all()}
 
 
+LOGGER = "appinsights"
+SAFETY = seed.account_id(SUB, seed.AI_GROUP, "contoso-safety")
+
+
 @pytest.fixture
 def healthy(gateway_world: World) -> Iterator[Healthy]:
     """Everything doctor checks is in place: the caller's roles, APIM (identity on, gateway up), the
@@ -66,6 +70,10 @@ def healthy(gateway_world: World) -> Iterator[Healthy]:
     apim.cache.create_or_update(w.rg, w.svc, "default", apim_models.CacheContract(
         connection_string="contoso-redis.redis.cache.windows.net:6380,password=x,ssl=True",
         use_from_location="default"))
+    key = {"instrumentationKey": "00000000-0000-0000-0000-00000000000a"}
+    apim.logger.create_or_update(w.rg, w.svc, LOGGER, apim_models.LoggerContract(
+        logger_type="applicationInsights", credentials=key))
+    seed.create_account(clients, name="contoso-safety", kind="ContentSafety")
     seed.create_system_topic(clients, name=TOPIC.rsplit("/", 1)[-1])
     seed.create_event_subscription(clients, TOPIC, EVENT_SUBSCRIPTION)
     sim.add_file("AIFoundryOpenAI.json", openapi.document_text(Mode.AZURE_OPENAI))
@@ -74,7 +82,8 @@ def healthy(gateway_world: World) -> Iterator[Healthy]:
            "IMPORTER_PRODUCTS": "ai-consumers", "IMPORTER_POLICY_FRAGMENT": FRAGMENT,
            "IMPORTER_SEMANTIC_CACHE_DEPLOYMENT": "text-embedding-3-small", "IMPORTER_OPENAPI": "official",
            "IMPORTER_OPENAPI_BASE_URL": f"{sim.url}/_armsim/files/",
-           "IMPORTER_EVENT_SUBSCRIPTION": EVENT_SUBSCRIPTION}
+           "IMPORTER_EVENT_SUBSCRIPTION": EVENT_SUBSCRIPTION, "IMPORTER_APIM_LOGGER": LOGGER,
+           "IMPORTER_CONTENT_SAFETY_ID": SAFETY}
     sim.log.clear()
     yield Healthy(w, env)
 
@@ -205,7 +214,7 @@ def test_a_skipped_check_names_what_blocked_it(healthy: Healthy) -> None:
     assert _by_status(report, doctor.FAIL) == {"settings.apim"}
     skipped = {f.id: f.evidence for f in report.findings if f.status == doctor.SKIP}
     assert set(skipped) == {"apim.exists", "apim.identity", "apim.gateway", "access.apim", "apim.products",
-                            "apim.fragment", "apim.cache"}
+                            "apim.fragment", "apim.cache", "apim.logger"}
     assert skipped["apim.identity"] == "not checked: apim.exists did not pass"
 
 
@@ -346,34 +355,6 @@ def test_probe_says_how_to_delete_a_throwaway_it_could_not(healthy: Healthy) -> 
     assert len(left) == 1 and left[0].endswith(cleanup.fix.split("--api-id ")[1].split()[0])
 
 
-def test_a_new_reference_check_is_one_row(healthy: Healthy) -> None:
-    """How the logger (an APIM child named by a setting) and the Content Safety resource (an ARM
-    resource named by id) checks are added: one row each, run by the same runner."""
-    from tests.fixtures.world import AOAI
-
-    rows = (
-        doctor.Check("apim.logger", "the logger exists on APIM", doctor.referenced_child(
-            "loggers", "logger", lambda t: [("appinsights", "setting IMPORTER_APIM_LOGGER")],
-            "create the logger on {apim}"), needs=("apim.exists",)),
-        doctor.Check("content-safety", "the Content Safety resource exists", doctor.referenced_resource(
-            "Content Safety resource", lambda t: AOAI, "2025-09-01", "create it")),
-        doctor.Check("content-safety", "the Content Safety resource exists", doctor.referenced_resource(
-            "Content Safety resource", lambda t: AOAI + "-gone", "2025-09-01", "create it")),
-    )
-    settings = healthy.settings()
-    target = doctor.Target.build(settings, AzureArm(Clients(settings)))
-    report = doctor.run(target, checks=doctor.CHECKS + rows)
-    logger, present, gone = report.findings[-3:]
-    assert (logger.id, logger.status) == ("apim.logger", doctor.FAIL)
-    assert "appinsights (named by setting IMPORTER_APIM_LOGGER)" in logger.evidence
-    assert logger.fix == f"create the logger on {healthy.world.apim}"
-    assert (present.status, gone.status) == (doctor.PASS, doctor.FAIL)
-    healthy.world.apim_client().logger.create_or_update(
-        healthy.world.rg, healthy.world.svc, "appinsights", apim_models.LoggerContract(
-            logger_type="applicationInsights", credentials={"instrumentationKey": "{{key}}"}))
-    assert doctor.run(target, checks=doctor.CHECKS + rows[:1]).findings[-1].status == doctor.PASS
-
-
 def test_probe_without_write_access_leaves_nothing_and_says_why(healthy: Healthy) -> None:
     healthy.sim.faults.script("PUT", r"/apis/apim-importer-doctor-[0-9a-f]{12}$",
                               [{"status": 403, "code": "AuthorizationFailed", "message": "no"}])
@@ -385,3 +366,18 @@ def test_probe_without_write_access_leaves_nothing_and_says_why(healthy: Healthy
     assert by_id["probe.cleanup"].status == doctor.PASS
     assert "was never created" in by_id["probe.cleanup"].evidence
     assert "probe.description" not in by_id
+
+
+@pytest.mark.parametrize(("finding", "change", "evidence"), [
+    ("apim.logger", {"IMPORTER_APIM_LOGGER": "no-such-logger"},
+     "no-such-logger (named by setting IMPORTER_APIM_LOGGER)"),
+    ("content-safety", {"IMPORTER_CONTENT_SAFETY_ID": SAFETY.replace("contoso-safety", "gone-safety")},
+     "gone-safety (404)"),
+])
+def test_a_missing_logger_or_content_safety_resource_is_its_own_finding(healthy: Healthy, finding: str,
+                                                                       change: dict[str, str],
+                                                                       evidence: str) -> None:
+    report = healthy.run(**change)
+    failed = {f.id: f for f in report.findings if f.status == doctor.FAIL}
+    assert set(failed) == {finding} and evidence in failed[finding].evidence and failed[finding].fix
+    assert report.exit_code == 1

@@ -23,7 +23,7 @@ import pytest
 from armsim import seed
 from armsim.server import Sim
 from importer.azure.arm import AzureArm
-from importer.azure.clients import Clients
+from importer.azure.clients import Clients, StaticCredential
 from importer.fleet import enumerate_estate, run_pass
 from importer.model import ApimRef
 from importer.reconcile import Reconciler, RunResult
@@ -236,7 +236,7 @@ class Estates:
 @pytest.fixture(scope="session")
 def _estates(armsim_server: Sim) -> Iterator[Estates]:
     settings = Settings.from_env({"IMPORTER_ARM_ENDPOINT": armsim_server.url, "IMPORTER_APIM_ID": APIM})
-    made = Estates(armsim_server, Clients(settings))
+    made = Estates(armsim_server, Clients(settings, credential=StaticCredential(seed.OPERATOR_ID)))
     yield made
     made.clients.close()
 

@@ -39,31 +39,79 @@ def test_event_subscription_filter_and_destination() -> None:
         "Microsoft.CognitiveServices/accounts/delete",
         "Microsoft.CognitiveServices/accounts/deployments/write",
         "Microsoft.CognitiveServices/accounts/deployments/delete",
+        "Microsoft.Authorization/roleAssignments/write",
+        "Microsoft.Authorization/roleAssignments/delete",
     ]
+    # Role assignments only at (under) an AI account; accounts and deployments match it too.
+    assert bicep.var("accountSubjects").body == ["/providers/Microsoft.CognitiveServices/accounts/"]
     sub = bicep.resource("eventSubscriptions")
     assert sub.loop
     props = sub.body["properties"]
-    assert props["destination"]["endpointType"] == "AzureFunction"
-    assert props["destination"]["properties"]["resourceId"].text == "functionEndpointId"
+    assert props["destination"].text == "destination"
+    destination = bicep.var("destination").body
+    assert destination["endpointType"] == "AzureFunction"
+    assert destination["properties"]["resourceId"].text == "functionEndpointId"
     assert props["eventDeliverySchema"] == "EventGridSchema"
     flt = props["filter"]
     assert flt["includedEventTypes"].text == "includedEventTypes"
     assert flt["subjectBeginsWith"].text == "prefix"
     assert flt["isSubjectCaseSensitive"] is False
-    filters = {f["key"]: f for f in flt["advancedFilters"]}
-    assert set(filters) == {"data.operationName", "data.status"}
+    filters = {f["key"] if isinstance(f, dict) else f.text: f for f in flt["advancedFilters"]}
+    assert set(filters) == {"data.operationName", "subject", "succeeded"}
     assert filters["data.operationName"]["operatorType"] == "StringIn"
     assert filters["data.operationName"]["values"].text == "operationNames"
-    assert filters["data.status"] == {
+    assert filters["subject"]["operatorType"] == "StringContains"
+    assert filters["subject"]["values"].text == "accountSubjects"
+    assert bicep.var("succeeded").body == {
         "operatorType": "StringIn",
         "key": "data.status",
         "values": ["Succeeded"],
     }
-    assert set(props["retryPolicy"]) == {"maxDeliveryAttempts", "eventTimeToLiveInMinutes"}
-    dead_letter = props["deadLetterWithResourceIdentity"]
+    assert props["retryPolicy"].text == "retryPolicy"
+    assert set(bicep.var("retryPolicy").body) == {"maxDeliveryAttempts", "eventTimeToLiveInMinutes"}
+    assert props["deadLetterWithResourceIdentity"].text == "deadLetterWithResourceIdentity"
+    dead_letter = bicep.var("deadLetterWithResourceIdentity").body
     assert isinstance(dead_letter, Expr) and dead_letter.type == "ternary_expression"
     assert "endpointType: 'StorageBlob'" in dead_letter.text
     assert "type: 'SystemAssigned'" in dead_letter.text
+
+
+def test_apim_event_subscription_watches_only_the_importers_kinds_of_object() -> None:
+    bicep = load("modules/event-subscriptions.bicep")
+    assert bicep.var("apimOperationNames").body == [
+        f"Microsoft.ApiManagement/service/{kind}/{action}"
+        for kind in ("apis", "apis/policies", "backends", "products/apis", "subscriptions")
+        for action in ("write", "delete")
+    ]
+    sub = bicep.resource("apimEventSubscription")
+    assert not sub.loop
+    props = sub.body["properties"]
+    assert props["destination"].text == "destination"
+    flt = props["filter"]
+    assert flt["subjectBeginsWith"].text == "apimSubjectPrefix"  # '{APIM id}/': this instance only
+    assert flt["isSubjectCaseSensitive"] is False
+    assert flt["includedEventTypes"].text == "includedEventTypes"
+    first, second = flt["advancedFilters"]
+    assert (first["operatorType"], first["key"]) == ("StringIn", "data.operationName")
+    assert first["values"].text == "apimOperationNames"
+    assert second.text == "succeeded"
+    assert props["deadLetterWithResourceIdentity"].text == "deadLetterWithResourceIdentity"
+    assert isinstance(sub.condition, Expr) and sub.condition.text == "!empty(apimSubjectPrefix)"
+
+
+def test_plan_adds_the_apim_instance_to_its_subscription() -> None:
+    scopes = events.parse_scopes(f"/subscriptions/{SUB_A},/subscriptions/{SUB_B}/resourceGroups/rg-ai")
+    plans = {p.subscription_id: p for p in events.plan_subscriptions(scopes, APIM)}
+    assert plans[SUB_A].apim_prefix == APIM + "/" and plans[SUB_A].subject_prefixes == ("",)
+    assert plans[SUB_B].apim_prefix == ""
+    # APIM in a subscription nothing is watched in: a plan of its own, with only the APIM subscription.
+    alone = events.plan_subscriptions(events.parse_scopes(f"/subscriptions/{SUB_B}"), APIM)
+    assert [(p.subscription_id, p.subject_prefixes, p.apim_prefix) for p in alone] == [
+        (SUB_B, ("",), ""), (SUB_A, (), APIM + "/")]
+    ctx = _ctx(f"/subscriptions/{SUB_B}")
+    plans = events.plan_subscriptions(ctx.scopes, ctx.apim_id)
+    values = [events.events_parameters(ctx, p, None) for p in plans]
+    assert [v["apimSubjectPrefix"] for v in values] == ["", APIM + "/"]
 
 
 def test_function_endpoint_is_on_resource_event() -> None:
@@ -199,6 +247,8 @@ def test_event_subscription_name_fits_event_grid_limits() -> None:
 def test_teardown_recognises_only_this_environments_event_subscriptions() -> None:
     assert events.is_our_event_subscription("apim-ai-importer-prod", "prod")
     assert events.is_our_event_subscription("apim-ai-importer-prod-abcdefghijklm", "prod")
+    assert events.is_our_event_subscription("apim-ai-importer-prod-apim", "prod")
+    assert not events.is_our_event_subscription("apim-ai-importer-prod2-apim", "prod")
     assert not events.is_our_event_subscription("apim-ai-importer-prod2", "prod")
     assert not events.is_our_event_subscription("apim-ai-importer-prod-eu-abcdefghijklm", "prod")
     assert not events.is_our_event_subscription("something-else", "prod")
@@ -240,4 +290,11 @@ def test_the_event_subscription_name_comes_from_main_bicep_when_given() -> None:
     base = ctx.event_subscription_base
     assert events.is_our_event_subscription("apim-ai-importer-custom", ctx.env_name, base)
     assert not events.is_our_event_subscription("apim-ai-importer-prod-1", ctx.env_name, base)
+    # The APIM instance's event subscription is that name plus '-apim' (the template derives it).
+    assert events.is_our_event_subscription("apim-ai-importer-custom-apim", ctx.env_name, base)
+    assert not events.is_our_event_subscription("apim-ai-importer-prod-1-apim", ctx.env_name, base)
+    [with_apim] = events.plan_subscriptions(ctx.scopes, ctx.apim_id)
+    values = events.events_parameters(ctx, with_apim, None)
+    assert (values["eventSubscriptionName"], values["apimSubjectPrefix"]) == ("apim-ai-importer-custom",
+                                                                              ctx.apim_id + "/")
     assert _ctx(f"/subscriptions/{SUB_A}").event_subscription_base == "apim-ai-importer-prod-1"

@@ -13,7 +13,7 @@ import pytest
 
 from importer.state import State
 from importer.state.factory import StateConfig
-from importer.state.memory import MemoryLocks, MemoryQueue, MemoryRunHistory
+from importer.state.memory import MemoryLocks, MemoryOwnedIndex, MemoryQueue, MemoryRunHistory
 from importer.state.storage import BlobLeaseLocks, StorageQueue
 
 ACCOUNT = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-ai/providers/" \
@@ -51,7 +51,7 @@ def _memory_make(clock: FakeClock) -> Callable[..., State]:
         config = StateConfig(**{"lease_s": 15, **overrides})
         return State(MemoryQueue(max_dequeue_count=config.max_dequeue_count, clock=clock),
                      MemoryLocks(lease_s=config.lease_s, renew_every_s=config.renew_every_s, clock=clock),
-                     MemoryRunHistory(), "memory")
+                     MemoryRunHistory(), "memory", owned=MemoryOwnedIndex())
     return make
 
 
