@@ -189,8 +189,38 @@ def on_queue_message(svc: Service, body: str | bytes, *, dequeue_count: int = 1,
         logger.warning("run %s account %s: %s failure, try %d of %d: %s", run.run_id, ref,
                        run.error_kind, dequeue_count, max_dequeue, run.error)
         raise Transient(f"{run.error_kind}: {run.error}")
+    if req.reason.startswith(PROBE_KEY_EDITED) and run.outcome in ("noop", "applied"):
+        _repair_probe_key(svc, ref, run)
     result: dict[str, Any] = run.to_json()
     return result
+
+
+# The reason events.owned_by_index gives a hand edit of the importer's APIM subscription (the key
+# ``test`` and the probes use). The run's plan does not hold that key (it is made on first use), so
+# the worker puts it back: active again, on the API it was scoped to. A deleted key is left gone:
+# its next use makes it again.
+PROBE_KEY_EDITED = "our subscription changed by hand"
+
+
+def _repair_probe_key(svc: Service, ref: AccountRef, run: Any) -> None:
+    from dataclasses import replace
+
+    from importer.identity import owns_subscription, probe_subscription
+
+    arm, apim = svc.reconciler.arm, svc.reconciler.apim
+    want = probe_subscription(ref)
+    try:
+        have = arm.get_subscription(apim, want.sid)
+        if have is None or not owns_subscription(have.spec, ref) or have.spec.state.lower() == "active":
+            return
+        scope = "/apis/" + have.spec.scope.rstrip("/").rsplit("/apis/", 1)[-1]
+        arm.put_subscription(apim, replace(want, scope=scope), have.etag)
+    except ImporterError as exc:  # the next use of the key (test, probe) re-activates it anyway
+        run.notes.append(f"could not re-activate the probe key {want.sid}: {exc}")
+        return
+    run.writes += 1
+    run.notes.append(f"re-activated the probe key {want.sid} (it was {have.spec.state})")
+    logger.info("run %s account %s: re-activated the probe key %s", run.run_id, ref, want.sid)
 
 
 # A run that started this long after a request was enqueued has seen what the request announced:

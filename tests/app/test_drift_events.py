@@ -137,8 +137,8 @@ def test_a_hand_edit_raises_exactly_one_request_and_the_worker_repairs_it(import
 
 
 def test_an_edit_of_the_probe_key_subscription_raises_one_request(imported: Host) -> None:
-    """The key's subscription is made and re-activated by the prober where it is used; its event
-    still names the account (the run re-checks the rest) and the next use restores it."""
+    """The key's subscription is made by the prober on first use; a hand edit (suspended) raises one
+    request, and the worker re-activates it on the API it was scoped to."""
     from azure.mgmt.apimanagement.models import SubscriptionUpdateParameters
 
     from importer.prober import Prober
@@ -154,12 +154,15 @@ def test_an_edit_of_the_probe_key_subscription_raises_one_request(imported: Host
                                         parameters=SubscriptionUpdateParameters(state="suspended"))
     requests = deliver_all(host)
     assert [r["account"].lower() for r in requests] == [AOAI.lower()]
+    before = w.writes()
     host.pump()
     assert host.raised == []
-    _key, remade = prober.key(ref)
     stored = w.sim.resource(f"{w.apim}/subscriptions/{sid}") or {}
-    assert remade and stored["properties"]["state"] == "active"
-    assert deliver_all(host) == []
+    assert stored["properties"]["state"] == "active" and w.writes() == before + 1  # the worker's repair
+    assert stored["properties"]["scope"].endswith(f"/apis/{api_id(ref)}")
+    _key, remade = prober.key(ref)
+    assert not remade  # nothing left for the next use to fix
+    assert deliver_all(host) == []  # the repair is the importer's own write: no new request
 
 
 def test_the_importers_own_writes_raise_no_request_over_three_rounds(imported: Host) -> None:
