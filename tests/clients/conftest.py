@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from azure.core.credentials import AzureKeyCredential
 from azure.core.pipeline.transport import RequestsTransport
@@ -71,12 +71,13 @@ class Served:
         """The API's base URL: gateway URL + API path."""
         return f"{self.gateway}/{self.api_path}"
 
-    def http_client(self) -> httpx.Client:
-        """httpx for the openai clients: no proxy from the environment, every response recorded."""
-        def record(response: httpx.Response) -> None:
+    def http_client(self) -> httpx2.Client:
+        """The HTTP client the openai package is built on (httpx2 from openai 3): no proxy from the
+        environment, every response recorded."""
+        def record(response: httpx2.Response) -> None:
             self.seen.append(Seen(response.request.method, str(response.request.url), response.status_code,
                                   {k.lower(): v for k, v in response.headers.items()}))
-        return httpx.Client(trust_env=False, event_hooks={"response": [record]})
+        return httpx2.Client(trust_env=False, event_hooks={"response": [record]})
 
     def azure_kwargs(self) -> dict[str, Any]:
         """Keywords for the azure-ai-inference clients: the key, no proxy, every response recorded."""
