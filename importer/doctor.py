@@ -506,6 +506,41 @@ def is_ours(name: str, base: str) -> bool:
     return name == base or (name.startswith(base + "-") and len(name) == len(base) + 14)
 
 
+def _system_topic(t: Target, where: str) -> dict[str, Any] | None:
+    """The subscription's Microsoft.Resources.Subscriptions system topic, or None."""
+    topics = t.pre.list_json(f"{where}/providers/Microsoft.EventGrid/systemTopics", EVENTGRID_API_VERSION)
+    return next((x for x in topics if str((x.get("properties") or {}).get("topicType", "")).lower()
+                 == SYSTEM_TOPIC_TYPE.lower() and str((x.get("properties") or {}).get("source", ""))
+                 .rstrip("/").lower() == where), None)
+
+
+def _apim_events(t: Target, c: Check) -> Iterator[Finding]:
+    """The event subscription on the APIM instance's objects (repair of hand edits by event)."""
+    assert t.apim is not None
+    base = t.settings.get("IMPORTER_EVENT_SUBSCRIPTION").strip()
+    if not base:
+        yield _finding(c, SKIP, "IMPORTER_EVENT_SUBSCRIPTION is empty: hand edits of APIM objects are "
+                       "repaired by the timer's pass only")
+        return
+    fix = ("run the postdeploy hook again: python infra/hooks/events.py deploy (azd deploy runs it); "
+           "see docs/deploy.md")
+    where, name = f"/subscriptions/{t.apim.subscription}", f"{base}-apim"
+    topic = _system_topic(t, where)
+    subs = t.pre.list_json(f"{topic['id']}/eventSubscriptions", EVENTGRID_API_VERSION) if topic else []
+    found = next((x for x in subs if str(x.get("name", "")).lower() == name.lower()), None)
+    props = (found or {}).get("properties") or {}
+    prefix = str((props.get("filter") or {}).get("subjectBeginsWith") or "").rstrip("/").lower()
+    if found is None or props.get("provisioningState") != "Succeeded":
+        yield _finding(c, FAIL, f"no provisioned event subscription {name} on the system topic of {where}: "
+                       "hand edits of the importer's APIM objects wait for the timer", fix, where)
+    elif not prefix or not t.apim.id.lower().startswith(prefix):
+        yield _finding(c, FAIL, f"{name} filters subjects on {prefix or 'nothing'!r}, not on the APIM "
+                       f"instance {t.apim.id}", fix, where)
+    else:
+        yield _finding(c, PASS, f"{name} on system topic {topic.get('name') if topic else '?'} covers "
+                       f"{t.apim.id}", target=where)
+
+
 def _covers(prefix: str, scope: Scope) -> bool:
     prefix = prefix.lower()
     return prefix == "" or (scope.resource_group is not None and prefix == scope.id.lower() + "/")
@@ -524,10 +559,7 @@ def _event_subscriptions(t: Target, c: Check) -> Iterator[Finding]:
         by_sub.setdefault(scope.subscription.lower(), []).append(scope)
     for sub, scopes in sorted(by_sub.items()):
         where = f"/subscriptions/{sub}"
-        topics = t.pre.list_json(f"{where}/providers/Microsoft.EventGrid/systemTopics", EVENTGRID_API_VERSION)
-        topic = next((x for x in topics if str((x.get("properties") or {}).get("topicType", "")).lower()
-                      == SYSTEM_TOPIC_TYPE.lower() and str((x.get("properties") or {}).get("source", ""))
-                      .rstrip("/").lower() == where), None)
+        topic = _system_topic(t, where)
         if topic is None:
             yield _finding(c, FAIL, "the subscription has no Microsoft.Resources.Subscriptions system topic",
                            fix, where)
@@ -712,6 +744,8 @@ CHECKS: tuple[Check, ...] = (
           "'official' is used", _official_documents, needs=("settings.values",)),
     Check("events.subscription", "the Event Grid subscriptions the deployment made exist and cover every "
           "watched scope", _event_subscriptions, needs=("settings.scopes",)),
+    Check("events.apim", "the Event Grid subscription on the APIM instance's objects exists (hand edits "
+          "repaired by event)", _apim_events, needs=("apim.exists",)),
 )
 PROBE = Check("probe.import", "an OpenAPI import on this APIM instance behaves as the importer assumes "
               "(a throwaway API, deleted afterwards)", _probe_import, needs=("apim.exists",))

@@ -76,6 +76,7 @@ def healthy(gateway_world: World) -> Iterator[Healthy]:
     seed.create_account(clients, name="contoso-safety", kind="ContentSafety")
     seed.create_system_topic(clients, name=TOPIC.rsplit("/", 1)[-1])
     seed.create_event_subscription(clients, TOPIC, EVENT_SUBSCRIPTION)
+    seed.create_event_subscription(clients, TOPIC, EVENT_SUBSCRIPTION + "-apim", subject_prefix=w.apim + "/")
     sim.add_file("AIFoundryOpenAI.json", openapi.document_text(Mode.AZURE_OPENAI))
     env = {"IMPORTER_ARM_ENDPOINT": sim.url, "IMPORTER_APIM_ID": w.apim,
            "IMPORTER_SCOPES": f"/subscriptions/{SUB},/subscriptions/{SUB}/resourceGroups/{seed.AI_GROUP}",
@@ -214,7 +215,7 @@ def test_a_skipped_check_names_what_blocked_it(healthy: Healthy) -> None:
     assert _by_status(report, doctor.FAIL) == {"settings.apim"}
     skipped = {f.id: f.evidence for f in report.findings if f.status == doctor.SKIP}
     assert set(skipped) == {"apim.exists", "apim.identity", "apim.gateway", "access.apim", "apim.products",
-                            "apim.fragment", "apim.cache", "apim.logger"}
+                            "apim.fragment", "apim.cache", "apim.logger", "events.apim"}
     assert skipped["apim.identity"] == "not checked: apim.exists did not pass"
 
 
@@ -224,7 +225,7 @@ def test_unused_features_are_skipped_not_failed(healthy: Healthy) -> None:
                          IMPORTER_EVENT_SUBSCRIPTION="")
     assert report.exit_code == 0, report.to_json()
     assert _by_status(report, doctor.SKIP) == {"apim.products", "apim.fragment", "apim.cache",
-                                               "openapi.base-url", "events.subscription"}
+                                               "openapi.base-url", "events.subscription", "events.apim"}
 
 
 def test_warnings_only_exit_2(healthy: Healthy) -> None:
@@ -381,3 +382,11 @@ def test_a_missing_logger_or_content_safety_resource_is_its_own_finding(healthy:
     failed = {f.id: f for f in report.findings if f.status == doctor.FAIL}
     assert set(failed) == {finding} and evidence in failed[finding].evidence and failed[finding].fix
     assert report.exit_code == 1
+
+
+def test_the_apim_event_subscription_is_checked(healthy: Healthy) -> None:
+    assert {f.id: f.status for f in healthy.run().findings}["events.apim"] == doctor.PASS
+    clients = healthy.world.clients
+    seed.create_event_subscription(clients, TOPIC, EVENT_SUBSCRIPTION + "-apim", subject_prefix="/other")
+    [found] = [f for f in healthy.run().findings if f.id == "events.apim"]
+    assert found.status == doctor.FAIL and "'/other'" in found.evidence and found.fix
