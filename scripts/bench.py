@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
 # The measured subprocess imports only the importer: armsim (and werkzeug) load lazily, in this
 # process, so they never count towards the importer's peak RSS.
-SUB = "00000000-0000-0000-0000-000000000001"  # armsim.seed.SUBSCRIPTION
-APIM_GROUP, APIM_NAME = "rg-apim", "contoso-apim"  # armsim.seed defaults
+SUB = "00000000-0000-0000-0000-000000000001"  # devhost.seed.SUBSCRIPTION
+APIM_GROUP, APIM_NAME = "rg-apim", "contoso-apim"  # devhost.seed defaults
 APIM_ID = (f"/subscriptions/{SUB}/resourceGroups/{APIM_GROUP}/providers/Microsoft.ApiManagement/service/"
            f"{APIM_NAME}")
 AI_GROUP = "rg-ai"
@@ -88,8 +88,8 @@ def seed_fleet(sim: Sim, n: int, k: int = 1) -> None:
     stand-in's WSGI app directly (same handlers and bodies as over the wire, just no sockets)."""
     from werkzeug.test import Client
 
-    from armsim import seed
     from armsim.server import App
+    from devhost import seed
     from importer.azure.clients import Clients
     from importer.settings import Settings
 
@@ -436,27 +436,18 @@ def _check_phase(n: int, role: str, phase: str, r: dict[str, Any], problems: lis
 # One new deployment: event → API live, in ARM round trips
 
 
-class _Out:
-    """func.Out[str] as the host provides it: the function sets, the host reads."""
-
-    value: str | None = None
-
-    def set(self, value: str) -> None:
-        self.value = value
-
-
 def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
     """Two cases through the function app's own triggers (warm process, in-memory state): a new
     deployment on an imported account, and a brand-new account's first deployment."""
     import azure.functions as func
 
-    from armsim import seed
     from armsim.server import start
+    from devhost import seed
+    from devhost.host import Out, user_function
     from importer import service
     from importer.azure.arm import AzureArm
     from importer.azure.clients import Clients, StaticCredential
     from importer.fleet import enumerate_estate, run_pass
-    from importer.hosting import user_function
     from importer.model import AccountRef, ApimRef
     from importer.reconcile import Reconciler
     from importer.render import api_id
@@ -493,7 +484,7 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
             user_function("on_resource_event")(binding, out)
             state.queue.send(ReconcileRequest.from_json(box["v"]))
             handle, request = state.queue.receive(1, visibility_timeout_s=30)[0]
-            poison = _Out()
+            poison = Out()
             user_function("reconcile_worker")(func.QueueMessage(id=handle.message_id,
                                                                 body=request.to_json().encode()), poison)
             if poison.value:  # an unreadable message: the poison output binding writes it at once

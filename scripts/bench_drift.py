@@ -63,22 +63,13 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-class _Out:
-    """func.Out[str] as the host provides it: the function sets, the host reads."""
-
-    value: str | None = None
-
-    def set(self, value: str) -> None:
-        self.value = value
-
-
 class Host:
     """What the Functions host and Event Grid do around the functions: deliver each recorded event
     to ``on_resource_event`` (concurrently, as Event Grid pushes), put its output on the queue, and
     run ``reconcile_worker`` on ``workers`` threads (an exception makes the message visible again)."""
 
     def __init__(self, sim: Any, state: Any, workers: int) -> None:
-        from importer.hosting import user_function
+        from devhost.host import user_function
 
         self.sim, self.state, self.workers = sim, state, workers
         # Indexed once, here: azure.functions' indexing is not safe to run from several threads.
@@ -131,6 +122,8 @@ class Host:
     def _work(self) -> None:
         import azure.functions as func
 
+        from devhost.host import Out
+
         worker = self.worker
         while not self._stop.is_set():
             batch = self.state.queue.receive(1, visibility_timeout_s=60)
@@ -138,7 +131,7 @@ class Host:
                 time.sleep(0.02)
                 continue
             handle, request = batch[0]
-            poison = _Out()
+            poison = Out()
             try:
                 worker(func.QueueMessage(id=handle.message_id, body=request.to_json().encode()), poison)
                 if poison.value:  # unreadable: what the poison output binding writes, at once
@@ -201,13 +194,13 @@ def repaired_at(state: Any, edit: dict[str, Any]) -> tuple[float, str] | None:
 
 def bench(n: int, edits: int, latency: float, workers: int, interval: float = 0.0,
           timer: bool = True) -> dict[str, Any]:
-    from armsim import seed
     from armsim.server import start
+    from devhost import seed
+    from devhost.host import user_function
     from importer import service
     from importer.azure.arm import AzureArm
     from importer.azure.clients import LOCAL_PRINCIPAL_ID, Clients, StaticCredential
     from importer.fleet import enumerate_estate, run_pass
-    from importer.hosting import user_function
     from importer.model import AccountRef, ApimRef
     from importer.reconcile import Reconciler
     from importer.settings import Settings

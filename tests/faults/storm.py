@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from armsim import seed
-from tests.app.host import Out
+from devhost import seed
+from devhost.host import Out
 from tests.faults.conftest import ACCOUNTS, Estates, FaultWorld, account_id, seed_estate
 
 DUPLICATES = 5
@@ -95,21 +95,12 @@ def storm_order(events: list[dict[str, Any]], seed_value: int) -> list[dict[str,
     return sorted(storm, key=lambda e: 0 if e["eventType"].endswith("DeleteSuccess") else 1)
 
 
-class _Out:
-    """func.Out[str] as the host provides it: the function sets, the host reads."""
-
-    value: str | None = None
-
-    def set(self, value: str) -> None:
-        self.value = value
-
-
 def run_storm(estates: Estates, n: int, *, workers: int = 4, seed_value: int = 7,
               setenv: Callable[[str, str], None]) -> StormResult:
     import azure.functions as func
 
+    from devhost.host import user_function
     from importer import service
-    from importer.hosting import user_function
     from importer.state.factory import memory_state
     from importer.state.ports import ReconcileRequest
 
@@ -170,7 +161,7 @@ def run_storm(estates: Estates, n: int, *, workers: int = 4, seed_value: int = 7
             binding = func.EventGridEvent(id=event["id"], data=event["data"], topic=event["topic"],
                                           subject=event["subject"], event_type=event["eventType"],
                                           event_time=None, data_version=event["dataVersion"])
-            out = _Out()
+            out = Out()
             on_event(binding, out)
             if out.value is not None:
                 state.queue.send(ReconcileRequest.from_json(out.value))
