@@ -85,10 +85,11 @@ def fire_timer(queue: RequestQueue) -> int:
     return len(out.value or [])
 
 
-def work(queue: RequestQueue, handle: MessageHandle, request: ReconcileRequest) -> Exception | None:
+def work(queue: RequestQueue, handle: MessageHandle, request: ReconcileRequest, *,
+         retry_delay_s: float = 0) -> Exception | None:
     """One queue-trigger invocation of reconcile_worker on a received message, as the host runs it:
     success deletes the message (after rejecting what the worker set as poison); an exception makes
-    it visible again (its dequeue count grows) and is returned."""
+    it visible again after ``retry_delay_s`` (its dequeue count grows) and is returned."""
     import azure.functions as func
 
     poison = Out()
@@ -99,6 +100,6 @@ def work(queue: RequestQueue, handle: MessageHandle, request: ReconcileRequest) 
             queue.reject(poison.value)
         queue.delete(handle)
     except Exception as exc:  # the host: visible again, then poison after max dequeue count
-        queue.release(handle)
+        queue.release(handle, delay_s=retry_delay_s)
         return exc
     return None

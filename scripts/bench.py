@@ -439,11 +439,10 @@ def _check_phase(n: int, role: str, phase: str, r: dict[str, Any], problems: lis
 def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
     """Two cases through the function app's own triggers (warm process, in-memory state): a new
     deployment on an imported account, and a brand-new account's first deployment."""
-    import azure.functions as func
 
     from armsim.server import start
     from devhost import seed
-    from devhost.host import Out, user_function
+    from devhost.host import deliver, work
     from importer import service
     from importer.azure.arm import AzureArm
     from importer.azure.clients import Clients, StaticCredential
@@ -453,7 +452,6 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
     from importer.render import api_id
     from importer.settings import Settings
     from importer.state.factory import memory_state
-    from importer.state.ports import ReconcileRequest
 
     sim = start(page_size=100)
     try:
@@ -476,20 +474,11 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
         def deliver_and_work(event: dict[str, Any]) -> tuple[float, list[LogEntry], str]:
             sim.log.clear()
             t0 = time.perf_counter()
-            binding = func.EventGridEvent(id=event["id"], data=event["data"], topic=event["topic"],
-                                          subject=event["subject"], event_type=event["eventType"],
-                                          event_time=None, data_version=event["dataVersion"])
-            box: dict[str, Any] = {}
-            out = type("Out", (), {"set": lambda self, v: box.__setitem__("v", v)})()
-            user_function("on_resource_event")(binding, out)
-            state.queue.send(ReconcileRequest.from_json(box["v"]))
+            assert deliver(event, state.queue) is not None, event
             handle, request = state.queue.receive(1, visibility_timeout_s=30)[0]
-            poison = Out()
-            user_function("reconcile_worker")(func.QueueMessage(id=handle.message_id,
-                                                                body=request.to_json().encode()), poison)
-            if poison.value:  # an unreadable message: the poison output binding writes it at once
-                state.queue.reject(poison.value)
-            state.queue.delete(handle)
+            raised = work(state.queue, handle, request)
+            if raised is not None:
+                raise raised
             elapsed = time.perf_counter() - t0
             outcome = state.history.last_for(request.account).outcome
             return elapsed, sim.log.entries, outcome

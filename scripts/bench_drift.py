@@ -69,11 +69,10 @@ class Host:
     run ``reconcile_worker`` on ``workers`` threads (an exception makes the message visible again)."""
 
     def __init__(self, sim: Any, state: Any, workers: int) -> None:
-        from devhost.host import user_function
+        from devhost.host import indexed
 
         self.sim, self.state, self.workers = sim, state, workers
-        # Indexed once, here: azure.functions' indexing is not safe to run from several threads.
-        self.on_event, self.worker = user_function("on_resource_event"), user_function("reconcile_worker")
+        indexed()  # once, here: azure.functions' indexing is not safe to run from several threads
         self.cursor = 0
         self.delivered: list[tuple[str, str, bool]] = []  # (caller oid, operation, raised a request)
         self.raised: list[str] = []
@@ -95,21 +94,12 @@ class Host:
         self._pool.shutdown(wait=True)
 
     def _deliver(self, event: dict[str, Any]) -> None:
-        import azure.functions as func
+        from devhost.host import deliver
 
-        from importer.state.ports import ReconcileRequest
-
-        binding = func.EventGridEvent(id=event["id"], data=event["data"], topic=event["topic"],
-                                      subject=event["subject"], event_type=event["eventType"],
-                                      event_time=None, data_version=event["dataVersion"])
-        box: dict[str, Any] = {}
-        out = type("Out", (), {"set": lambda self, v: box.__setitem__("v", v)})()
-        self.on_event(binding, out)
-        if "v" in box:
-            self.state.queue.send(ReconcileRequest.from_json(box["v"]))
+        queued = deliver(event, self.state.queue) is not None
         with self._lock:
             self.delivered.append((event["data"]["claims"].get(OID, ""), event["data"]["operationName"],
-                                   "v" in box))
+                                   queued))
 
     def _events(self) -> None:
         while not self._stop.is_set():
@@ -120,27 +110,18 @@ class Host:
             time.sleep(0.02)
 
     def _work(self) -> None:
-        import azure.functions as func
+        from devhost.host import work
 
-        from devhost.host import Out
-
-        worker = self.worker
         while not self._stop.is_set():
             batch = self.state.queue.receive(1, visibility_timeout_s=60)
             if not batch:
                 time.sleep(0.02)
                 continue
             handle, request = batch[0]
-            poison = Out()
-            try:
-                worker(func.QueueMessage(id=handle.message_id, body=request.to_json().encode()), poison)
-                if poison.value:  # unreadable: what the poison output binding writes, at once
-                    self.state.queue.reject(poison.value)
-                self.state.queue.delete(handle)
-            except Exception as exc:  # the host: visible again after a short wait
+            raised = work(self.state.queue, handle, request, retry_delay_s=0.5)
+            if raised is not None:  # the host: visible again after a short wait
                 with self._lock:
-                    self.raised.append(f"{type(exc).__name__}: {exc}"[:200])
-                self.state.queue.release(handle, delay_s=0.5)
+                    self.raised.append(f"{type(raised).__name__}: {raised}"[:200])
 
     def idle(self) -> bool:
         return self.state.queue.count() == 0 and self.cursor == len(self.sim.events())
