@@ -55,7 +55,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check importer armsim devhost function_app.py tests scripts
 
 typecheck: $(STAMP)
-	$(PY) -m mypy importer
+	$(PY) -m mypy importer devhost
 
 # The layers (.importlinter): also run by tests/test_layers.py, so `make test` and CI enforce them.
 imports: $(STAMP)
