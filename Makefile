@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 AZURITE := .tools/node_modules/.bin/azurite
 CHECKOV := .tools/checkov/bin/checkov
 
-.PHONY: demo test check lint typecheck bench faults sandbox clean mono
+.PHONY: demo test check lint typecheck imports bench faults sandbox clean mono
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,16 +49,20 @@ demo: $(STAMP)
 test: $(STAMP) $(AZURITE) $(CHECKOV) mono
 	$(PY) -m pytest
 
-check: lint typecheck test
+check: lint typecheck imports test
 
 lint: $(STAMP)
-	$(PY) -m ruff check importer armsim function_app.py tests scripts
+	$(PY) -m ruff check importer armsim devhost function_app.py tests scripts
 
 typecheck: $(STAMP)
-	$(PY) -m mypy importer
+	$(PY) -m mypy importer devhost
+
+# The layers (.importlinter): also run by tests/test_layers.py, so `make test` and CI enforce them.
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports --no-logo
 
 sandbox: $(STAMP)
 	$(PY) -m importer sandbox --port 8780
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

@@ -14,6 +14,7 @@ import itertools
 import json
 import math
 import re
+import socket
 import threading
 import time
 import uuid
@@ -362,6 +363,17 @@ def subscription_of(path: str) -> str | None:
 
 
 RESET = "reset"
+
+
+def reset_connection(environ: dict[str, Any]) -> None:
+    """Close the client's connection without answering (what a dropped connection looks like)."""
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    raise ConnectionAbortedError("armsim: injected connection reset")
 
 
 @dataclass

@@ -20,14 +20,14 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from armsim import apim, authorization, cognitive
-from armsim.core import RESET, LogEntry, RequestLog, request_kind
+from armsim.core import RESET, Faults, LogEntry, RequestLog, State, request_kind, reset_connection
 from armsim.expressions import evaluate
 from armsim.fakemodel import (
     Call,
@@ -42,8 +42,13 @@ from armsim.fakemodel import (
 from armsim.policyxml import Element, Text
 from armsim.pools import PoolRouter, backend_fault
 
-if TYPE_CHECKING:
-    from armsim.server import Sim
+
+class Host(Protocol):
+    """What the gateway needs of the running stand-in (``armsim.server.Sim``): its faults and its state.
+    A protocol, so that the gateway never imports the server that starts it (no import cycle)."""
+
+    faults: Faults
+    state: State
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +211,7 @@ class _GatewayHandler(WSGIRequestHandler):
 class Gateway:
     """The gateway of every APIM service in the stand-in: ``{url}/{service name}/{api path}/…``."""
 
-    def __init__(self, sim: Sim, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, sim: Host, host: str = "127.0.0.1", port: int = 0) -> None:
         self.sim = sim
         self.log = RequestLog()
         self.tokens = TokenCounter()
@@ -265,9 +270,7 @@ class Gateway:
         action = self.sim.faults.next_action(method, path) if not self.down else None
         if self.down or action == RESET:
             self._log(request, 0, started, clock, "reset")
-            from armsim.server import _reset
-
-            _reset(environ)
+            reset_connection(environ)
         if action is not None:
             fault = "scripted"
             spec = {"status": action} if isinstance(action, int) else dict(action)

@@ -11,7 +11,6 @@ import copy
 import dataclasses
 import logging
 import re
-import socket
 import threading
 import time
 import uuid
@@ -40,6 +39,7 @@ from armsim.core import (
     json_response,
     request_kind,
     require_scope,
+    reset_connection,
     resource_group_of,
     resource_type_of,
     subscription_of,
@@ -96,7 +96,7 @@ class App:
             action = sim.faults.next_action(method, path)
             if action == RESET:
                 self._log(request, path, 0, started, clock, subscription, kind, "reset")
-                _reset(environ)
+                reset_connection(environ)
             if action is not None:
                 fault = "scripted"
                 response = fault_response(action)
@@ -188,17 +188,6 @@ class App:
         if not ctx.api_version:
             raise ArmError(400, "MissingApiVersionParameter",
                            "The api-version query parameter (?api-version=) is required for all requests.")
-
-
-def _reset(environ: dict[str, Any]) -> None:
-    """Close the client's connection without answering (what a dropped connection looks like)."""
-    sock = environ.get("werkzeug.socket")
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-    raise ConnectionAbortedError("armsim: injected connection reset")
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -290,45 +290,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from armsim.server import serve_forever
+    # Dev hosting, not the product: one of the two imports of devhost/ that .importlinter names.
+    from devhost.sandbox import main as sandbox_main
 
-    if not args.seed:
-        serve_forever(args.port, gateway=args.gateway)
-        return EXIT_OK
-    import threading
-
-    from armsim import seed
-    from armsim.server import start
-    from importer.azure.clients import Clients
-
-    sim = start(args.port, gateway=args.gateway)
-    print(f"armsim listening on {sim.url}", flush=True)
-    if sim.gateway is not None:
-        print(f"armsim gateway on {sim.gateway.url}/{{APIM service name}}", flush=True)
-    clients = Clients(Settings.from_env({"IMPORTER_ARM_ENDPOINT": sim.url}))
-    seed.create_apim(clients)
-    seed.create_product(clients, seed.apim_id(), "ai-consumers")
-    seed.grant_importer_roles(clients)  # so `doctor` finds the roles the deployment would grant
-    for name, kind, models in (("contoso-aoai", "OpenAI", ("gpt-4o", "text-embedding-3-small")),
-                               ("contoso-foundry", "AIServices", ("gpt-4o-mini",))):
-        seed.create_account(clients, name=name, kind=kind)
-        account = seed.account_id(seed.SUBSCRIPTION, seed.AI_GROUP, name)
-        for model in models:
-            seed.create_deployment(clients, account, model, model=model)
-        print(f"account ({kind}): {account}", flush=True)
-    print(f"APIM: {seed.apim_id()}", flush=True)
-    print(f"scope: /subscriptions/{seed.SUBSCRIPTION}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
-    return EXIT_OK
+    return sandbox_main(args.port, seeded=args.seed, gateway=args.gateway)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from importer.demo import main as demo_main
+    # Dev hosting, not the product: one of the two imports of devhost/ that .importlinter names.
+    from devhost.demo import main as demo_main
 
     return demo_main(_console())
 

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
 # The measured subprocess imports only the importer: armsim (and werkzeug) load lazily, in this
 # process, so they never count towards the importer's peak RSS.
-SUB = "00000000-0000-0000-0000-000000000001"  # armsim.seed.SUBSCRIPTION
-APIM_GROUP, APIM_NAME = "rg-apim", "contoso-apim"  # armsim.seed defaults
+SUB = "00000000-0000-0000-0000-000000000001"  # devhost.seed.SUBSCRIPTION
+APIM_GROUP, APIM_NAME = "rg-apim", "contoso-apim"  # devhost.seed defaults
 APIM_ID = (f"/subscriptions/{SUB}/resourceGroups/{APIM_GROUP}/providers/Microsoft.ApiManagement/service/"
            f"{APIM_NAME}")
 AI_GROUP = "rg-ai"
@@ -88,8 +88,8 @@ def seed_fleet(sim: Sim, n: int, k: int = 1) -> None:
     stand-in's WSGI app directly (same handlers and bodies as over the wire, just no sockets)."""
     from werkzeug.test import Client
 
-    from armsim import seed
     from armsim.server import App
+    from devhost import seed
     from importer.azure.clients import Clients
     from importer.settings import Settings
 
@@ -436,33 +436,22 @@ def _check_phase(n: int, role: str, phase: str, r: dict[str, Any], problems: lis
 # One new deployment: event → API live, in ARM round trips
 
 
-class _Out:
-    """func.Out[str] as the host provides it: the function sets, the host reads."""
-
-    value: str | None = None
-
-    def set(self, value: str) -> None:
-        self.value = value
-
-
 def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
     """Two cases through the function app's own triggers (warm process, in-memory state): a new
     deployment on an imported account, and a brand-new account's first deployment."""
-    import azure.functions as func
 
-    from armsim import seed
     from armsim.server import start
+    from devhost import seed
+    from devhost.host import deliver, work
     from importer import service
     from importer.azure.arm import AzureArm
     from importer.azure.clients import Clients, StaticCredential
     from importer.fleet import enumerate_estate, run_pass
-    from importer.hosting import user_function
     from importer.model import AccountRef, ApimRef
     from importer.reconcile import Reconciler
     from importer.render import api_id
     from importer.settings import Settings
     from importer.state.factory import memory_state
-    from importer.state.ports import ReconcileRequest
 
     sim = start(page_size=100)
     try:
@@ -485,20 +474,11 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
         def deliver_and_work(event: dict[str, Any]) -> tuple[float, list[LogEntry], str]:
             sim.log.clear()
             t0 = time.perf_counter()
-            binding = func.EventGridEvent(id=event["id"], data=event["data"], topic=event["topic"],
-                                          subject=event["subject"], event_type=event["eventType"],
-                                          event_time=None, data_version=event["dataVersion"])
-            box: dict[str, Any] = {}
-            out = type("Out", (), {"set": lambda self, v: box.__setitem__("v", v)})()
-            user_function("on_resource_event")(binding, out)
-            state.queue.send(ReconcileRequest.from_json(box["v"]))
+            assert deliver(event, state.queue) is not None, event
             handle, request = state.queue.receive(1, visibility_timeout_s=30)[0]
-            poison = _Out()
-            user_function("reconcile_worker")(func.QueueMessage(id=handle.message_id,
-                                                                body=request.to_json().encode()), poison)
-            if poison.value:  # an unreadable message: the poison output binding writes it at once
-                state.queue.reject(poison.value)
-            state.queue.delete(handle)
+            raised = work(state.queue, handle, request)
+            if raised is not None:
+                raise raised
             elapsed = time.perf_counter() - t0
             outcome = state.history.last_for(request.account).outcome
             return elapsed, sim.log.entries, outcome

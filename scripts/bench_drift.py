@@ -63,26 +63,16 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-class _Out:
-    """func.Out[str] as the host provides it: the function sets, the host reads."""
-
-    value: str | None = None
-
-    def set(self, value: str) -> None:
-        self.value = value
-
-
 class Host:
     """What the Functions host and Event Grid do around the functions: deliver each recorded event
     to ``on_resource_event`` (concurrently, as Event Grid pushes), put its output on the queue, and
     run ``reconcile_worker`` on ``workers`` threads (an exception makes the message visible again)."""
 
     def __init__(self, sim: Any, state: Any, workers: int) -> None:
-        from importer.hosting import user_function
+        from devhost.host import indexed
 
         self.sim, self.state, self.workers = sim, state, workers
-        # Indexed once, here: azure.functions' indexing is not safe to run from several threads.
-        self.on_event, self.worker = user_function("on_resource_event"), user_function("reconcile_worker")
+        indexed()  # once, here: azure.functions' indexing is not safe to run from several threads
         self.cursor = 0
         self.delivered: list[tuple[str, str, bool]] = []  # (caller oid, operation, raised a request)
         self.raised: list[str] = []
@@ -104,21 +94,12 @@ class Host:
         self._pool.shutdown(wait=True)
 
     def _deliver(self, event: dict[str, Any]) -> None:
-        import azure.functions as func
+        from devhost.host import deliver
 
-        from importer.state.ports import ReconcileRequest
-
-        binding = func.EventGridEvent(id=event["id"], data=event["data"], topic=event["topic"],
-                                      subject=event["subject"], event_type=event["eventType"],
-                                      event_time=None, data_version=event["dataVersion"])
-        box: dict[str, Any] = {}
-        out = type("Out", (), {"set": lambda self, v: box.__setitem__("v", v)})()
-        self.on_event(binding, out)
-        if "v" in box:
-            self.state.queue.send(ReconcileRequest.from_json(box["v"]))
+        queued = deliver(event, self.state.queue) is not None
         with self._lock:
             self.delivered.append((event["data"]["claims"].get(OID, ""), event["data"]["operationName"],
-                                   "v" in box))
+                                   queued))
 
     def _events(self) -> None:
         while not self._stop.is_set():
@@ -129,25 +110,18 @@ class Host:
             time.sleep(0.02)
 
     def _work(self) -> None:
-        import azure.functions as func
+        from devhost.host import work
 
-        worker = self.worker
         while not self._stop.is_set():
             batch = self.state.queue.receive(1, visibility_timeout_s=60)
             if not batch:
                 time.sleep(0.02)
                 continue
             handle, request = batch[0]
-            poison = _Out()
-            try:
-                worker(func.QueueMessage(id=handle.message_id, body=request.to_json().encode()), poison)
-                if poison.value:  # unreadable: what the poison output binding writes, at once
-                    self.state.queue.reject(poison.value)
-                self.state.queue.delete(handle)
-            except Exception as exc:  # the host: visible again after a short wait
+            raised = work(self.state.queue, handle, request, retry_delay_s=0.5)
+            if raised is not None:  # the host: visible again after a short wait
                 with self._lock:
-                    self.raised.append(f"{type(exc).__name__}: {exc}"[:200])
-                self.state.queue.release(handle, delay_s=0.5)
+                    self.raised.append(f"{type(raised).__name__}: {raised}"[:200])
 
     def idle(self) -> bool:
         return self.state.queue.count() == 0 and self.cursor == len(self.sim.events())
@@ -201,13 +175,13 @@ def repaired_at(state: Any, edit: dict[str, Any]) -> tuple[float, str] | None:
 
 def bench(n: int, edits: int, latency: float, workers: int, interval: float = 0.0,
           timer: bool = True) -> dict[str, Any]:
-    from armsim import seed
     from armsim.server import start
+    from devhost import seed
+    from devhost.host import user_function
     from importer import service
     from importer.azure.arm import AzureArm
     from importer.azure.clients import LOCAL_PRINCIPAL_ID, Clients, StaticCredential
     from importer.fleet import enumerate_estate, run_pass
-    from importer.hosting import user_function
     from importer.model import AccountRef, ApimRef
     from importer.reconcile import Reconciler
     from importer.settings import Settings

@@ -27,8 +27,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from armsim import seed  # noqa: E402
 from armsim.server import Sim  # noqa: E402
+from devhost import seed  # noqa: E402
 from importer.azure.arm import AzureArm  # noqa: E402
 from importer.azure.clients import Clients  # noqa: E402
 from importer.fleet import enumerate_estate, run_pass  # noqa: E402

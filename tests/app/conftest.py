@@ -1,7 +1,8 @@
 """The function app, hosted the way the Functions host hosts it, over Azurite and the stand-in.
 
 ``host`` turns what a function set on its output binding into a queue message on Azurite (base64,
-as the host writes it) and feeds queue messages back to the worker as ``func.QueueMessage``.
+as the host writes it) and feeds queue messages back to the worker as ``func.QueueMessage``, through
+devhost.host (the one emulation of the host, shared with the demo).
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ from typing import Any
 
 import azure.functions as func
 import pytest
-from azure.functions.timer import TimerRequest
 
+from devhost.host import deliver, fire_timer, user_function, work
 from importer import service
 from importer.azure.arm import AzureArm
 from importer.azure.clients import Clients
 from importer.model import ApimRef
 from importer.reconcile import Reconciler
 from importer.settings import Settings
-from importer.state.ports import ReconcileRequest
-from tests.app.host import Out, user_function
 from tests.fixtures.world import SUB, World
 
 
@@ -35,31 +34,14 @@ class Host:
 
     def deliver(self, event: dict[str, Any], *, cloud: bool = False) -> str | None:
         """One Event Grid delivery → on_resource_event; its output message goes on the queue."""
-        if cloud:
-            binding: Any = func.CloudEvent(id=event["id"], source=event["source"], type=event["type"],
-                                           specversion=event["specversion"], data=event.get("data"),
-                                           subject=event.get("subject"))
-        else:
-            binding = func.EventGridEvent(id=event["id"], data=event["data"], topic=event.get("topic", ""),
-                                          subject=event.get("subject", ""), event_type=event["eventType"],
-                                          event_time=None, data_version=event.get("dataVersion", "2"))
-        out = Out()
-        user_function("on_resource_event")(binding, out)
-        if out.value:
-            self.state.queue.send(ReconcileRequest.from_json(out.value))
-        return out.value  # type: ignore[no-any-return]
+        return deliver(event, self.state.queue, cloud=cloud)
 
     def timer(self) -> int:
-        out = Out()
-        user_function("drift_timer")(TimerRequest(past_due=False), out)
-        for text in out.value or []:
-            self.state.queue.send(ReconcileRequest.from_json(text))
-        return len(out.value or [])
+        return fire_timer(self.state.queue)
 
     def pump(self, workers: int = 1, max_rounds: int = 400) -> None:
         """Run the queue trigger until the queue is empty, on ``workers`` threads, like the host:
         success deletes the message, an exception makes it visible again (then poison)."""
-        worker = user_function("reconcile_worker")
         lock = threading.Lock()
 
         def loop() -> None:
@@ -73,17 +55,10 @@ class Host:
                     continue
                 idle = 0
                 handle, request = batch[0]
-                msg = func.QueueMessage(id=handle.message_id, body=request.to_json().encode())
-                poison = Out()
-                try:
-                    worker(msg, poison)
-                    if poison.value:
-                        self.state.queue.reject(poison.value)
-                    self.state.queue.delete(handle)
-                except Exception as exc:  # the host: visible again, dequeue count grows
+                raised = work(self.state.queue, handle, request)
+                if raised is not None:
                     with lock:
-                        self.raised.append(f"{type(exc).__name__}: {exc}")
-                    self.state.queue.release(handle)
+                        self.raised.append(f"{type(raised).__name__}: {raised}")
 
         threads = [threading.Thread(target=loop) for _ in range(workers)]
         for t in threads:

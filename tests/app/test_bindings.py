@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import function_app
-from tests.app import host
-from tests.app.host import bindings
+from devhost import host
+from devhost.host import bindings
 
 EXPECTED = {
     "on_resource_event": [

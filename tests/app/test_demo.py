@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from importer.demo import Demo
+from devhost.demo import Demo
 
 
 def test_demo_runs_offline_and_ends_with_a_summary() -> None:

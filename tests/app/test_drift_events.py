@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from armsim import seed
+from devhost import seed
 from importer import service
 from importer.azure.arm import AzureArm
 from importer.azure.clients import LOCAL_PRINCIPAL_ID, Clients

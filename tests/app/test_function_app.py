@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
-from armsim import seed
+from devhost import seed
+from devhost.host import Out
 from importer.model import AccountRef
 from importer.render import api_id
 from tests.app.conftest import Host
-from tests.app.host import Out
 from tests.fixtures.world import AOAI, FOUNDRY, SUB
 
 
@@ -260,7 +260,7 @@ def test_a_request_already_served_by_a_later_run_is_coalesced(host: Host, lead_s
                                                               coalesced: bool) -> None:
     import azure.functions as func
 
-    from importer.hosting import user_function
+    from devhost.host import user_function
     from importer.state.ports import ReconcileRequest
 
     w = host.world
@@ -282,7 +282,7 @@ def test_a_request_already_served_by_a_later_run_is_coalesced(host: Host, lead_s
 def test_a_request_after_a_failed_run_is_not_coalesced(host: Host) -> None:
     import azure.functions as func
 
-    from importer.hosting import user_function
+    from devhost.host import user_function
     from importer.state.ports import RunRecord
 
     now = "2030-01-01T00:00:10+00:00"
@@ -328,7 +328,7 @@ def test_an_unreadable_queue_message_is_poisoned_at_once_with_its_reason(host: H
                                                                           reason: str) -> None:
     import azure.functions as func
 
-    from importer.hosting import user_function
+    from devhost.host import user_function
 
     poison = Out()
     user_function("reconcile_worker")(func.QueueMessage(id="m", body=body), poison)

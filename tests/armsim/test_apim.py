@@ -12,7 +12,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.apimanagement import models
 from lxml import etree
 
-from armsim import policyxml, seed
+from armsim import policyxml
+from devhost import seed
 from tests.armsim.wire import call
 
 SUB, RG, SVC = seed.SUBSCRIPTION, seed.APIM_GROUP, seed.APIM_NAME

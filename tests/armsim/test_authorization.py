@@ -12,7 +12,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
 
-from armsim import seed
+from devhost import seed
 from tests.armsim.wire import call
 
 SUB = seed.SUBSCRIPTION

@@ -10,7 +10,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.mgmt.cognitiveservices import models
 
-from armsim import seed
+from devhost import seed
 from tests.armsim.wire import call
 
 SUB, RG = seed.SUBSCRIPTION, seed.AI_GROUP

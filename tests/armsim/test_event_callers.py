@@ -8,8 +8,8 @@ import urllib.request
 
 from azure.mgmt.apimanagement import models
 
-from armsim import seed
 from armsim.core import OID_CLAIM, UNKNOWN_CALLER
+from devhost import seed
 from importer.azure.clients import LOCAL_PRINCIPAL_ID, Clients, StaticCredential
 
 SUB, RG, SVC = seed.SUBSCRIPTION, seed.APIM_GROUP, seed.APIM_NAME

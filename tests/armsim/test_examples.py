@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from armsim import seed
+from devhost import seed
 from tests.armsim.wire import call, example, shape_mismatches
 
 SUB = seed.SUBSCRIPTION

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from azure.mgmt.apimanagement import models
 
-from armsim import seed
 from armsim.server import Sim
+from devhost import seed
 from importer.model import AccountRef, Mode
 from importer.render import INVALID_JSON_BODY, api_id, not_found_body
 from tests.fixtures.world import AOAI, FOUNDRY, World

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from armsim import seed
+from devhost import seed
 from importer.fleet import enumerate_estate, run_pass
 from tests.armsim.test_gateway import CHAT, _call, _subscription
 from tests.fixtures.world import SUB, World

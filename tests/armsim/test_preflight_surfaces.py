@@ -10,9 +10,9 @@ import urllib.request
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from armsim import seed
 from armsim.core import CALLER_PRINCIPAL_ID
 from armsim.server import Sim
+from devhost import seed
 from importer.azure.clients import Clients
 from importer.model import Scope
 

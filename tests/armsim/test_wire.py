@@ -13,8 +13,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceResponseError
 from azure.mgmt.apimanagement import models
 
-from armsim import seed
 from armsim.core import to_cloudevent
+from devhost import seed
 from importer.azure.clients import Clients
 from tests.armsim.wire import EXAMPLES, call, shape_mismatches
 

@@ -6,7 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from armsim import seed
+from devhost import seed
 from importer.azure.clients import Clients
 from importer.azure.pacing import Bucket
 from importer.settings import Settings

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from armsim import seed
+from devhost import seed
 from importer.cli import main
 from tests.fixtures.world import AOAI, SUB, World
 

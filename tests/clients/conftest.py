@@ -17,7 +17,7 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.pipeline.transport import RequestsTransport
 from azure.mgmt.apimanagement import models
 
-from armsim import seed
+from devhost import seed
 from importer.model import AccountRef, Mode
 from importer.render import api_id
 from tests.fixtures.world import AOAI, FOUNDRY, World

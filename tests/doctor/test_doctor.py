@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from azure.mgmt.apimanagement import models as apim_models
 
-from armsim import seed
 from armsim.core import CALLER_PRINCIPAL_ID
 from armsim.server import Sim
+from devhost import seed
 from importer import doctor, openapi
 from importer.azure.arm import AzureArm
 from importer.azure.clients import Clients
@@ -290,8 +290,8 @@ def test_cli_json_and_exit_codes(healthy: Healthy, monkeypatch: pytest.MonkeyPat
 def test_http_doctor(healthy: Healthy, monkeypatch: pytest.MonkeyPatch) -> None:
     import azure.functions as func
 
+    from devhost.host import user_function
     from importer import service
-    from tests.app.host import user_function
 
     for key, value in healthy.env.items():
         monkeypatch.setenv(key, value)

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from azure.mgmt.apimanagement import models
 
-from armsim import seed
+from devhost import seed
 from importer import policyxml, pools
 from importer.model import AccountRef, Mode
 from importer.render import INVALID_JSON_BODY, NOT_FOUND_MESSAGE, api_id

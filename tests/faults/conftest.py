@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from armsim import seed
 from armsim.server import Sim
+from devhost import seed
 from importer.azure.arm import AzureArm
 from importer.azure.clients import Clients, StaticCredential
 from importer.fleet import enumerate_estate, run_pass

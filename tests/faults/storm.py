@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from armsim import seed
-from tests.app.host import Out
+from devhost import seed
 from tests.faults.conftest import ACCOUNTS, Estates, FaultWorld, account_id, seed_estate
 
 DUPLICATES = 5
@@ -95,23 +94,11 @@ def storm_order(events: list[dict[str, Any]], seed_value: int) -> list[dict[str,
     return sorted(storm, key=lambda e: 0 if e["eventType"].endswith("DeleteSuccess") else 1)
 
 
-class _Out:
-    """func.Out[str] as the host provides it: the function sets, the host reads."""
-
-    value: str | None = None
-
-    def set(self, value: str) -> None:
-        self.value = value
-
-
 def run_storm(estates: Estates, n: int, *, workers: int = 4, seed_value: int = 7,
               setenv: Callable[[str, str], None]) -> StormResult:
-    import azure.functions as func
-
+    from devhost.host import deliver, indexed, work
     from importer import service
-    from importer.hosting import user_function
     from importer.state.factory import memory_state
-    from importer.state.ports import ReconcileRequest
 
     # The minimum: one clean pass from the same start to the same end.
     clean, _, _ = _prepared(estates, n)
@@ -126,7 +113,7 @@ def run_storm(estates: Estates, n: int, *, workers: int = 4, seed_value: int = 7
     rec = world.reconciler()
     rec.locks, rec.history = state.locks, state.history
     service.install(service.Service(rec.settings, rec, state))
-    on_event, worker = user_function("on_resource_event"), user_function("reconcile_worker")
+    indexed()  # once, before the worker threads: azure.functions' indexing is not thread-safe
     storm = storm_order(events, seed_value)
     delivering = threading.Event()
     delivering.set()
@@ -147,16 +134,10 @@ def run_storm(estates: Estates, n: int, *, workers: int = 4, seed_value: int = 7
                 continue
             idle = 0
             handle, request = batch[0]
-            poison = Out()
-            try:
-                worker(func.QueueMessage(id=handle.message_id, body=request.to_json().encode()), poison)
-                if poison.value:  # rejected at once: what the poison output binding writes
-                    state.queue.reject(poison.value)
-                state.queue.delete(handle)
-            except Exception as exc:  # the host: visible again, counts towards poison
+            raised = work(state.queue, handle, request, retry_delay_s=0.05)
+            if raised is not None:  # the host: visible again, counts towards poison
                 with lock:
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                state.queue.release(handle, delay_s=0.05)
+                    errors.append(f"{type(raised).__name__}: {raised}")
             with lock:
                 processed[0] += 1
 
@@ -167,13 +148,7 @@ def run_storm(estates: Estates, n: int, *, workers: int = 4, seed_value: int = 7
     enqueued = 0
     try:
         for event in storm:
-            binding = func.EventGridEvent(id=event["id"], data=event["data"], topic=event["topic"],
-                                          subject=event["subject"], event_type=event["eventType"],
-                                          event_time=None, data_version=event["dataVersion"])
-            out = _Out()
-            on_event(binding, out)
-            if out.value is not None:
-                state.queue.send(ReconcileRequest.from_json(out.value))
+            if deliver(event, state.queue) is not None:
                 enqueued += 1
     finally:
         delivering.clear()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from azure.mgmt.apimanagement import models
 
-from armsim import seed
+from devhost import seed
 from importer.azure.rest import ArmJson
 from importer.model import AccountRef, Mode
 from importer.render import (

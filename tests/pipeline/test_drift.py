@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from armsim import seed
+from devhost import seed
 from importer.model import AccountRef
 from importer.render import api_id, backend_id
 from tests.fixtures.world import AOAI, SUB, World

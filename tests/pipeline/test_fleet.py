@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from armsim import seed
+from devhost import seed
 from importer.fleet import enumerate_estate, run_pass, summarise
 from importer.model import AccountRef
 from importer.render import api_id

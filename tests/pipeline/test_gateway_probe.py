@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from armsim import seed
+from devhost import seed
 from importer.cli import main
 from importer.explain import explain
 from importer.model import AccountRef, ImporterError

@@ -168,7 +168,7 @@ def test_the_cache_lookup_precedes_the_token_limit_and_varies_by_deployment(worl
 
 
 def _cached_world(world: World) -> dict[str, Any]:
-    from armsim import seed
+    from devhost import seed
 
     world.apim_client().cache.create_or_update(world.rg, world.svc, "default", models.CacheContract(
         connection_string="redis.example:10000,password=x,ssl=True", use_from_location="default"))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from armsim import seed
+from devhost import seed
 from importer import policyxml
 from importer.model import AccountRef, Mode
 from importer.render import api_id

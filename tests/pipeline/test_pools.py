@@ -6,7 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from armsim import seed
+from devhost import seed
 from importer import poolsync
 from importer.fleet import enumerate_estate, run_pass, summarise
 from importer.model import AccountRef, Mode

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from azure.mgmt.apimanagement import models
 
-from armsim import seed
+from devhost import seed
 from importer import identity
 from importer.azure.arm import AzureArm
 from importer.azure.clients import Clients

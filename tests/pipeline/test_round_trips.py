@@ -6,7 +6,7 @@ with 200 ms added to every request so that requests sent together overlap even o
 
 from __future__ import annotations
 
-from armsim import seed
+from devhost import seed
 from importer.model import AccountRef
 from importer.render import api_id
 from tests.fixtures.world import SUB, World

@@ -1,7 +1,7 @@
 """Seeding helpers: populate the stand-in the way Azure is populated, through the real SDK clients.
 
-Client side (this module may import azure.*; the server modules never do). Each helper takes an
-``importer.azure.clients.Clients`` built for the stand-in and returns the SDK model it created.
+Client side, so it lives in devhost/ and not in armsim/ (the stand-in imports no azure.*). Each helper
+takes an ``importer.azure.clients.Clients`` built for the stand-in and returns the SDK model it created.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,16 +28,6 @@ class Step:
     outcome: str = ""
 
 
-class _Out:
-    """A func.Out twin: what the function set is what the host would write to the queue."""
-
-    def __init__(self) -> None:
-        self.value: Any = None
-
-    def set(self, value: Any) -> None:
-        self.value = value
-
-
 @contextmanager
 def _env(values: dict[str, str]) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in values}
@@ -54,8 +44,8 @@ def _env(values: dict[str, str]) -> Iterator[None]:
 
 class Demo:
     def __init__(self, console: Any) -> None:
-        from armsim import seed
         from armsim.server import start
+        from devhost import seed
         from importer.azure.clients import Clients, StaticCredential
         from importer.settings import Settings
 
@@ -89,34 +79,17 @@ class Demo:
 
     # -- the host, played faithfully -------------------------------------------------------------
 
-    def functions(self) -> dict[str, Callable[..., Any]]:
-        from importer.hosting import indexed, user_function
-
-        return {name: user_function(name) for name in indexed()}
-
     def deliver_events(self, events: list[dict[str, Any]]) -> int:
         """Each recorded change event → the Event Grid function → (maybe) a queue message."""
-        import azure.functions as func
-
+        from devhost.host import deliver
         from importer.service import get_service
-        from importer.state.ports import ReconcileRequest
 
-        queued = 0
-        for ev in events:
-            event = func.EventGridEvent(id=ev["id"], data=ev["data"], topic=ev["topic"],
-                                        subject=ev["subject"], event_type=ev["eventType"],
-                                        event_time=None, data_version=ev.get("dataVersion", "2"))
-            out = _Out()
-            self.functions()["on_resource_event"](event, out)
-            if out.value:
-                get_service().state.queue.send(ReconcileRequest.from_json(out.value))
-                queued += 1
-        return queued
+        queue = get_service().state.queue
+        return sum(1 for ev in events if deliver(ev, queue))
 
     def drain_queue(self) -> list[dict[str, Any]]:
         """The queue trigger: one message at a time, as the host would, until the queue is empty."""
-        import azure.functions as func
-
+        from devhost.host import work
         from importer.service import get_service
 
         state = get_service().state
@@ -126,31 +99,18 @@ class Demo:
             if not batch:
                 return runs
             for handle, request in batch:
-                msg = func.QueueMessage(id=handle.message_id, body=request.to_json().encode())
-                poison = _Out()
-                try:
-                    self.functions()["reconcile_worker"](msg, poison)
-                    if poison.value:
-                        state.queue.reject(poison.value)
-                    state.queue.delete(handle)
-                except Exception as exc:  # the host would retry, then poison
-                    self.say(f"    worker raised (the host would retry): {exc}", "red")
-                    state.queue.release(handle)
+                raised = work(state.queue, handle, request)
+                if raised is not None:  # the host would retry, then poison
+                    self.say(f"    worker raised (the host would retry): {raised}", "red")
                 last = state.history.last_for(request.account)
                 if last is not None:
                     runs.append(last.to_dict())
 
     def timer(self) -> int:
-        from azure.functions.timer import TimerRequest
-
+        from devhost.host import fire_timer
         from importer.service import get_service
-        from importer.state.ports import ReconcileRequest
 
-        out = _Out()
-        self.functions()["drift_timer"](TimerRequest(past_due=False), out)
-        for text in out.value or []:
-            get_service().state.queue.send(ReconcileRequest.from_json(text))
-        return len(out.value or [])
+        return fire_timer(get_service().state.queue)
 
     @contextmanager
     def step(self, title: str, short: str) -> Iterator[Step]:
