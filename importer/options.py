@@ -269,8 +269,6 @@ def _optional(check: Callable[[object, Src], T]) -> Callable[[object, Src], T | 
     return parse
 
 
-
-
 def _strict_bool(value: object, source: Src) -> bool:
     if isinstance(value, bool):
         return value
