@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from importer.model import Mode, OpenApi
+from importer.options import BY_KEY, CLI_FLAGS
 from importer.settings import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
@@ -56,7 +58,9 @@ def build_reconciler(settings: Settings, *, with_state: bool = False) -> Any:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    return {key: value for key in ("mode", "openapi") if (value := getattr(args, key, None))}
+    """The explicit options the flags set, by their JSON key (options.OPTIONS' cli column)."""
+    return {key: value for flag, key in CLI_FLAGS.items()
+            if (value := getattr(args, flag.lstrip("-").replace("-", "_"), None))}
 
 
 def _fail(console: Any, message: str, json_mode: bool) -> int:
@@ -315,6 +319,11 @@ def _add_common(p: argparse.ArgumentParser, *, account: bool = True) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log each step to stderr")
 
 
+def _default_help(key: str) -> str:
+    option = BY_KEY[key]
+    return f"default: tag {option.tag}, else {option.setting}"
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="python -m importer",
@@ -329,12 +338,10 @@ def parser() -> argparse.ArgumentParser:
         _add_common(p)
         p.add_argument("--mode", metavar="MODES",
                        help="client-compatibility mode(s), comma-separated, each its own API: "
-                            "azure-openai, azure-ai, azure-openai-v1 (default: tag apim-importer-mode, "
-                            "else IMPORTER_MODE)")
-        p.add_argument("--openapi", choices=("bundled", "official"),
+                            f"{', '.join(m.value for m in Mode)} ({_default_help('mode')})")
+        p.add_argument("--openapi", choices=tuple(m.value for m in OpenApi),
                        help="OpenAPI document: the project's own, or the official one by link from "
-                            "IMPORTER_OPENAPI_BASE_URL (default: tag apim-importer-openapi, else "
-                            "IMPORTER_OPENAPI)")
+                            f"IMPORTER_OPENAPI_BASE_URL ({_default_help('openapi')})")
         p.add_argument("--record", action="store_true",
                        help="record the run in the run history (AzureWebJobsStorage)")
         p.set_defaults(func=lambda a, n=name: cmd_plan_apply(a, dry_run=(n == "plan")))

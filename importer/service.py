@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from importer.events import decide_cloudevent, decide_eventgrid, owned_by_index
 from importer.model import AccountRef, ImporterError, InvalidInput, Scope
+from importer.options import JSON_TYPES
 from importer.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -288,15 +289,22 @@ def _timer_pools(svc: Service) -> None:
 
 # -- HTTP -------------------------------------------------------------------------------------------
 
-_IMPORT_FIELDS = {"account": str, "dryRun": bool, "wait": bool, "mode": str, "basePath": str,
-                  "products": list, "tokensPerMinute": int, "tokenQuota": str, "tokenMetrics": bool,
-                  "semanticCacheDeployment": str, "contentSafetyId": str,
-                  "circuitBreaker": bool, "policyFragment": str, "adopt": bool,
-                  "enableApimIdentity": bool, "displayName": str, "openapi": str, "llmLogging": bool}
+# The request's own fields, then every option's JSON key with its type (options.OPTIONS).
+_REQUEST_FIELDS: dict[str, type] = {"account": str, "dryRun": bool, "wait": bool}
+_IMPORT_FIELDS: dict[str, type] = {**_REQUEST_FIELDS, **JSON_TYPES}
 
 
 def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
     return status, {"error": {"status": status, "message": message}}
+
+
+def _check_type(key: str, value: object, typ: type) -> None:
+    if typ is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise InvalidInput(f"field '{key}' must be an integer")
+    if not isinstance(value, typ):
+        raise InvalidInput(f"field '{key}' must be a {typ.__name__}")
+    if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+        raise InvalidInput(f"field '{key}' must be a list of strings")
 
 
 def parse_import_body(body: bytes) -> tuple[AccountRef, bool, bool, dict[str, object]]:
@@ -317,18 +325,11 @@ def parse_import_body(body: bytes) -> tuple[AccountRef, bool, bool, dict[str, ob
                            f"{', '.join(sorted(_IMPORT_FIELDS))}")
     for key, typ in _IMPORT_FIELDS.items():
         if key in data:
-            value = data[key]
-            if typ is int and (isinstance(value, bool) or not isinstance(value, int)):
-                raise InvalidInput(f"field '{key}' must be an integer")
-            if not isinstance(value, typ):
-                raise InvalidInput(f"field '{key}' must be a {typ.__name__}")
-            if isinstance(value, list) and not all(isinstance(v, str) for v in value):
-                raise InvalidInput(f"field '{key}' must be a list of strings")
+            _check_type(key, data[key], typ)
     if "account" not in data:
         raise InvalidInput("field 'account' (the account's resource id) is required")
     ref = AccountRef.parse(data["account"])
-    overrides: dict[str, object] = {k: v for k, v in data.items()
-                                    if k not in ("account", "dryRun", "wait")}
+    overrides: dict[str, object] = {k: v for k, v in data.items() if k not in _REQUEST_FIELDS}
     return ref, bool(data.get("dryRun", False)), bool(data.get("wait", True)), overrides
 
 
