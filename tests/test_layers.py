@@ -36,7 +36,7 @@ def test_the_urllib_exceptions_of_the_pure_core_parse_strings_only() -> None:
     # import-linter sees an external package by its root (urllib), so .importlinter names these two
     # imports as exceptions; what they import must stay urllib.parse (no urllib.request in the core).
     graph = grimp.build_graph(*PACKAGES, include_external_packages=True, cache_dir=None)
-    for module in ("importer.config", "importer.probe"):
+    for module in ("importer.options", "importer.probe"):
         details = graph.get_import_details(importer=module, imported="urllib")
         assert details, f"{module} no longer imports urllib: drop its exception from .importlinter"
         for detail in details:

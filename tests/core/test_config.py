@@ -463,3 +463,11 @@ def test_a_bad_mode_list_is_refused_naming_its_source(value: str) -> None:
         resolve({}, {"apim-importer-mode": value or " "})
     with pytest.raises(InvalidInput, match="option mode"):
         resolve({}, {}, {"mode": value})
+
+
+def test_an_empty_apim_importer_tag_is_refused_as_docs_tags_says() -> None:
+    from importer.config import enabled
+    from importer.settings import Settings
+
+    with pytest.raises(InvalidInput, match="tag apim-importer='': expected 'enabled' or 'disabled'"):
+        enabled(Settings.from_env({}), {"apim-importer": ""})
