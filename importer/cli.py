@@ -129,8 +129,55 @@ def _print_pools(console: Any, pools: dict[str, Any] | None) -> None:
         console.print(f"Pools: {pools['writes']} ARM write(s).", style="bold", markup=False)
 
 
+def _run_fleet(console: Any, rec: Any, estate: Any, args: argparse.Namespace) -> list[Any]:
+    """One pass over the estate, with a progress bar on a terminal (never in JSON mode)."""
+    from importer.fleet import run_pass
+
+    if not console.is_terminal or args.json:
+        return run_pass(rec, estate, concurrency=args.concurrency, dry_run=args.dry_run)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("reconciling"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, transient=True)
+    task = progress.add_task("fleet", total=len(estate.targets()))
+    with progress:
+        return run_pass(rec, estate, concurrency=args.concurrency, dry_run=args.dry_run,
+                        on_done=lambda _run: progress.advance(task))
+
+
+def _print_runs(console: Any, runs: list[Any], estate: Any, pools: dict[str, Any] | None,
+                summary: dict[str, Any], dry_run: bool) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{'Plan' if dry_run else 'Reconcile'}: {len(runs)} account(s)")
+    for col in ("account", "outcome", "changes", "writes", "ms", "error"):
+        table.add_column(col, overflow="fold")
+    for r in runs:
+        changes = len(r.plan.changes) if r.plan else 0
+        style = "red" if r.outcome in ("failed", "conflict") else "yellow" if changes else None
+        table.add_row(r.account.rsplit("/", 1)[-1], r.outcome, str(changes), str(r.writes),
+                      str(r.duration_ms), r.error or "", style=style)
+    console.print(table)
+    for note in estate.ignored:
+        console.print(f"note: {note}", style="dim", markup=False)
+    _print_pools(console, pools)
+    console.print("Summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()), style="bold",
+                  markup=False)
+
+
+def _reconcile_exit(runs: list[Any], pools: dict[str, Any] | None, dry_run: bool) -> int:
+    """Failed or conflicting runs are an error; in a dry run, pending writes (accounts or pools)."""
+    if any(r.outcome in ("failed", "conflict") for r in runs):
+        return EXIT_ERROR
+    if not dry_run:
+        return EXIT_OK
+    accounts_pending = any(r.plan is not None and not r.plan.empty for r in runs)
+    pools_pending = pools is not None and any(c["action"] != "conflict" for c in pools["changes"])
+    return EXIT_PENDING if accounts_pending or pools_pending else EXIT_OK
+
+
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from importer.fleet import enumerate_estate, run_pass, summarise
+    from importer.fleet import enumerate_estate, summarise
     from importer.model import ImporterError
 
     console = _console(args.json)
@@ -142,19 +189,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         estate = enumerate_estate(rec)
     except ImporterError as exc:
         return _fail(console, str(exc), args.json)
-    targets = estate.targets()
-    show_progress = console.is_terminal and not args.json
-    if show_progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        progress = Progress(TextColumn("reconciling"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=console, transient=True)
-        task = progress.add_task("fleet", total=len(targets))
-        with progress:
-            runs = run_pass(rec, estate, concurrency=args.concurrency, dry_run=args.dry_run,
-                            on_done=lambda _run: progress.advance(task))
-    else:
-        runs = run_pass(rec, estate, concurrency=args.concurrency, dry_run=args.dry_run)
+    runs = _run_fleet(console, rec, estate, args)
     summary = summarise(runs)
     pools = estate.pools.to_json() if estate.pools is not None else None
     if args.json:
@@ -162,29 +197,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
                           "runs": [r.to_json() for r in runs],
                           **({"pools": pools} if pools is not None else {})}, indent=2))
     else:
-        from rich.table import Table
-
-        table = Table(title=f"{'Plan' if args.dry_run else 'Reconcile'}: {len(runs)} account(s)")
-        for col in ("account", "outcome", "changes", "writes", "ms", "error"):
-            table.add_column(col, overflow="fold")
-        for r in runs:
-            changes = len(r.plan.changes) if r.plan else 0
-            style = "red" if r.outcome in ("failed", "conflict") else "yellow" if changes else None
-            table.add_row(r.account.rsplit("/", 1)[-1], r.outcome, str(changes), str(r.writes),
-                          str(r.duration_ms), r.error or "", style=style)
-        console.print(table)
-        for note in estate.ignored:
-            console.print(f"note: {note}", style="dim", markup=False)
-        _print_pools(console, pools)
-        console.print("Summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()), style="bold",
-                      markup=False)
-    if any(r.outcome in ("failed", "conflict") for r in runs):
-        return EXIT_ERROR
-    if args.dry_run and any(r.plan is not None and not r.plan.empty for r in runs):
-        return EXIT_PENDING
-    if args.dry_run and pools is not None and any(c["action"] != "conflict" for c in pools["changes"]):
-        return EXIT_PENDING
-    return EXIT_OK
+        _print_runs(console, runs, estate, pools, summary, args.dry_run)
+    return _reconcile_exit(runs, pools, args.dry_run)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -224,6 +238,36 @@ def _usage_text(result: Any) -> str:
     return "tokens: " + ", ".join(parts) if parts else ""
 
 
+def _print_probe_result(console: Any, r: Any) -> None:
+    """One deployment's answer through the gateway: a line, and why when it failed."""
+    if r.source == "skipped":
+        console.print(f"· {r.deployment}: skipped, {r.reason}", style="dim", markup=False)
+        return
+    mark, style = ("✔", "green") if r.ok else ("✘", "red")
+    status = str(r.status) if r.status is not None else "no answer"
+    how = ""
+    if r.stream:
+        how = f", streamed: {r.stream.events} events" + ("" if r.stream.done else ", no [DONE]")
+    line = f"{mark} {r.deployment} ({r.operation}{how}): {status} in {r.latency_ms} ms"
+    extra = [t for t in (_usage_text(r), ", ".join(f"{k}: {v}" for k, v in r.headers)) if t]
+    console.print(line + ("  " + "  ".join(extra) if extra else ""), style=style, markup=False)
+    if not r.ok:
+        console.print(f"    {r.source}: {r.reason}", style=style, markup=False)
+
+
+def _print_probe_report(console: Any, report: Any) -> None:
+    console.print(f"Gateway {report.gateway_url}/{report.api_path} ({report.mode}), key: {report.key}",
+                  style="bold", markup=False)
+    for note in report.notes:
+        console.print(f"note: {note}", style="dim", markup=False)
+    for r in report.results:
+        _print_probe_result(console, r)
+    tried = [r for r in report.results if r.source != "skipped"]
+    passed = sum(r.ok for r in tried)
+    console.print(f"{'OK' if report.ok else 'FAILED'}: {passed}/{len(tried)} deployment(s) answered "
+                  "through the gateway.", style="bold green" if report.ok else "bold red", markup=False)
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     from importer.model import AccountRef, ImporterError
     from importer.prober import Prober, gateway_test
@@ -242,29 +286,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         return _fail(console, str(exc), args.json)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
-        return EXIT_OK if report.ok else EXIT_ERROR
-    console.print(f"Gateway {report.gateway_url}/{report.api_path} ({report.mode}), key: {report.key}",
-                  style="bold", markup=False)
-    for note in report.notes:
-        console.print(f"note: {note}", style="dim", markup=False)
-    for r in report.results:
-        if r.source == "skipped":
-            console.print(f"· {r.deployment}: skipped, {r.reason}", style="dim", markup=False)
-            continue
-        mark, style = ("✔", "green") if r.ok else ("✘", "red")
-        status = str(r.status) if r.status is not None else "no answer"
-        how = ""
-        if r.stream:
-            how = f", streamed: {r.stream.events} events" + ("" if r.stream.done else ", no [DONE]")
-        line = f"{mark} {r.deployment} ({r.operation}{how}): {status} in {r.latency_ms} ms"
-        extra = [t for t in (_usage_text(r), ", ".join(f"{k}: {v}" for k, v in r.headers)) if t]
-        console.print(line + ("  " + "  ".join(extra) if extra else ""), style=style, markup=False)
-        if not r.ok:
-            console.print(f"    {r.source}: {r.reason}", style=style, markup=False)
-    tried = [r for r in report.results if r.source != "skipped"]
-    passed = sum(r.ok for r in tried)
-    console.print(f"{'OK' if report.ok else 'FAILED'}: {passed}/{len(tried)} deployment(s) answered "
-                  "through the gateway.", style="bold green" if report.ok else "bold red", markup=False)
+    else:
+        _print_probe_report(console, report)
     return EXIT_OK if report.ok else EXIT_ERROR
 
 

@@ -390,74 +390,98 @@ def _member_lines(have: Iterable[tuple[str, int, int]], want: Iterable[tuple[str
     return out
 
 
-def plan_pools(desired: DesiredPools, actual: ActualPools) -> PoolPlan:
-    """Changes that make APIM hold ``desired``; owned pools and unified APIs no longer wanted are
-    deleted. A foreign object under one of our ids or paths is a CONFLICT, never written, and then
-    the plan holds only the conflicts (the unified policy would route to what we do not own)."""
-    changes: list[Change] = []
+def _pool_change(want: PoolSpec, have: ActualPool | None) -> Change | None:
+    lines = _member_lines(() if have is None else have.members, want.membership())
+    if have is None:
+        return Change(Action.CREATE, "pool", want.backend_id, reason="pool missing",
+                      diff=tuple(lines), desired=want)
+    if not have.owned or not have.is_pool:
+        return Change(Action.CONFLICT, "pool", want.backend_id,
+                      reason=f"a backend with id '{want.backend_id}' exists without the pool "
+                             "mark: remove it to let the importer keep this pool",
+                      desired=want, etag=have.etag)
+    if lines or _desc(have.description) != _desc(want.description):
+        return Change(Action.UPDATE, "pool", want.backend_id, reason="pool membership changed",
+                      diff=tuple(lines) or ("description",), desired=want, etag=have.etag)
+    return None
+
+
+def _pool_changes(desired: DesiredPools, actual: ActualPools) -> list[Change]:
     have_pools = {p.backend_id.lower(): p for p in actual.pools}
-    for want in desired.pools:
-        have = have_pools.get(want.backend_id.lower())
-        lines = _member_lines(() if have is None else have.members, want.membership())
-        if have is None:
-            changes.append(Change(Action.CREATE, "pool", want.backend_id, reason="pool missing",
-                                  diff=tuple(lines), desired=want))
-        elif not have.owned or not have.is_pool:
-            changes.append(Change(Action.CONFLICT, "pool", want.backend_id,
-                                  reason=f"a backend with id '{want.backend_id}' exists without the pool "
-                                         "mark: remove it to let the importer keep this pool",
-                                  desired=want, etag=have.etag))
-        elif lines or _desc(have.description) != _desc(want.description):
-            changes.append(Change(Action.UPDATE, "pool", want.backend_id, reason="pool membership changed",
-                                  diff=tuple(lines) or ("description",), desired=want, etag=have.etag))
+    changes = [c for want in desired.pools
+               if (c := _pool_change(want, have_pools.get(want.backend_id.lower())))]
     wanted_pools = {p.backend_id.lower() for p in desired.pools}
-    for key, have in sorted(have_pools.items()):
-        if key not in wanted_pools and have.owned:
-            changes.append(Change(Action.DELETE, "pool", have.backend_id, reason="pool empty",
-                                  diff=tuple(_member_lines(have.members, ())), desired=have,
-                                  etag=have.etag))
+    changes += [Change(Action.DELETE, "pool", have.backend_id, reason="pool empty",
+                       diff=tuple(_member_lines(have.members, ())), desired=have, etag=have.etag)
+                for key, have in sorted(have_pools.items()) if key not in wanted_pools and have.owned]
+    return changes
+
+
+def _api_blocker(api: ApiSpec, have_api: ActualApi | None, clash: str | None) -> Change | None:
+    """A foreign object in the way of a unified API: its path or its id is taken."""
+    if clash and clash.lower() != api.api_id.lower():
+        return Change(Action.CONFLICT, "api", api.api_id,
+                      reason=f"path '{api.path}' is already served by API '{clash}': change "
+                             "IMPORTER_POOL_PATH or move that API", desired=api)
+    if have_api is not None and not owns(have_api.spec.description):
+        return Change(Action.CONFLICT, "api", api.api_id,
+                      reason=f"an API with id '{api.api_id}' exists without the pool mark: "
+                             "remove it to let the importer keep the unified API",
+                      desired=api, etag=have_api.etag)
+    return None
+
+
+def _api_change(api: ApiSpec, have_api: ActualApi | None) -> Change | None:
+    if have_api is None:
+        return Change(Action.CREATE, "api", api.api_id, reason="unified API missing",
+                      diff=(f"path: {api.path}", f"operations: {len(api.operations)}"), desired=api)
+    api_lines = api_diff(have_api.spec, api)
+    if api_lines:
+        return Change(Action.UPDATE, "api", api.api_id, reason="unified API drifted",
+                      diff=api_lines, desired=api, etag=have_api.etag)
+    return None
+
+
+def _policy_change(api: ApiSpec, policy: PolicySpec,
+                   stored: tuple[PolicySpec | None, str | None]) -> Change | None:
+    old, etag = stored
+    if old is None:
+        return Change(Action.CREATE, "policy", api.api_id, reason="policy missing",
+                      diff=policyxml.diff_lines(None, policy.xml), desired=policy)
+    if policy_differs(old.xml, policy.xml):
+        return Change(Action.UPDATE, "policy", api.api_id, reason="policy drifted",
+                      diff=policyxml.diff_lines(old.xml, policy.xml), desired=policy, etag=etag)
+    return None
+
+
+def _api_changes(desired: DesiredPools, actual: ActualPools) -> list[Change]:
     have_apis = {a.spec.api_id.lower(): a for a in actual.apis}
     policies = {p.api_id.lower(): p for p in desired.policies}
     clashes = {k.lower(): v for k, v in (actual.path_clashes or {}).items()}
     stored = {k.lower(): v for k, v in (actual.policies or {}).items()}
+    changes: list[Change] = []
     for api in desired.apis:
         key = api.api_id.lower()
         have_api = have_apis.get(key)
-        clash = clashes.get(key)
-        if clash and clash.lower() != key:
-            changes.append(Change(Action.CONFLICT, "api", api.api_id,
-                                  reason=f"path '{api.path}' is already served by API '{clash}': change "
-                                         "IMPORTER_POOL_PATH or move that API", desired=api))
+        blocker = _api_blocker(api, have_api, clashes.get(key))
+        if blocker is not None:
+            changes.append(blocker)
             continue
-        if have_api is not None and not owns(have_api.spec.description):
-            changes.append(Change(Action.CONFLICT, "api", api.api_id,
-                                  reason=f"an API with id '{api.api_id}' exists without the pool mark: "
-                                         "remove it to let the importer keep the unified API",
-                                  desired=api, etag=have_api.etag))
-            continue
-        if have_api is None:
-            changes.append(Change(Action.CREATE, "api", api.api_id, reason="unified API missing",
-                                  diff=(f"path: {api.path}", f"operations: {len(api.operations)}"),
-                                  desired=api))
-        else:
-            api_lines = api_diff(have_api.spec, api)
-            if api_lines:
-                changes.append(Change(Action.UPDATE, "api", api.api_id, reason="unified API drifted",
-                                      diff=api_lines, desired=api, etag=have_api.etag))
-        policy = policies[key]
-        old, etag = stored.get(key, (None, None)) if have_api is not None else (None, None)
-        if old is None:
-            changes.append(Change(Action.CREATE, "policy", api.api_id, reason="policy missing",
-                                  diff=policyxml.diff_lines(None, policy.xml), desired=policy))
-        elif policy_differs(old.xml, policy.xml):
-            changes.append(Change(Action.UPDATE, "policy", api.api_id, reason="policy drifted",
-                                  diff=policyxml.diff_lines(old.xml, policy.xml), desired=policy, etag=etag))
+        found = stored.get(key, (None, None)) if have_api is not None else (None, None)
+        changes += [c for c in (_api_change(api, have_api), _policy_change(api, policies[key], found)) if c]
     wanted_apis = {a.api_id.lower() for a in desired.apis}
-    for key, have_api in sorted(have_apis.items()):
-        if key not in wanted_apis and owns(have_api.spec.description):
-            changes.append(Change(Action.DELETE, "api", have_api.spec.api_id, reason="unified API unused",
-                                  diff=(f"path: {have_api.spec.path}",), desired=have_api.spec,
-                                  etag=have_api.etag))
+    changes += [Change(Action.DELETE, "api", have_api.spec.api_id, reason="unified API unused",
+                       diff=(f"path: {have_api.spec.path}",), desired=have_api.spec, etag=have_api.etag)
+                for key, have_api in sorted(have_apis.items())
+                if key not in wanted_apis and owns(have_api.spec.description)]
+    return changes
+
+
+def plan_pools(desired: DesiredPools, actual: ActualPools) -> PoolPlan:
+    """Changes that make APIM hold ``desired``; owned pools and unified APIs no longer wanted are
+    deleted. A foreign object under one of our ids or paths is a CONFLICT, never written, and then
+    the plan holds only the conflicts (the unified policy would route to what we do not own)."""
+    changes = _pool_changes(desired, actual) + _api_changes(desired, actual)
     notes = tuple(desired.notes) + tuple(x.text() for x in desired.left)
     conflicts = [c for c in changes if c.action is Action.CONFLICT]
     if conflicts:  # as for an account: a foreign object in the way stops the plan (zero writes)

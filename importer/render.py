@@ -34,6 +34,7 @@ from importer.model import (
     OFFICIAL_OPENAPI_FILES,
     OWNER_MARK,
     Account,
+    AccountRef,
     ApimRef,
     ApimService,
     ApiSpec,
@@ -464,6 +465,81 @@ def diagnostics(api: str, options: Options) -> tuple[DiagnosticSpec, ...]:
     return tuple(out)
 
 
+def _checked_modes(account: Account, options: Options) -> tuple[Mode, ...]:
+    """The options' modes, once the options and each mode are known to be usable."""
+    config.check_options(options)
+    modes = tuple(Mode(m) for m in options.modes)
+    if not modes:
+        raise InvalidInput("no mode: set IMPORTER_MODE or the tag apim-importer-mode")
+    for mode in modes:
+        _check_mode(account, mode)
+    return modes
+
+
+def _safety_backend(ref: AccountRef, apim: ApimService, options: Options,
+                    safety_endpoint: str | None) -> tuple[BackendSpec, RoleAssignmentSpec] | None:
+    """Content safety on: its backend, and the role APIM's identity needs on the resource."""
+    if options.content_safety is None:
+        return None
+    resource = options.content_safety.resource_id
+    if safety_endpoint is None:
+        raise ValueError(f"the endpoint of Content Safety resource {resource} was not read: the "
+                         "caller reads it before render")
+    url = config.check_https_endpoint(safety_endpoint.strip(), f"endpoint of Content Safety resource "
+                                                               f"{resource}")
+    # llm-content-safety calls this backend with the backend's own credentials: APIM's identity,
+    # for Cognitive Services, which needs Cognitive Services User on the resource (granted below).
+    backend = BackendSpec(
+        backend_id=backend_id(ref, "safety"), url=url,
+        description=owner_description(ref, apim.ref, f"Azure AI Content Safety for account {ref.name}.\n"
+                                                     f"{SAFETY_RESOURCE_LINE}{resource}"),
+        title=f"{ref.name} content safety", circuit_breaker=options.circuit_breaker,
+        identity_resource=COGNITIVE_RESOURCE)
+    return backend, safety_grant(apim, resource)
+
+
+def _main_backend(ref: AccountRef, apim: ApimService, options: Options, mode: Mode,
+                  endpoint: str) -> BackendSpec:
+    main_text = f"Azure AI account {ref.name}, {mode.value} route."
+    if options.llm_logging:
+        # Records that LLM logging was on, so turning it off is noticed without reading diagnostics.
+        main_text += f"\n{LLM_LOGGING_NOTE}"
+    return BackendSpec(
+        backend_id=backend_id(ref, "main", mode), url=endpoint + mode.suffix,
+        description=owner_description(ref, apim.ref, main_text),
+        title=f"{ref.name} ({mode.value})", circuit_breaker=options.circuit_breaker)
+
+
+def _api_description(ref: AccountRef, apim: ApimService, options: Options, mode: Mode) -> str:
+    text = options.description or (
+        f"Azure AI Foundry API for account {ref.name} ({mode.value} mode), imported by apim-ai-importer.")
+    link = openapi_link(options, mode)
+    if link is not None:
+        # Switching bundled <-> official changes the description, so the plan re-imports the API.
+        text = f"{text.rstrip()}\nOpenAPI document: {link}"
+    return owner_description(ref, apim.ref, text)
+
+
+def _api(ref: AccountRef, apim: ApimService, options: Options, mode: Mode, endpoint: str,
+         docs: tuple[LinkedDocument, ...], several: bool) -> ApiSpec:
+    display = f"{options.display_name} ({mode.value})" if options.display_name and several \
+        else options.display_name or f"{ref.name} ({mode.value})"
+    description = _api_description(ref, apim, options, mode)
+    import_format, import_value, operations, left = _import(options, mode, docs, display, description)
+    return ApiSpec(
+        api_id=api_id(ref, mode),
+        display_name=display,
+        description=description,
+        path=f"{config.resolve_base_path(options, ref)}/{mode.suffix}",
+        service_url=endpoint + mode.suffix,
+        import_format=import_format,
+        import_value=import_value,
+        operations=operations,
+        imported_description=left,
+        key_bearer=mode in BEARER_MODES,
+    )
+
+
 def render(account: Account, apim: ApimService, options: Options,
            linked: LinkedDocument | Iterable[LinkedDocument] | None = None, *,
            safety_endpoint: str | None = None) -> Desired:
@@ -473,12 +549,7 @@ def render(account: Account, apim: ApimService, options: Options,
     account's feature backends (embeddings, content safety) and its role assignment are shared."""
     ref = account.ref
     docs = () if linked is None else (linked,) if isinstance(linked, LinkedDocument) else tuple(linked)
-    config.check_options(options)
-    modes = tuple(Mode(m) for m in options.modes)
-    if not modes:
-        raise InvalidInput("no mode: set IMPORTER_MODE or the tag apim-importer-mode")
-    for mode in modes:
-        _check_mode(account, mode)
+    modes = _checked_modes(account, options)
     if apim.principal_id is None:
         raise InvalidInput(
             f"API Management service {apim.ref.name} has no system-assigned identity, which the gateway "
@@ -496,67 +567,23 @@ def render(account: Account, apim: ApimService, options: Options,
     if embeddings is not None:
         backends.append(embeddings)
 
-    safety_id: str | None = None
-    roles: list[RoleAssignmentSpec] = []
-    if options.content_safety is not None:
-        resource = options.content_safety.resource_id
-        if safety_endpoint is None:
-            raise ValueError(f"the endpoint of Content Safety resource {resource} was not read: the "
-                             "caller reads it before render")
-        url = config.check_https_endpoint(safety_endpoint.strip(), f"endpoint of Content Safety resource "
-                                                                   f"{resource}")
-        safety_id = backend_id(ref, "safety")
-        # llm-content-safety calls this backend with the backend's own credentials: APIM's identity,
-        # for Cognitive Services, which needs Cognitive Services User on the resource (granted below).
-        backends.append(BackendSpec(
-            backend_id=safety_id, url=url,
-            description=owner_description(ref, apim.ref, f"Azure AI Content Safety for account {ref.name}.\n"
-                                                         f"{SAFETY_RESOURCE_LINE}{resource}"),
-            title=f"{ref.name} content safety", circuit_breaker=options.circuit_breaker,
-            identity_resource=COGNITIVE_RESOURCE))
-        roles.append(safety_grant(apim, resource))
+    safety = _safety_backend(ref, apim, options, safety_endpoint)
+    roles = [safety[1]] if safety else []
+    backends += [safety[0]] if safety else []
 
     apis: list[ApiSpec] = []
     policies: list[PolicySpec] = []
     diags: list[DiagnosticSpec] = []
     for mode in modes:
-        main_id = backend_id(ref, "main", mode)
-        main_text = f"Azure AI account {ref.name}, {mode.value} route."
-        if options.llm_logging:
-            # Records that LLM logging was on, so turning it off is noticed without reading diagnostics.
-            main_text += f"\n{LLM_LOGGING_NOTE}"
-        backends.append(BackendSpec(
-            backend_id=main_id, url=endpoint + mode.suffix,
-            description=owner_description(ref, apim.ref, main_text),
-            title=f"{ref.name} ({mode.value})", circuit_breaker=options.circuit_breaker))
-        the_api_id = api_id(ref, mode)
-        display = f"{options.display_name} ({mode.value})" if options.display_name and len(modes) > 1 \
-            else options.display_name or f"{ref.name} ({mode.value})"
-        text = options.description or (
-            f"Azure AI Foundry API for account {ref.name} ({mode.value} mode), imported by apim-ai-importer.")
-        link = openapi_link(options, mode)
-        if link is not None:
-            # Switching bundled <-> official changes the description, so the plan re-imports the API.
-            text = f"{text.rstrip()}\nOpenAPI document: {link}"
-        description = owner_description(ref, apim.ref, text)
-        import_format, import_value, operations, left = _import(options, mode, docs, display, description)
-        apis.append(ApiSpec(
-            api_id=the_api_id,
-            display_name=display,
-            description=description,
-            path=f"{config.resolve_base_path(options, ref)}/{mode.suffix}",
-            service_url=endpoint + mode.suffix,
-            import_format=import_format,
-            import_value=import_value,
-            operations=operations,
-            imported_description=left,
-            key_bearer=mode in BEARER_MODES,
-        ))
-        policies.append(PolicySpec(the_api_id, render_policy(
-            mode, options, backend=main_id, deployments=[d.name for d in deployments],
+        main = _main_backend(ref, apim, options, mode, endpoint)
+        backends.append(main)
+        api = _api(ref, apim, options, mode, endpoint, docs, len(modes) > 1)
+        apis.append(api)
+        policies.append(PolicySpec(api.api_id, render_policy(
+            mode, options, backend=main.backend_id, deployments=[d.name for d in deployments],
             embeddings_backend=None if embeddings is None else embeddings.backend_id,
-            safety_backend=safety_id)))
-        diags += diagnostics(the_api_id, options)
+            safety_backend=safety[0].backend_id if safety else None)))
+        diags += diagnostics(api.api_id, options)
     role = account_role(modes)
     assignment = RoleAssignmentSpec(
         name=role_assignment_name(ref.id, role, apim.principal_id), scope=ref.id,
