@@ -144,7 +144,7 @@ def missing_actions(grants: Iterable[Any], actions: Iterable[str]) -> list[str]:
 
 
 def _gateway_get(url: str) -> Answer:
-    from importer.gateway import send
+    from importer.azure.gateway import send
 
     return send(url, "GET", None, key=None, timeout=10.0)
 
@@ -157,7 +157,7 @@ class Target:
     arm: Any = None  # importer.azure.arm.AzureArm
     pre: Any = None  # importer.azure.preflight.PreflightArm
     http_get: Callable[[str], Answer] = _gateway_get
-    download: Callable[[str], Any] | None = None  # importer.fetch.download
+    download: Callable[[str], Any] | None = None  # importer.azure.fetch.download
     options: Options | None = None
     apim: ApimRef | None = None
     scopes: tuple[Scope, ...] = ()
@@ -169,8 +169,8 @@ class Target:
     def build(cls, settings: Settings, arm: Any = None) -> Target:
         from importer.azure.arm import AzureArm
         from importer.azure.clients import Clients
+        from importer.azure.fetch import download
         from importer.azure.preflight import PreflightArm
-        from importer.fetch import download
 
         arm = arm or AzureArm(Clients(settings))
         return cls(settings, arm, PreflightArm(arm), download=download)

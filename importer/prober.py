@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from importer import gateway, probe
+from importer import probe
+from importer.azure import gateway
 from importer.azure.arm import AzureArm
 from importer.config import resolve_options
 from importer.identity import account_prefix, api_id, mode_of_api, owns_subscription, probe_subscription

@@ -20,10 +20,10 @@ from typing import Any, cast
 
 from importer import discover, identity, poolsync
 from importer.apply import ApplyError, apply
+from importer.azure import fetch
 from importer.azure.arm import AzureArm
 from importer.config import enabled, parse_modes, resolve_options
 from importer.events import owned_keys
-from importer.fetch import linked_document
 from importer.identity import api_id
 from importer.model import (
     Account,
@@ -35,6 +35,7 @@ from importer.model import (
     Desired,
     ImporterError,
     InvalidInput,
+    LinkedDocument,
     Mode,
     NotFound,
     Options,
@@ -145,7 +146,8 @@ class Reconciler:
                  locks: Any = None, history: Any = None, owned: Any = None, apim_ttl_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic,
                  publish: Callable[[RunResult], None] | None = None,
-                 prober: Prober | None = None) -> None:
+                 prober: Prober | None = None,
+                 documents: Callable[[str], LinkedDocument] | None = None) -> None:
         self.settings = settings
         self.arm = arm
         self.apim = apim
@@ -153,6 +155,8 @@ class Reconciler:
         self.history = history
         self.owned = owned  # OwnedIndex: which account owns an object, for events on our objects
         self.publish = publish
+        # the official OpenAPI documents by URL: this reconciler's cache of downloads, or the caller's
+        self.documents = documents if documents is not None else fetch.Cache().get
         # IMPORTER_PROBE decides (off → None); tests may hand in their own.
         self.prober = prober if prober is not None else Prober.from_settings(settings, arm, apim)
         self.scopes = tuple(Scope.parse(s) for s in settings.scopes)
@@ -362,8 +366,8 @@ class Reconciler:
         if options.token_metrics is not None and options.apim_logger is None:
             run.notes.append("token metrics on without IMPORTER_APIM_LOGGER: they reach Application "
                              "Insights only through a service-level diagnostic with metrics on")
-        # Official documents: fetched (cached per process) for render.
-        linked = tuple(linked_document(link) for link in openapi_links(options))
+        # Official documents: fetched (kept by self.documents, a cache per reconciler) for render.
+        linked = tuple(self.documents(link) for link in openapi_links(options))
         for d in acct.deployments:
             if d.unrouted_reason:
                 run.notes.append(f"deployment {d.name} not routed: {d.unrouted_reason}")

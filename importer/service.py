@@ -86,7 +86,7 @@ def get_service() -> Service:
             state = build_state(settings)
             publish = None
             if settings.get("IMPORTER_EVENT_TOPIC_ENDPOINT"):
-                from importer.outcomes import OutcomePublisher
+                from importer.azure.outcomes import OutcomePublisher
 
                 publish = OutcomePublisher(settings.get("IMPORTER_EVENT_TOPIC_ENDPOINT"))
             rec = Reconciler(settings, AzureArm(Clients(settings)), ApimRef.parse(settings.apim_id),

@@ -49,6 +49,8 @@ def _azure(what: str) -> Iterator[None]:
         ServiceResponseError,
     )
 
+    from importer.azure.errors import is_transient_status
+
     try:
         yield
     except (ServiceRequestError, ServiceResponseError) as exc:
@@ -61,7 +63,7 @@ def _azure(what: str) -> Iterator[None]:
     except HttpResponseError as exc:
         status = exc.status_code or 0
         logger.warning("%s: storage answered %s %s", what, status, _error_code(exc))
-        if status in (408, 429) or status >= 500:
+        if is_transient_status(status):
             raise StorageUnavailable(f"{what}: storage answered {status}; retry later") from exc
         if status == 403:
             raise PermanentError(f"{what}: forbidden; the identity needs the Storage Queue/Blob/Table "

@@ -11,8 +11,8 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from importer.azure.outcomes import OutcomePublisher
 from importer.model import AccountRef
-from importer.outcomes import OutcomePublisher
 from importer.render import api_id
 from tests.fixtures.world import AOAI, SUB, World
 

@@ -76,7 +76,7 @@ def test_event_grid_topics_and_subscriptions(armsim: Sim, clients: Clients) -> N
 
 
 def test_gateway_health_endpoint_and_down_switch(armsim_gateway: Sim, clients: Clients) -> None:
-    from importer.gateway import send
+    from importer.azure.gateway import send
 
     service = Clients(clients.settings.__class__.from_env({"IMPORTER_ARM_ENDPOINT": armsim_gateway.url}))
     seed.create_apim(service)

@@ -56,8 +56,6 @@ def test_plan_with_mode_option(world: World, capsys: pytest.CaptureFixture[str])
 
 def test_plan_and_apply_with_the_official_document_by_link(world: World, capsys: pytest.CaptureFixture[str],
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from importer import fetch
-
     doc = {"openapi": "3.0.0", "info": {"title": "t", "version": "1"}, "paths": {
         "/deployments/{deployment-id}/chat/completions": {"post": {"parameters": [
             {"name": "deployment-id", "in": "path", "required": True},
@@ -65,7 +63,6 @@ def test_plan_and_apply_with_the_official_document_by_link(world: World, capsys:
         "components": {"parameters": {"v": {"name": "api-version", "in": "query", "required": True}}}}
     link = world.sim.add_file("cli/AIFoundryOpenAI.json", json.dumps(doc))
     monkeypatch.setenv("IMPORTER_OPENAPI_BASE_URL", link.rsplit("/", 1)[0] + "/")
-    fetch.clear_cache()
     code, out = _run(capsys, "plan", "--account", AOAI, *_common(world), "--openapi", "official", "--json")
     assert code == 2
     api = next(c for c in json.loads(out)["changes"] if c["kind"] == "api")
@@ -76,7 +73,6 @@ def test_plan_and_apply_with_the_official_document_by_link(world: World, capsys:
     assert code == 0 and "No changes" in out
     code, out = _run(capsys, "plan", "--account", AOAI, *_common(world))  # bundled: the API changes
     assert code == 2
-    fetch.clear_cache()
 
 
 def test_errors_exit_1_with_a_clear_message(world: World, capsys: pytest.CaptureFixture[str]) -> None:

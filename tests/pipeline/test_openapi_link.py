@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from importer import fetch, openapi
+from importer import openapi
+from importer.azure import fetch
 from importer.model import (
     OFFICIAL_OPENAPI_FILES,
     AccountRef,
@@ -63,14 +64,6 @@ SMALL_OPERATIONS = {
     ("POST", "/deployments/{deployment-id}/chat/completions?api-version={api-version}"),
     ("POST", "/deployments/{deployment-id}/embeddings?api-version={api-version}"),
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fetch_cache() -> Iterator[None]:
-    # The stand-in serves every test from the same URL: a cached document must not leak across tests.
-    fetch.clear_cache()
-    yield
-    fetch.clear_cache()
 
 
 def _serve(world: World, folder: str, docs: dict[str, str]) -> str:
@@ -248,12 +241,11 @@ def test_unreachable_host_is_transient(world: World) -> None:
     _failed(world, run, "transient", f"{base}AIFoundryOpenAI.json", "network error")
 
 
-def test_bundled_mode_never_downloads(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bundled_mode_never_downloads(world: World) -> None:
     # The default base URL is on GitHub: with bundled documents nothing is fetched (so this runs
     # offline), and a no-op stays a no-op.
     calls: list[str] = []
-    monkeypatch.setattr(fetch._cache, "_load", calls.append)
-    rec = world.reconciler()
+    rec = world.reconciler(documents=calls.append)
     ref = AccountRef.parse(AOAI)
     assert rec.reconcile(ref).outcome == "applied"
     _assert_noop(world, rec, ref)
@@ -360,6 +352,21 @@ def test_cache_keeps_documents_an_hour_and_failures_briefly(web: Any) -> None:
     now[0] += fetch.TRANSIENT_FAILURE_TTL_S + 1
     routes["/busy.json"] = (200, {}, _doc())
     assert cache.get(f"{base}/busy.json").url == f"{base}/busy.json"
+
+
+def test_the_reconciler_downloads_through_the_documents_it_is_given(world: World) -> None:
+    # The fetch is injected: official mode asks the reconciler's documents for each link, once per run.
+    ref = AccountRef.parse(AOAI)
+    base = "https://mirror.example.com/specs/"
+    asked: list[str] = []
+
+    def documents(url: str) -> LinkedDocument:
+        asked.append(url)
+        return LinkedDocument(url, tuple(sorted(SMALL_OPERATIONS)))
+
+    rec = world.reconciler(documents=documents, IMPORTER_OPENAPI="official", IMPORTER_OPENAPI_BASE_URL=base)
+    assert rec.reconcile(ref, dry_run=True).outcome == "planned"
+    assert asked == [f"{base}AIFoundryOpenAI.json"]
 
 
 def test_concurrent_runs_share_one_download() -> None:

@@ -79,9 +79,6 @@ def test_a_linked_import_that_replaced_the_description_is_followed_by_a_properti
         world: World, monkeypatch: pytest.MonkeyPatch, service_url_in_put: bool) -> None:
     import json
 
-    from importer import fetch
-
-    fetch.clear_cache()
     ref = AccountRef.parse(AOAI)
     base = world.sim.add_file("lost/AIFoundryOpenAI.json", json.dumps(LINKED_DOC)).rsplit("/", 1)[0] + "/"
     if not service_url_in_put:
@@ -108,15 +105,11 @@ def test_a_linked_import_that_replaced_the_description_is_followed_by_a_properti
     assert len(list(world.apim_client().api_operation.list_by_api(world.rg, world.svc, aid))) == 1
     monkeypatch.undo()
     _noop(world, rec, ref)
-    fetch.clear_cache()
 
 
 def test_a_properties_write_that_fails_after_the_import_is_finished_by_the_next_run(world: World) -> None:
     import json
 
-    from importer import fetch
-
-    fetch.clear_cache()
     ref = AccountRef.parse(AOAI)
     aid = identity.api_id(ref)
     base = world.sim.add_file("cut/AIFoundryOpenAI.json", json.dumps(LINKED_DOC)).rsplit("/", 1)[0] + "/"
@@ -140,7 +133,6 @@ def test_a_properties_write_that_fails_after_the_import_is_finished_by_the_next_
     world.apim_client().api.begin_create_or_update(world.rg, world.svc, aid, theirs, if_match="*").result()
     world.sim.log.clear()
     assert rec.reconcile(ref).outcome == "conflict" and world.writes() == 0
-    fetch.clear_cache()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,25 +1,31 @@
 """Fetch: the linked (official) OpenAPI document, so the importer knows the operations APIM will make.
 
-I/O edge, called by reconcile so that render (and ``importer/openapi/``) stay pure. JSON only, at most
-5 MB, 15 s timeout. One download per URL per process: a document is kept an hour (the default link is
-pinned to a commit, so it never changes), a failure briefly, and concurrent runs share one download.
-Network errors, 408/429 and 5xx are transient; other 4xx, oversize and unparsable documents permanent.
+Adapter, called by reconcile so that render (and ``importer/openapi/``) stay pure; HTTP on azure-core's
+pipeline (importer/azure/web.py). JSON only, at most 5 MB, 15 s timeout. The Reconciler holds one Cache:
+a document is kept an hour (the default link is pinned to a commit, so it never changes), a failure
+briefly, and concurrent runs share one download. Network errors and the adapters' transient statuses
+(importer.azure.errors.is_transient_status) are transient; other answers, oversize and unparsable
+documents permanent.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from azure.core.exceptions import AzureError, HttpResponseError, TooManyRedirectsError
+from azure.core.pipeline import PipelineResponse
+from azure.core.pipeline.policies import RedirectPolicy
+from azure.core.rest import HttpRequest, HttpResponse
+
 from importer import openapi
+from importer.azure.errors import is_transient_status, network_reason
+from importer.azure.web import Web, read_at_most
 from importer.model import ImporterError, LinkedDocument, PermanentError, TransientError
 
 logger = logging.getLogger(__name__)
@@ -29,7 +35,6 @@ MAX_BYTES = 5 * 1024 * 1024
 TTL_S = 3600.0
 PERMANENT_FAILURE_TTL_S = 60.0  # a fleet pass with a bad link asks once, not once per account
 TRANSIENT_FAILURE_TTL_S = 5.0
-_TRANSIENT_STATUS = {408, 425, 429}
 _FIX = ("check IMPORTER_OPENAPI_BASE_URL, or import the bundled document (IMPORTER_OPENAPI=bundled, "
         "tag apim-importer-openapi=bundled)")
 
@@ -44,38 +49,63 @@ def _allowed(url: str) -> bool:
                                        and parts.hostname in ("127.0.0.1", "localhost"))
 
 
-class _Redirects(urllib.request.HTTPRedirectHandler):
+class RedirectRefused(PermanentError):
+    """A redirect to where a base URL may not point."""
+
+
+class _Redirects(RedirectPolicy[HttpRequest, HttpResponse]):
     """Follow redirects only to where a base URL may point: https, or http to the local stand-in."""
 
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> Any:
-        if not _allowed(newurl):
-            raise urllib.error.HTTPError(newurl, code, f"redirect to {newurl} refused (not https)",
-                                         headers, fp)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+    def get_redirect_location(self, response: PipelineResponse[Any, Any]) -> str | None | Literal[False]:
+        location = super().get_redirect_location(response)
+        if location and urlsplit(location).netloc and not _allowed(location):
+            status = response.http_response.status_code
+            raise RedirectRefused(f"HTTP {status} redirect to {location} refused (not https)")
+        return location
 
 
-_opener = urllib.request.build_opener(_Redirects())
+def _get(url: str, where: str) -> bytes:
+    """The body (at most MAX_BYTES + 1 bytes) of a 2xx answer, or the error its answer means."""
+    request = HttpRequest("GET", url, headers={"Accept": "application/json",
+                                                "User-Agent": "apim-ai-importer"})
+    try:
+        with Web(_Redirects(redirect_max=10)) as web:
+            return _body(web.send(request, timeout=TIMEOUT_S), where)
+    except RedirectRefused as exc:
+        raise PermanentError(f"{where}: {exc}: {_FIX}") from exc
+    except TooManyRedirectsError as exc:
+        raise PermanentError(f"{where}: too many redirects: {_FIX}") from exc
+    except HttpResponseError as exc:  # the body broke off (IncompleteReadError, DecodeError)
+        raise TransientError(f"{where}: network error: {_reason(exc)}") from exc
+    except AzureError as exc:  # ServiceRequestError, ServiceResponseError (timeouts included)
+        raise TransientError(f"{where}: network error: {_reason(exc)}") from exc
+
+
+def _body(response: HttpResponse, where: str) -> bytes:
+    status = response.status_code
+    if status >= 300:
+        response.close()
+        reason = f"HTTP {status} {response.reason}"
+        if is_transient_status(status):
+            raise TransientError(f"{where}: {reason}")
+        raise PermanentError(f"{where}: {reason}: {_FIX}")
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > MAX_BYTES:
+        response.close()
+        raise PermanentError(f"{where}: {length} bytes, over the limit of {MAX_BYTES}: {_FIX}")
+    return read_at_most(response, MAX_BYTES + 1)
+
+
+def _reason(exc: AzureError) -> str:
+    """"could not reach it (Connection refused)": the URL is named already."""
+    text = network_reason(exc)
+    return "could not reach it " + text.split(" ", 4)[-1] if text.startswith("could not reach ") else text
 
 
 def download(url: str) -> LinkedDocument:
     """GET ``url``, parse it as an OpenAPI 3 JSON document, derive its operations (no cache)."""
     where = _where(url)
-    request = urllib.request.Request(url, headers={"Accept": "application/json",
-                                                   "User-Agent": "apim-ai-importer"})
-    try:
-        with _opener.open(request, timeout=TIMEOUT_S) as response:
-            length = response.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > MAX_BYTES:
-                raise PermanentError(f"{where}: {length} bytes, over the limit of {MAX_BYTES}: {_FIX}")
-            body: bytes = response.read(MAX_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        if exc.code in _TRANSIENT_STATUS or exc.code >= 500:
-            raise TransientError(f"{where}: HTTP {exc.code} {exc.reason}") from exc
-        raise PermanentError(f"{where}: HTTP {exc.code} {exc.reason}: {_FIX}") from exc
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise TransientError(f"{where}: network error: could not reach it ({reason})") from exc
+    body = _get(url, where)
     if len(body) > MAX_BYTES:
         raise PermanentError(f"{where}: over the limit of {MAX_BYTES} bytes: {_FIX}")
     try:
@@ -134,16 +164,3 @@ class Cache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-
-
-_cache = Cache()
-
-
-def linked_document(url: str) -> LinkedDocument:
-    """The document at ``url`` with its operations, from this process's cache or downloaded."""
-    return _cache.get(url)
-
-
-def clear_cache() -> None:
-    """Forget every cached document and failure (tests; a changed mirror)."""
-    _cache.clear()
