@@ -47,6 +47,7 @@ from importer.model import (
 from importer.plan import diff, offboard
 from importer.probe import token_limit_headers
 from importer.prober import Prober, Target
+from importer.reader import FreshReader, Hints, Observed, guard, reader_for
 from importer.render import (
     openapi_links,
     owns_safety_grant,
@@ -305,117 +306,81 @@ class Reconciler:
     def _once(self, run: RunResult, ref: AccountRef, dry_run: bool,
               overrides: Mapping[str, object] | None, account: Account | None,
               snapshot: discover.Snapshot | None) -> Target | None:
-        """One read → plan → apply pass; returns where to probe when something was applied."""
-        arm = self.arm
-        pf = discover.Prefetch()
-        acct: Account | None
-        if account is not None and not enabled(self.settings, account.tag_map, ref.name):
-            # Listed by the fleet pass and not imported (opted out, or IMPORTER_OPT_IN and
-            # untagged): when the pass's listings show nothing of ours for it, nothing is read.
-            if snapshot is not None and not discover.owns_anything(snapshot, ref, self.apim):
-                run.notes.append("opted out by tag")
-                self._finish(run, Plan(ref, ()), dry_run, offboarding=True)
-                return None
-            acct = account
-        elif account is not None:  # listed by the fleet pass: its deployments (and, with a
-            # snapshot, operations and policy) are the only new reads.
-            deployments = arm.submit(arm.list_deployments, ref)
-            pf = discover.prefetch(arm, self.apim, ref, modes=self._likely_modes(), snapshot=snapshot,
-                                   links=True, roles=snapshot is None, principal=self._cached_principal())
-            try:
-                acct = replace(account, deployments=deployments.result())
-            except NotFound:
-                acct = None
-        else:
-            # Everything at once: the account, its deployments and our objects (ids follow from
-            # the account id). An account that turns out gone or opted out is offboarded from the
-            # same reads; a run costs one round trip of reads, not one per object.
-            reads = (arm.submit(arm.get_account, ref, with_deployments=False),
-                     arm.submit(arm.list_deployments, ref))
-            pf = discover.prefetch(arm, self.apim, ref, modes=self._likely_modes(),
-                                   links=bool(self.settings.get("IMPORTER_PRODUCTS")),
-                                   roles=True, principal=self._cached_principal())
-            try:
-                acct = replace(reads[0].result(), deployments=reads[1].result())
-            except NotFound as exc:
-                acct = None
-                run.not_found = missing_account(ref, exc.code)
-        if acct is None or not enabled(self.settings, acct.tag_map, ref.name):
-            why = run.not_found or "account not found" if acct is None else "opted out by tag"
-            run.notes.append(why)
-            principal = self._cached_principal() if pf.roles is not None else self.apim_service().principal_id
-            actual = discover.read_owned(self.arm, self.apim, ref, principal, pf)
-            if principal is None and identity.needs_principal(actual.role_assignments, ref):
-                # An assignment whose mark predates naming the APIM instance: ours only if it is
-                # of this instance's principal.
-                principal = self.apim_service().principal_id
-            plan = offboard(ref, actual, self.apim, principal)
-            stale = discover.unguarded(actual, plan)
-            if stale:  # listed without ETags: re-read what is about to be deleted
-                actual = discover.refresh(self.arm, self.apim, ref, actual, stale)
-                plan = offboard(ref, actual, self.apim, principal)
-            self._pools(run, dry_run)  # first: a pool may not name a backend about to go
-            self._finish(run, plan, dry_run, offboarding=True, sweep=snapshot is None)
+        """One read → render → plan → apply → record pass; returns where to probe when something
+        was applied."""
+        reader = reader_for(self.arm, self.apim, missing_account, snapshot)
+        hints = Hints(account=account, modes=self._likely_modes(), principal=self._cached_principal(),
+                      opted_in=account is None or enabled(self.settings, account.tag_map, ref.name),
+                      links=bool(self.settings.get("IMPORTER_PRODUCTS")))
+        seen = reader.read(ref, hints)
+        if seen.skip:
+            run.notes.append("opted out by tag")
+            self._finish(run, Plan(ref, ()), dry_run, offboarding=True)
             return None
+        acct = seen.account
+        if acct is None or not enabled(self.settings, acct.tag_map, ref.name):
+            if seen.not_found:
+                run.not_found = seen.not_found
+            run.notes.append(run.not_found or "account not found" if acct is None else "opted out by tag")
+            self._offboard(run, ref, seen.prefetch, dry_run, sweep=snapshot is None)
+            return None
+        return self._import(run, reader, ref, acct, seen, dry_run, overrides)
+
+    def _offboard(self, run: RunResult, ref: AccountRef, pf: discover.Prefetch, dry_run: bool,
+                  sweep: bool) -> None:
+        """Delete what we made for an account gone or opted out."""
+        principal = self._cached_principal() if pf.roles is not None else self.apim_service().principal_id
+        actual = discover.read_owned(self.arm, self.apim, ref, principal, pf)
+        if principal is None and identity.needs_principal(actual.role_assignments, ref):
+            # An assignment whose mark predates naming the APIM instance: ours only if it is
+            # of this instance's principal.
+            principal = self.apim_service().principal_id
+        actual, plan = guard(self.arm, self.apim, ref, actual, offboard(ref, actual, self.apim, principal),
+                             lambda a: offboard(ref, a, self.apim, principal))
+        self._pools(run, dry_run)  # first: a pool may not name a backend about to go
+        self._finish(run, plan, dry_run, offboarding=True, sweep=sweep)
+
+    def _options(self, run: RunResult, ref: AccountRef, acct: Account,
+                 overrides: Mapping[str, object] | None) -> Options:
         options = resolve_options(self.settings, acct.tag_map, overrides, account=ref.name)
         if poolsync.pool_path(self):  # a pool member: its breaker trips on 429/5xx, honours Retry-After
             options = replace(options, circuit_breaker=True)
-        safety: Future[str] | None = None
-        if options.content_safety is not None:  # its endpoint, read alongside the rest
-            safety = arm.submit(arm.resource_endpoint, options.content_safety.resource_id)
         if options.token_metrics is not None and options.apim_logger is None:
             run.notes.append("token metrics on without IMPORTER_APIM_LOGGER: they reach Application "
                              "Insights only through a service-level diagnostic with metrics on")
+        return options
+
+    def _import(self, run: RunResult, reader: FreshReader, ref: AccountRef, acct: Account, seen: Observed,
+                dry_run: bool, overrides: Mapping[str, object] | None) -> Target | None:
+        """render → diff → apply → record for an account to import."""
+        arm, pf, snapshot = self.arm, seen.prefetch, reader.snapshot
+        options = self._options(run, ref, acct, overrides)
+        safety: Future[str] | None = None
+        if options.content_safety is not None:  # its endpoint, read alongside the rest
+            safety = arm.submit(arm.resource_endpoint, options.content_safety.resource_id)
         # Official documents: fetched (kept by self.documents, a cache per reconciler) for render.
         linked = tuple(self.documents(link) for link in openapi_links(options))
-        for d in acct.deployments:
-            if d.unrouted_reason:
-                run.notes.append(f"deployment {d.name} not routed: {d.unrouted_reason}")
+        run.notes += [f"deployment {d.name} not routed: {d.unrouted_reason}"
+                      for d in acct.deployments if d.unrouted_reason]
         check_cache = options.semantic_cache is not None
-        known_products: frozenset[str] = frozenset(snapshot.product_apis) if snapshot else frozenset()
-        product_checks: dict[str, Future[bool]] = {}
-        if pf.mine is not None and {api_id(ref, m).lower() for m in options.modes} - {
-                a.api_id.lower() for a in pf.mine.result()}:
-            # About to create the API: the path-clash listing and the products' existence (the
-            # apply's preflight) go out together, alongside the APIM service read below.
-            pf = replace(pf, apis=arm.submit(arm.list_apis, self.apim))
-            product_checks = {p: arm.submit(arm.product_exists, self.apim, p) for p in options.products}
-        cached = self.cached_apim_service(check_cache=check_cache)
-        speculative = False
-        if cached is None and snapshot is None and pf.roles is not None:
-            # A cold single-account run: APIM's principal is taken from our own assignment on the
-            # account (one read we make anyway), and the APIM service is read only if the plan has
-            # something to do. An identity change alone is found by the next fleet pass.
-            principal = identity.owned_principal(pf.roles.result(), ref, self.apim)
-            if principal is not None:
-                cached = ApimService(ref=self.apim, principal_id=principal,
-                                     has_external_cache=check_cache)
-                speculative = True
-        svc = cached or self._service(run, check_cache, options.enable_apim_identity, dry_run)
+        pf, product_checks = self._preflight(ref, options, pf)
+        svc, speculative = self._principal(run, ref, options, pf, snapshot, dry_run)
         safety_endpoint = _safety_endpoint(options, safety)
         desired = render(acct, svc, options, linked, safety_endpoint=safety_endpoint)
-        actual = discover.read_actual(arm, self.apim, desired, snapshot, prefetched=pf)
+        seen = replace(seen, prefetch=pf)
+        actual = reader.actual(desired, seen)
         plan = diff(desired, actual, adopt=options.adopt)
         if speculative and plan.changes:
             # Something to do: decide it on the APIM service's own word, not on our assignment's.
             svc = self._service(run, check_cache, options.enable_apim_identity, dry_run)
             desired = render(acct, svc, options, linked, safety_endpoint=safety_endpoint)
-            actual = discover.read_actual(arm, self.apim, desired, snapshot, prefetched=pf)
+            actual = reader.actual(desired, seen)
             plan = diff(desired, actual, adopt=options.adopt)
-        if snapshot is not None and any(c.action is not Action.CREATE for c in plan.changes):
-            # The snapshot may be minutes old and holds no ETags: an update, delete or conflict is
-            # decided on fresh reads. Creates need no ETag (a PUT of an absent object), and the
-            # fresh read can't close that race either, so they go ahead on the snapshot's word.
-            fresh = discover.prefetch(arm, self.apim, ref, modes=options.modes,
-                                      links=bool(desired.product_links), roles=True,
-                                      principal=svc.principal_id)
-            actual = discover.read_actual(arm, self.apim, desired, paths_from=snapshot, prefetched=fresh)
-            plan = diff(desired, actual, adopt=options.adopt)
+        known_products = frozenset(snapshot.product_apis) if snapshot else frozenset()
         known_products |= {p for p, exists in product_checks.items() if exists.result()}
-        stale = discover.unguarded(actual, plan)
-        if stale:  # listed without ETags: re-read what is about to be written
-            actual = discover.refresh(self.arm, self.apim, ref, actual, stale)
-            plan = diff(desired, actual, adopt=options.adopt)
+        want = desired
+        actual, plan = reader.settle(desired, actual, plan, lambda a: diff(want, a, adopt=options.adopt),
+                                     modes=options.modes, principal=svc.principal_id)
         self._finish(run, plan, dry_run, offboarding=False, known_products=known_products,
                      references=desired.references, sweep=snapshot is None)
         if not dry_run and run.outcome in ("applied", "noop"):
@@ -426,6 +391,33 @@ class Reconciler:
             return None
         return Target(ref, svc.gateway_url, desired.api.path, options.mode, desired.api.key_header,
                       token_limit_headers(desired.policy.xml), routable_deployments(acct))
+
+    def _preflight(self, ref: AccountRef, options: Options,
+                   pf: discover.Prefetch) -> tuple[discover.Prefetch, dict[str, Future[bool]]]:
+        """About to create the API (fresh reads show none): the path-clash listing and the
+        products' existence (the apply's preflight) go out together, alongside the APIM read."""
+        if pf.mine is None or not {api_id(ref, m).lower() for m in options.modes} - {
+                a.api_id.lower() for a in pf.mine.result()}:
+            return pf, {}
+        arm = self.arm
+        return (replace(pf, apis=arm.submit(arm.list_apis, self.apim)),
+                {p: arm.submit(arm.product_exists, self.apim, p) for p in options.products})
+
+    def _principal(self, run: RunResult, ref: AccountRef, options: Options, pf: discover.Prefetch,
+                   snapshot: discover.Snapshot | None, dry_run: bool) -> tuple[ApimService, bool]:
+        """The APIM service to render with, and whether it is a guess to confirm if the plan has
+        something to do."""
+        check_cache = options.semantic_cache is not None
+        cached = self.cached_apim_service(check_cache=check_cache)
+        if cached is None and snapshot is None and pf.roles is not None:
+            # A cold single-account run: APIM's principal is taken from our own assignment on the
+            # account (one read we make anyway), and the APIM service is read only if the plan has
+            # something to do. An identity change alone is found by the next fleet pass.
+            principal = identity.owned_principal(pf.roles.result(), ref, self.apim)
+            if principal is not None:
+                return ApimService(ref=self.apim, principal_id=principal,
+                                   has_external_cache=check_cache), True
+        return cached or self._service(run, check_cache, options.enable_apim_identity, dry_run), False
 
     def _pools(self, run: RunResult, dry_run: bool) -> None:
         """Reconcile the shared pools from this run (an event updates them in the run it triggers)."""
