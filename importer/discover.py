@@ -198,34 +198,62 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
     ``prefetched`` (reads already in flight)."""
     ref = desired.account
     pf = prefetched or Prefetch()
-    wanted_ids = {a.api_id.lower() for a in desired.apis}
     listed = _listed_apis(arm, apim, ref, snapshot, pf)
     present = {a.api_id.lower() for a in listed}
+    apis = _with_operations(arm, apim, desired, listed, pf)
+    clashes, clash_owners = _clashes(arm, apim, desired, present, snapshot or paths_from, pf)
+    policies, links = _policies_and_links(arm, apim, desired, present, snapshot, pf)
+    backends = _backends(arm, apim, ref, snapshot, pf)
+    roles = _account_roles(arm, desired, snapshot, pf) + _other_scope_roles(arm, desired, snapshot)
+    diagnostics: list[DiagnosticSpec] = []
+    if _needs_diagnostics(desired, backends):
+        for api in desired.apis:
+            if api.api_id.lower() in present:
+                diagnostics += [d for d, _ in arm.list_diagnostics(apim, api.api_id)]
+    return Actual(apis=apis, path_clashes=tuple(clashes), path_clash_owners=tuple(clash_owners),
+                  backends=backends, policies=tuple(policies), product_links=tuple(links),
+                  role_assignments=roles, diagnostics=tuple(diagnostics))
 
-    # Operations of the desired APIs that exist (an API about to be deleted needs none): those not
-    # prefetched are read together.
+
+def _with_operations(arm: AzureArm, apim: ApimRef, desired: Desired, listed: list[ApiSpec],
+                     pf: Prefetch) -> tuple[ActualApi, ...]:
+    """The listed APIs, with the operations of the desired ones (an API about to be deleted needs
+    none): those not prefetched are read together."""
+    wanted_ids = {a.api_id.lower() for a in desired.apis}
     reads = {a.api_id: pf.operations.get(a.api_id) or arm.submit(_operations, arm, apim, a.api_id)
              for a in listed if a.api_id.lower() in wanted_ids}
-    apis = tuple(_own_api(ActualApi(spec=replace(
-        a, operations=reads[a.api_id].result() if a.api_id in reads else ())), ref, apim) for a in listed)
+    return tuple(_own_api(ActualApi(spec=replace(
+        a, operations=reads[a.api_id].result() if a.api_id in reads else ())), desired.account, apim)
+        for a in listed)
 
+
+def _clashes(arm: AzureArm, apim: ApimRef, desired: Desired, present: set[str],
+             listing: Snapshot | None, pf: Prefetch) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(our API, the other API on its path) and (the other API, its owner account), for the
+    desired APIs that don't exist yet."""
     clashes: list[tuple[str, str]] = []
     clash_owners: list[tuple[str, str]] = []
     missing = [a for a in desired.apis if a.api_id.lower() not in present]
-    if missing:
-        # Only when we are about to create: is the path taken by someone else's API?
-        # A fleet pass checks against its listing (``paths_from``) rather than listing every API
-        # again for each new account; APIM itself refuses a duplicate path at PUT time anyway.
-        listing = snapshot or paths_from
-        others = list(listing.apis.values() if listing else pf.apis.result() if pf.apis
-                      else arm.list_apis(apim))
-        for a in missing:
-            other = _path_clash(others, a)
-            if other is not None:
-                clashes.append((a.api_id, other.api_id))
-                if (owner := owned_account(other.description, apim)) is not None:
-                    clash_owners.append((other.api_id, owner))
+    if not missing:
+        return clashes, clash_owners
+    # Only when we are about to create: is the path taken by someone else's API?
+    # A fleet pass checks against its listing (``paths_from``) rather than listing every API
+    # again for each new account; APIM itself refuses a duplicate path at PUT time anyway.
+    others = list(listing.apis.values() if listing else pf.apis.result() if pf.apis
+                  else arm.list_apis(apim))
+    for a in missing:
+        other = _path_clash(others, a)
+        if other is not None:
+            clashes.append((a.api_id, other.api_id))
+            if (owner := owned_account(other.description, apim)) is not None:
+                clash_owners.append((other.api_id, owner))
+    return clashes, clash_owners
 
+
+def _policies_and_links(arm: AzureArm, apim: ApimRef, desired: Desired, present: set[str],
+                        snapshot: Snapshot | None,
+                        pf: Prefetch) -> tuple[list[ActualPolicy], list[ProductLinkSpec]]:
+    """The policies and product links of the desired APIs that exist."""
     policies: list[ActualPolicy] = []
     links: list[ProductLinkSpec] = []
     wanted_products = {link.product_id for link in desired.product_links}
@@ -243,7 +271,11 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
         elif wanted_products:
             read = pf.links.get(aid)
             links += read.result() if read else arm.list_product_links(apim, aid)
+    return policies, links
 
+
+def _backends(arm: AzureArm, apim: ApimRef, ref: AccountRef, snapshot: Snapshot | None,
+              pf: Prefetch) -> tuple[ActualBackend, ...]:
     found: list[ActualBackend | None] = []
     if snapshot is not None:
         for bid in _account_ids(ref)[1]:
@@ -254,26 +286,23 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
         found = [b for b in (pf.backends.result() if pf.backends else
                              arm.list_backends_named(apim, account_prefix(ref)))
                  if is_owned_id(ref, b.spec.backend_id)]
-    backends = tuple(b for b in (_own_backend(x, ref, apim) for x in found) if b is not None)
-    roles: tuple[RoleAssignmentSpec, ...] = ()
+    return tuple(b for b in (_own_backend(x, ref, apim) for x in found) if b is not None)
+
+
+def _account_roles(arm: AzureArm, desired: Desired, snapshot: Snapshot | None,
+                   pf: Prefetch) -> tuple[RoleAssignmentSpec, ...]:
+    """APIM's assignments at the account's scope: prefetched, from the pass's listing when it
+    covers the account's subscription for this principal, else one read."""
+    ref = desired.account
     if pf.roles is not None:
-        roles = roles_of(pf.roles.result(), desired)
-    elif desired.role_assignments:
-        principal = desired.role_assignments[0].principal_id
-        if (snapshot is not None and snapshot.principal_id == principal
-                and ref.subscription.lower() in snapshot.role_subscriptions):
-            roles = snapshot.roles.get(ref.id.lower(), ())
-        else:
-            roles = arm.list_role_assignments(ref.id, ref.subscription, principal)
-    roles += _other_scope_roles(arm, desired, snapshot)
-    diagnostics: list[DiagnosticSpec] = []
-    if _needs_diagnostics(desired, backends):
-        for api in desired.apis:
-            if api.api_id.lower() in present:
-                diagnostics += [d for d, _ in arm.list_diagnostics(apim, api.api_id)]
-    return Actual(apis=apis, path_clashes=tuple(clashes), path_clash_owners=tuple(clash_owners),
-                  backends=backends, policies=tuple(policies), product_links=tuple(links),
-                  role_assignments=roles, diagnostics=tuple(diagnostics))
+        return roles_of(pf.roles.result(), desired)
+    if not desired.role_assignments:
+        return ()
+    principal = desired.role_assignments[0].principal_id
+    if (snapshot is not None and snapshot.principal_id == principal
+            and ref.subscription.lower() in snapshot.role_subscriptions):
+        return snapshot.roles.get(ref.id.lower(), ())
+    return arm.list_role_assignments(ref.id, ref.subscription, principal)
 
 
 def _needs_diagnostics(desired: Desired, backends: Iterable[ActualBackend]) -> bool:
