@@ -200,12 +200,7 @@ def gateway_test(prober: Prober, settings: Settings, ref: AccountRef, *, deploym
     problem = prober.gateway_problem(svc.gateway_url)
     if problem:
         raise InvalidInput(f"cannot test through the gateway: {problem}")
-    # The API of the account's first mode is the one tested (and the probe key is scoped to); when
-    # it is not there (the modes were given on the command line), the first of its APIs that is.
-    first = resolve_options(settings, account.tag_map, account=ref.name).mode
-    present = {m for a in arm.list_apis_named(prober.apim, account_prefix(ref))
-               if (m := mode_of_api(ref, a.api_id)) is not None}
-    mode = first if first in present or not present else next(m for m in Mode if m in present)
+    mode = _tested_mode(prober, settings, account)
     api = arm.get_api(prober.apim, api_id(ref, mode))
     if api is None:
         raise NotFound(f"no API {api_id(ref, mode)} for {ref.name} ({mode.value}) in APIM "
@@ -221,18 +216,33 @@ def gateway_test(prober: Prober, settings: Settings, ref: AccountRef, *, deploym
     else:
         source = "given (--key)"
     report = GatewayReport(ref.id, svc.gateway_url, api.spec.path, mode.value, source)
-    if deployment is not None:
-        known = {d.name.lower(): d for d in account.deployments}
-        found = known.get(deployment.lower())
-        if found is None:
-            report.notes.append(f"the account has no deployment '{deployment}'")
-        elif found not in routable:
-            report.notes.append(f"deployment '{found.name}' is not routed: {found.unrouted_reason}")
-        wanted = [(found.name if found else deployment, found.model_name if found else "")]
-    else:
-        wanted = [(d.name, d.model_name) for d in routable]
-        if not wanted:
-            report.notes.append("the account has no deployment in state Succeeded: nothing to call")
-    for name, model_name in wanted:
+    for name, model_name in _wanted(report, account, routable, deployment):
         report.results.append(prober.deployment(target, name, model_name, key, fresh, stream=stream))
     return report
+
+
+def _tested_mode(prober: Prober, settings: Settings, account: Any) -> Mode:
+    """The API of the account's first mode is the one tested (and the probe key is scoped to); when
+    it is not there (the modes were given on the command line), the first of its APIs that is."""
+    ref = account.ref
+    first = resolve_options(settings, account.tag_map, account=ref.name).mode
+    present = {m for a in prober.arm.list_apis_named(prober.apim, account_prefix(ref))
+               if (m := mode_of_api(ref, a.api_id)) is not None}
+    return first if first in present or not present else next(m for m in Mode if m in present)
+
+
+def _wanted(report: GatewayReport, account: Any, routable: tuple[Any, ...],
+            deployment: str | None) -> list[tuple[str, str]]:
+    """(name, model) of each deployment to call; notes on the report say why one asked for is not
+    routed, or that there is nothing to call."""
+    if deployment is None:
+        if not routable:
+            report.notes.append("the account has no deployment in state Succeeded: nothing to call")
+        return [(d.name, d.model_name) for d in routable]
+    found = {d.name.lower(): d for d in account.deployments}.get(deployment.lower())
+    if found is None:
+        report.notes.append(f"the account has no deployment '{deployment}'")
+        return [(deployment, "")]
+    if found not in routable:
+        report.notes.append(f"deployment '{found.name}' is not routed: {found.unrouted_reason}")
+    return [(found.name, found.model_name)]
