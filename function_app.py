@@ -33,6 +33,18 @@ def _scopes() -> tuple[Scope, ...]:
         return ()
 
 
+def _service_for_events() -> service.Service | None:
+    """The importer's own id and its owned-object index (no ARM read). Without them (a setting the
+    service needs is wrong) AI account events still go through; only hand edits of the importer's
+    own objects, which need the index, are dropped until the settings are fixed."""
+    try:
+        return service.get_service()
+    except Exception:
+        logger.exception("the service could not be built: events on the importer's own objects are "
+                         "dropped until its settings are fixed")
+        return None
+
+
 @app.function_name("on_resource_event")
 @app.event_grid_trigger(arg_name="event")
 @app.queue_output(arg_name="msg", queue_name=QUEUE, connection=CONNECTION)
@@ -42,7 +54,7 @@ def on_resource_event(event: func.EventGridEvent, msg: func.Out[str]) -> None:
     An AI account or deployment change, or a hand edit of one of the importer's own objects; the
     importer's own writes are ignored (no loops)."""
     try:
-        svc = service.get_service()  # the importer's own id and its owned-object index; no ARM read
+        svc = _service_for_events()
         if isinstance(event, func.CloudEvent):
             payload = {"specversion": event.specversion, "id": event.id, "type": event.type,
                        "subject": event.subject, "source": event.source, "data": event.get_json()}

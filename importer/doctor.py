@@ -506,6 +506,10 @@ def is_ours(name: str, base: str) -> bool:
     return name == base or (name.startswith(base + "-") and len(name) == len(base) + 14)
 
 
+EVENTS_FIX = ("run the postdeploy hook again: python infra/hooks/events.py deploy (azd deploy runs it); "
+              "see docs/deploy.md")
+
+
 def _system_topic(t: Target, where: str) -> dict[str, Any] | None:
     """The subscription's Microsoft.Resources.Subscriptions system topic, or None."""
     topics = t.pre.list_json(f"{where}/providers/Microsoft.EventGrid/systemTopics", EVENTGRID_API_VERSION)
@@ -522,8 +526,6 @@ def _apim_events(t: Target, c: Check) -> Iterator[Finding]:
         yield _finding(c, SKIP, "IMPORTER_EVENT_SUBSCRIPTION is empty: hand edits of APIM objects are "
                        "repaired by the timer's pass only")
         return
-    fix = ("run the postdeploy hook again: python infra/hooks/events.py deploy (azd deploy runs it); "
-           "see docs/deploy.md")
     where, name = f"/subscriptions/{t.apim.subscription}", f"{base}-apim"
     topic = _system_topic(t, where)
     subs = t.pre.list_json(f"{topic['id']}/eventSubscriptions", EVENTGRID_API_VERSION) if topic else []
@@ -532,10 +534,10 @@ def _apim_events(t: Target, c: Check) -> Iterator[Finding]:
     prefix = str((props.get("filter") or {}).get("subjectBeginsWith") or "").rstrip("/").lower()
     if found is None or props.get("provisioningState") != "Succeeded":
         yield _finding(c, FAIL, f"no provisioned event subscription {name} on the system topic of {where}: "
-                       "hand edits of the importer's APIM objects wait for the timer", fix, where)
+                       "hand edits of the importer's APIM objects wait for the timer", EVENTS_FIX, where)
     elif not prefix or not t.apim.id.lower().startswith(prefix):
         yield _finding(c, FAIL, f"{name} filters subjects on {prefix or 'nothing'!r}, not on the APIM "
-                       f"instance {t.apim.id}", fix, where)
+                       f"instance {t.apim.id}", EVENTS_FIX, where)
     else:
         yield _finding(c, PASS, f"{name} on system topic {topic.get('name') if topic else '?'} covers "
                        f"{t.apim.id}", target=where)
@@ -552,8 +554,6 @@ def _event_subscriptions(t: Target, c: Check) -> Iterator[Finding]:
         yield _finding(c, SKIP, "IMPORTER_EVENT_SUBSCRIPTION is empty: the deployment made no event "
                        "subscription (changes are picked up by the timer's pass only)")
         return
-    fix = ("run the postdeploy hook again: python infra/hooks/events.py deploy (azd deploy runs it); "
-           "see docs/deploy.md")
     by_sub: dict[str, list[Scope]] = {}
     for scope in t.scopes:
         by_sub.setdefault(scope.subscription.lower(), []).append(scope)
@@ -562,7 +562,7 @@ def _event_subscriptions(t: Target, c: Check) -> Iterator[Finding]:
         topic = _system_topic(t, where)
         if topic is None:
             yield _finding(c, FAIL, "the subscription has no Microsoft.Resources.Subscriptions system topic",
-                           fix, where)
+                           EVENTS_FIX, where)
             continue
         subs = t.pre.list_json(f"{topic['id']}/eventSubscriptions", EVENTGRID_API_VERSION)
         ours = [s for s in subs if is_ours(str(s.get("name", "")), base)
@@ -573,7 +573,7 @@ def _event_subscriptions(t: Target, c: Check) -> Iterator[Finding]:
         names = ", ".join(sorted(str(s.get("name")) for s in ours)) or "none"
         if uncovered:
             yield _finding(c, FAIL, f"on system topic {topic.get('name')}: ours ({base}*): {names}; no event "
-                           f"subscription covers {', '.join(uncovered)}", fix, where)
+                           f"subscription covers {', '.join(uncovered)}", EVENTS_FIX, where)
             continue
         yield _finding(c, PASS, f"on system topic {topic.get('name')}: {names}", target=where)
 

@@ -151,6 +151,11 @@ def _owned_object(resource: str, kind: str, apim: ApimRef | None, scopes: tuple[
     return EventDecision(None, f"{operation} on {resource}", event_id, operation, key)
 
 
+# The start of a request's reason for a hand edit of one of the importer's objects ("{}": its kind);
+# the worker reads it to repair what the plan does not hold (the probe key: service.py).
+HAND_EDIT = "our {} changed by hand"
+
+
 def owned_by_index(decision: EventDecision, owner: str | None,
                    scopes: tuple[Scope, ...]) -> EventDecision:
     """Finish a ``needs_owner`` decision with the account the index holds for its key (or None)."""
@@ -167,7 +172,7 @@ def owned_by_index(decision: EventDecision, owner: str | None,
                                         f"another account ({ref})", key="")
     if not in_scopes(ref, scopes):
         return replace(decision, reason=f"{ref} is outside the watched scopes", key="")
-    return replace(decision, account=ref, reason=f"our {what} changed by hand: {decision.reason}",
+    return replace(decision, account=ref, reason=f"{HAND_EDIT.format(what)}: {decision.reason}",
                    key="")
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from importer.events import decide_cloudevent, decide_eventgrid, owned_by_index
+from importer.events import HAND_EDIT, decide_cloudevent, decide_eventgrid, owned_by_index
 from importer.model import AccountRef, ImporterError, InvalidInput, Scope
 from importer.options import JSON_TYPES
 from importer.settings import Settings
@@ -200,7 +200,7 @@ def on_queue_message(svc: Service, body: str | bytes, *, dequeue_count: int = 1,
 # ``test`` and the probes use). The run's plan does not hold that key (it is made on first use), so
 # the worker puts it back: active again, on the API it was scoped to. A deleted key is left gone:
 # its next use makes it again.
-PROBE_KEY_EDITED = "our subscription changed by hand"
+PROBE_KEY_EDITED = HAND_EDIT.format("subscription")
 
 
 def _repair_probe_key(svc: Service, ref: AccountRef, run: Any) -> None:

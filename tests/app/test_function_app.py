@@ -338,3 +338,23 @@ def test_an_unreadable_queue_message_is_poisoned_at_once_with_its_reason(host: H
     assert entry.request is None and entry.error.startswith("rejected by the worker: ")
     assert reason.lower() in entry.error.lower()
     assert host.world.writes() == 0
+
+
+def test_account_events_still_flow_when_the_service_cannot_be_built(host: Host,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from importer import service
+
+    def broken() -> service.Service:
+        raise ValueError("AzureWebJobsStorage is not a usable storage connection string")
+
+    monkeypatch.setattr(service, "get_service", broken)
+    event = {"id": "e1", "eventType": "Microsoft.Resources.ResourceWriteSuccess", "subject": "",
+             "data": {"operationName": "Microsoft.CognitiveServices/accounts/deployments/write",
+                      "status": "Succeeded", "resourceUri": AOAI + "/deployments/gpt-4o"}}
+    text = host.deliver(event)
+    assert text is not None and json.loads(text)["account"].lower() == AOAI.lower()
+    # A hand edit of an importer-owned APIM object needs the owned-object index: dropped, no raise.
+    edit = {"id": "e2", "eventType": "Microsoft.Resources.ResourceWriteSuccess", "subject": "",
+            "data": {"operationName": "Microsoft.ApiManagement/service/apis/write", "status": "Succeeded",
+                     "resourceUri": host.world.apim + "/apis/" + api_id(AccountRef.parse(AOAI))}}
+    assert host.deliver(edit) is None
