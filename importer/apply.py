@@ -24,6 +24,7 @@ from importer.model import (
     DiagnosticSpec,
     ImporterError,
     InvalidInput,
+    Kind,
     Plan,
     PolicySpec,
     ProductLinkSpec,
@@ -56,11 +57,11 @@ class ApplyError(ImporterError):
 # those writes checks the reference before its first write (a missing one: a clear error, 0 writes).
 # Content safety's resource and the APIM logger join this table with their features.
 ReferenceCheck = Callable[[AzureArm, ApimRef, str], bool]
-REFERENCE_CHECKS: dict[str, tuple[tuple[str, ...], ReferenceCheck, str]] = {
-    "product": (("product_link",), lambda arm, apim, i: arm.product_exists(apim, i),
+REFERENCE_CHECKS: dict[str, tuple[tuple[Kind, ...], ReferenceCheck, str]] = {
+    "product": ((Kind.PRODUCT_LINK,), lambda arm, apim, i: arm.product_exists(apim, i),
                 "product '{id}' does not exist in APIM {apim}: create it, or remove it from "
                 "IMPORTER_PRODUCTS / the apim-importer-products tag"),
-    "policy_fragment": (("policy",), lambda arm, apim, i: arm.fragment_exists(apim, i),
+    "policy_fragment": ((Kind.POLICY,), lambda arm, apim, i: arm.fragment_exists(apim, i),
                         "policy fragment '{id}' does not exist in APIM {apim}: create it, or change "
                         "IMPORTER_POLICY_FRAGMENT"),
 }
@@ -77,8 +78,8 @@ def preflight(arm: AzureArm, apim: ApimRef, plan: Plan, known_products: frozense
               and not (r.kind == "product" and r.id in known_products)]
     # Product links named in the plan are references too, whatever the caller passed.
     for change in plan.writes:
-        if change.kind == "product_link" and change.action is Action.CREATE:
-            link: ProductLinkSpec = change.desired
+        if change.kind is Kind.PRODUCT_LINK and change.action is Action.CREATE:
+            link = change.spec(ProductLinkSpec)
             ref = Reference("product", link.product_id)
             if link.product_id not in known_products and ref not in wanted:
                 wanted.append(ref)
@@ -88,8 +89,8 @@ def preflight(arm: AzureArm, apim: ApimRef, plan: Plan, known_products: frozense
         raise InvalidInput("; ".join(REFERENCE_CHECKS[r.kind][2].format(id=r.id, apim=apim.name)
                                      for r in missing) + " (nothing was written)")
     for change in plan.writes:
-        if change.kind == "diagnostic":
-            check_logger(arm, apim, change.desired)
+        if change.kind is Kind.DIAGNOSTIC:
+            check_logger(arm, apim, change.spec(DiagnosticSpec))
 
 
 def check_logger(arm: AzureArm, apim: ApimRef, diag: DiagnosticSpec) -> None:
@@ -110,47 +111,77 @@ def check_logger(arm: AzureArm, apim: ApimRef, diag: DiagnosticSpec) -> None:
             "token metrics reach only Application Insights (IMPORTER_APIM_LOGGER; nothing was written)")
 
 
+# -- one write per kind: the table apply dispatches on ------------------------------------------
+
+Writer = Callable[[AzureArm, ApimRef, AccountRef, Change], None]
+
+
+def _write_role(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) -> None:
+    role = change.spec(RoleAssignmentSpec)
+    if change.action is Action.DELETE:
+        arm.delete_role_assignment(role, account.subscription)
+    else:
+        arm.create_role_assignment(role, account.subscription)
+
+
+def _write_backend(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) -> None:
+    if change.action is Action.DELETE:
+        arm.delete_backend(apim, change.id, change.etag)
+    else:
+        arm.put_backend(apim, change.spec(BackendSpec), change.etag)
+
+
+def _write_api(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) -> None:
+    if change.action is Action.DELETE:
+        arm.delete_api(apim, change.id, change.etag)
+        return
+    api = change.spec(ApiSpec)
+    held = arm.put_api(apim, api, change.etag)
+    # APIM takes an imported API's description (and, without one in the PUT, its service URL) from
+    # the document: what the importer owns is set again when the import lost it.
+    if api_diff(held, api, operations=False):
+        arm.put_api(apim, api, "*", document=False)
+
+
+def _write_policy(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) -> None:
+    arm.put_policy(apim, change.spec(PolicySpec), change.etag)
+
+
+def _write_link(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) -> None:
+    link = change.spec(ProductLinkSpec)
+    if change.action is Action.DELETE:
+        arm.unlink_product(apim, link)
+    else:
+        arm.link_product(apim, link)
+
+
+def _write_diagnostic(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) -> None:
+    arm.put_diagnostic(apim, change.spec(DiagnosticSpec), change.etag, create=change.action is Action.CREATE)
+
+
+def _write_subscription(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) -> None:
+    if change.action is not Action.DELETE:  # made on first use by the prober, never planned
+        raise ValueError("the plan only deletes subscriptions")
+    arm.delete_subscription(apim, change.id, change.etag)
+
+
+# Every kind an account's plan holds (pools have their own table, in poolsync; tested).
+WRITERS: dict[Kind, Writer] = {
+    Kind.ROLE_ASSIGNMENT: _write_role,
+    Kind.BACKEND: _write_backend,
+    Kind.API: _write_api,
+    Kind.POLICY: _write_policy,
+    Kind.DIAGNOSTIC: _write_diagnostic,
+    Kind.PRODUCT_LINK: _write_link,
+    Kind.SUBSCRIPTION: _write_subscription,
+}
+
+
 def _write(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) -> None:
-    kind, action = change.kind, change.action
-    if kind == "role_assignment":
-        role: RoleAssignmentSpec = change.desired
-        if action is Action.DELETE:
-            arm.delete_role_assignment(role, account.subscription)
-        else:
-            arm.create_role_assignment(role, account.subscription)
-    elif kind == "backend":
-        if action is Action.DELETE:
-            arm.delete_backend(apim, change.id, change.etag)
-        else:
-            backend: BackendSpec = change.desired
-            arm.put_backend(apim, backend, change.etag)
-    elif kind == "api":
-        if action is Action.DELETE:
-            arm.delete_api(apim, change.id, change.etag)
-        else:
-            api: ApiSpec = change.desired
-            held = arm.put_api(apim, api, change.etag)
-            # APIM takes an imported API's description (and, without one in the PUT, its service
-            # URL) from the document: what the importer owns is set again when the import lost it.
-            if api_diff(held, api, operations=False):
-                arm.put_api(apim, api, "*", document=False)
-    elif kind == "policy":
-        policy: PolicySpec = change.desired
-        arm.put_policy(apim, policy, change.etag)
-    elif kind == "product_link":
-        link: ProductLinkSpec = change.desired
-        if action is Action.DELETE:
-            arm.unlink_product(apim, link)
-        else:
-            arm.link_product(apim, link)
-    elif kind == "diagnostic":
-        arm.put_diagnostic(apim, change.desired, change.etag, create=action is Action.CREATE)
-    elif kind == "subscription":
-        if action is not Action.DELETE:  # made on first use by the prober, never planned
-            raise ValueError("the plan only deletes subscriptions")
-        arm.delete_subscription(apim, change.id, change.etag)
-    else:  # pragma: no cover - KIND_ORDER is closed
-        raise ValueError(f"unknown kind {kind}")
+    writer = WRITERS.get(change.kind)
+    if writer is None:
+        raise ValueError(f"an account's plan holds no {change.kind.value} changes")
+    writer(arm, apim, account, change)
 
 
 # Writes that depend on nothing else in the plan go out together: the role assignment, backends and
@@ -158,21 +189,22 @@ def _write(arm: AzureArm, apim: ApimRef, account: AccountRef, change: Change) ->
 # links); deletes after, in reverse dependency order.
 # Product links come last: no consumer reaches an API before its policy is in place. An API of
 # this account whose path a new API takes (its mode removed) is deleted before anything else.
-_WAVE = {"role_assignment": 1, "backend": 1, "api": 1, "policy": 2, "diagnostic": 2, "product_link": 3}
-_DELETE_WAVE = {"subscription": 4, "product_link": 4, "policy": 5, "api": 5, "backend": 6,
-                "role_assignment": 6}
+_WAVE = {Kind.ROLE_ASSIGNMENT: 1, Kind.BACKEND: 1, Kind.API: 1, Kind.POLICY: 2, Kind.DIAGNOSTIC: 2,
+         Kind.PRODUCT_LINK: 3}
+_DELETE_WAVE = {Kind.SUBSCRIPTION: 4, Kind.PRODUCT_LINK: 4, Kind.POLICY: 5, Kind.API: 5, Kind.BACKEND: 6,
+                Kind.ROLE_ASSIGNMENT: 6}
 
 
 def waves(plan: Plan) -> list[list[Change]]:
     """The plan's writes grouped into dependency waves, each in plan order."""
     out: dict[int, list[Change]] = {}
-    new_paths = {c.desired.path.strip("/").lower() for c in plan.writes
-                 if c.kind == "api" and c.action is Action.CREATE}
+    new_paths = {c.spec(ApiSpec).path.strip("/").lower() for c in plan.writes
+                 if c.kind is Kind.API and c.action is Action.CREATE}
     for change in plan.writes:
         table = _DELETE_WAVE if change.action is Action.DELETE else _WAVE
         wave = table[change.kind]
-        if (change.kind == "api" and change.action is Action.DELETE
-                and change.desired.path.strip("/").lower() in new_paths):
+        if (change.kind is Kind.API and change.action is Action.DELETE
+                and change.spec(ApiSpec).path.strip("/").lower() in new_paths):
             wave = 0
         out.setdefault(wave, []).append(change)
     return [out[k] for k in sorted(out)]

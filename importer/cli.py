@@ -16,6 +16,7 @@ from typing import Any
 
 from importer.model import Mode, OpenApi
 from importer.options import BY_KEY, CLI_FLAGS
+from importer.run import Outcome, Run, Trigger
 from importer.settings import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
@@ -40,21 +41,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def build_reconciler(settings: Settings, *, with_state: bool = False) -> Any:
-    from importer.azure.arm import AzureArm
-    from importer.azure.clients import Clients
-    from importer.model import ApimRef, InvalidInput
-    from importer.reconcile import Reconciler
+    """The CLI's reconciler: ``--record`` adds the state (locks, history, owned-object index)."""
+    from importer.reconcile import build_reconciler as build
 
-    if not settings.apim_id:
-        raise InvalidInput("no APIM instance: pass --apim <APIM service resource id> or set IMPORTER_APIM_ID")
-    apim = ApimRef.parse(settings.apim_id)
-    locks = history = None
+    state = None
     if with_state:
         from importer.state.factory import build_state
 
         state = build_state(settings)
-        locks, history = state.locks, state.history
-    return Reconciler(settings, AzureArm(Clients(settings)), apim, locks=locks, history=history)
+    return build(settings, state=state)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -81,7 +76,7 @@ def cmd_plan_apply(args: argparse.Namespace, *, dry_run: bool) -> int:
         settings = _settings(args)
         ref = AccountRef.parse(args.account)
         rec = build_reconciler(settings, with_state=args.record)
-        run = rec.reconcile(ref, dry_run=dry_run, overrides=_overrides(args), trigger="cli")
+        run = rec.reconcile(ref, dry_run=dry_run, overrides=_overrides(args), trigger=Trigger.CLI)
     except ImporterError as exc:
         return _fail(console, str(exc), args.json)
     if run.not_found and run.plan is not None and run.plan.empty:
@@ -100,13 +95,17 @@ def cmd_plan_apply(args: argparse.Namespace, *, dry_run: bool) -> int:
                           f"(run {run.run_id}).", style="bold", markup=False)
         if run.error:
             console.print(f"Error ({run.error_kind}): {run.error}", style="bold red", markup=False)
-    if run.error and run.outcome != "conflict":
-        return EXIT_ERROR
-    if run.outcome == "conflict":
+    return _exit(run, dry_run)
+
+
+def _exit(run: Run, dry_run: bool) -> int:
+    """plan/apply's exit code, from the run's outcome: a failure is an error; a conflict too, but
+    for plan, which only reports it as pending; in a dry run, pending writes (account or pools)."""
+    if run.outcome is Outcome.CONFLICT:
         return EXIT_ERROR if not dry_run else EXIT_PENDING
-    if dry_run and run.plan is not None and not run.plan.empty:
-        return EXIT_PENDING
-    if dry_run and run.outcome == "planned":  # the shared pools have changes pending
+    if run.error:
+        return EXIT_ERROR
+    if dry_run and ((run.plan is not None and not run.plan.empty) or run.outcome is Outcome.PLANNED):
         return EXIT_PENDING
     return EXIT_OK
 
@@ -154,8 +153,8 @@ def _print_runs(console: Any, runs: list[Any], estate: Any, pools: dict[str, Any
         table.add_column(col, overflow="fold")
     for r in runs:
         changes = len(r.plan.changes) if r.plan else 0
-        style = "red" if r.outcome in ("failed", "conflict") else "yellow" if changes else None
-        table.add_row(r.account.rsplit("/", 1)[-1], r.outcome, str(changes), str(r.writes),
+        style = "red" if r.outcome in (Outcome.FAILED, Outcome.CONFLICT) else "yellow" if changes else None
+        table.add_row(r.account.rsplit("/", 1)[-1], r.outcome.value, str(changes), str(r.writes),
                       str(r.duration_ms), r.error or "", style=style)
     console.print(table)
     for note in estate.ignored:
@@ -167,7 +166,7 @@ def _print_runs(console: Any, runs: list[Any], estate: Any, pools: dict[str, Any
 
 def _reconcile_exit(runs: list[Any], pools: dict[str, Any] | None, dry_run: bool) -> int:
     """Failed or conflicting runs are an error; in a dry run, pending writes (accounts or pools)."""
-    if any(r.outcome in ("failed", "conflict") for r in runs):
+    if any(r.outcome in (Outcome.FAILED, Outcome.CONFLICT) for r in runs):
         return EXIT_ERROR
     if not dry_run:
         return EXIT_OK

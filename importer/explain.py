@@ -12,9 +12,10 @@ from typing import Any, NoReturn
 
 from importer.config import enabled, resolve_options
 from importer.identity import api_id
-from importer.model import MODES_BY_KIND, AccountRef, ImporterError, NotFound
+from importer.model import MODES_BY_KIND, AccountRef, ImporterError, Kind, NotFound, RoleAssignmentSpec
 from importer.reconcile import Reconciler
 from importer.render import routable_deployments
+from importer.run import Outcome, Trigger
 
 
 @dataclass
@@ -68,7 +69,7 @@ class _Walk:
     svc: Any = None
     paths: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
-    kinds: set[str] = field(default_factory=set)
+    kinds: set[Kind] = field(default_factory=set)
 
     def fail(self, check: str, detail: str) -> NoReturn:
         self.ex.fail(check, detail)
@@ -153,7 +154,7 @@ def _check_identity(w: _Walk) -> None:
 
 
 def _check_apis(w: _Walk) -> None:
-    last_failed = bool(w.last) and w.last.outcome == "failed"
+    last_failed = bool(w.last) and w.last.outcome is Outcome.FAILED
     for mode in w.options.modes:
         api = w.rec.arm.get_api(w.rec.apim, api_id(w.ref, mode))
         if api is None:
@@ -165,17 +166,17 @@ def _check_apis(w: _Walk) -> None:
 
 
 def _check_plan(w: _Walk) -> None:
-    plan_run = w.rec.reconcile(w.ref, dry_run=True, trigger="cli")
+    plan_run = w.rec.reconcile(w.ref, dry_run=True, trigger=Trigger.CLI)
     if plan_run.error:
         w.fail("plan", plan_run.error)
     changes = plan_run.plan.changes if plan_run.plan else ()
     w.pending = [f"{c.action.value} {c.kind} {c.id}" for c in changes]
     w.kinds = {c.kind for c in changes}
-    if "role_assignment" in w.kinds:
-        scopes = sorted({c.desired.scope for c in changes if c.kind == "role_assignment"})
+    if Kind.ROLE_ASSIGNMENT in w.kinds:
+        scopes = sorted({c.spec(RoleAssignmentSpec).scope for c in changes if c.kind is Kind.ROLE_ASSIGNMENT})
         w.fail("role", "APIM's identity lacks a role it needs on " + ", ".join(scopes)
                        + " (drift pending: the next reconcile assigns it)")
-    if w.deployment is not None and "policy" in w.kinds:
+    if w.deployment is not None and Kind.POLICY in w.kinds:
         w.fail("drift", "the API policy differs from what it should be (the allow-list may not "
                         f"route '{w.deployment}' yet); pending: {', '.join(w.pending)}")
     if w.pending:
@@ -196,7 +197,7 @@ def _note_pools(w: _Walk) -> None:
 def _give_verdict(w: _Walk) -> None:
     what = f"model deployment '{w.deployment}'" if w.deployment else "the account"
     gateway = w.svc.gateway_url.rstrip("/")
-    w.ex.on_gateway = not w.pending or w.kinds <= {"product_link"}
+    w.ex.on_gateway = not w.pending or w.kinds <= {Kind.PRODUCT_LINK}
     w.ex.verdict = (f"{what} is on the gateway: " + ", ".join(f"{gateway}/{p}" for p in w.paths)
                     if w.ex.on_gateway else f"{what} is imported but drift is pending")
 

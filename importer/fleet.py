@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 from importer.discover import Snapshot, take_snapshot
 from importer.identity import owned_account
-from importer.model import Account, AccountRef, ImporterError, InvalidInput, in_scopes
+from importer.model import Account, AccountRef, Action, ImporterError, InvalidInput, Kind, in_scopes
 from importer.poolsync import PoolRun
 from importer.poolsync import sync as sync_pools
-from importer.reconcile import Reconciler, RunResult
+from importer.reconcile import Reconciler
+from importer.run import Run, Trigger
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +78,13 @@ def enumerate_estate(rec: Reconciler, *, snapshot: bool = True) -> Estate:
 
 
 def run_pass(rec: Reconciler, estate: Estate, *, concurrency: int = 8, dry_run: bool = False,
-             trigger: str = "cli",
-             on_done: Callable[[RunResult], None] | None = None) -> list[RunResult]:
+             trigger: Trigger = Trigger.CLI,
+             on_done: Callable[[Run], None] | None = None) -> list[Run]:
     """Reconcile every target on a bounded pool. Results sorted by account."""
-    results: list[RunResult] = []
+    results: list[Run] = []
     targets = estate.targets()
 
-    def one(target: tuple[AccountRef, Account | None]) -> RunResult:
+    def one(target: tuple[AccountRef, Account | None]) -> Run:
         ref, listed = target
         return rec.reconcile(ref, dry_run=dry_run, trigger=trigger, account=listed,
                              snapshot=estate.snapshot, pools=False)
@@ -95,7 +96,7 @@ def run_pass(rec: Reconciler, estate: Estate, *, concurrency: int = 8, dry_run: 
             results.append(run)
             if on_done is not None:
                 on_done(run)
-    if not dry_run and any(c.get("kind") == "backend" and c.get("action") == "delete"
+    if not dry_run and any(c.kind is Kind.BACKEND and c.action is Action.DELETE
                            for run in results for c in run.applied):
         # Runs in a pass leave the shared Content Safety grants alone (they run concurrently); a
         # pass that deleted a backend removes the grants no imported API uses any more, once.
@@ -107,15 +108,15 @@ def run_pass(rec: Reconciler, estate: Estate, *, concurrency: int = 8, dry_run: 
         if gone:
             logger.info("fleet pass: removed %d unused Content Safety role assignments", len(gone))
     # Pools are shared: reconciled once, after every account's own backend is in place.
-    estate.pools = sync_pools(rec, dry_run=dry_run, run_id=f"pass-{trigger}")
+    estate.pools = sync_pools(rec, dry_run=dry_run, run_id=f"pass-{trigger.value}")
     return sorted(results, key=lambda r: r.account.lower())
 
 
-def summarise(results: Iterable[RunResult]) -> dict[str, int]:
+def summarise(results: Iterable[Run]) -> dict[str, int]:
     """Counts per outcome, plus accounts and writes."""
     out: dict[str, int] = {"accounts": 0, "writes": 0}
     for run in results:
         out["accounts"] += 1
         out["writes"] += run.writes
-        out[run.outcome] = out.get(run.outcome, 0) + 1
+        out[run.outcome.value] = out.get(run.outcome.value, 0) + 1
     return out

@@ -9,28 +9,42 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 # ---------------------------------------------------------------------------------------------
 # Errors (STYLE §5): transient → retry later; conflict → read again and re-plan; permanent → report.
 
 
+class ErrorKind(StrEnum):
+    """Why a run failed, which decides what its trigger does next."""
+
+    PERMANENT = "permanent"  # bad input, forbidden, missing: report, don't retry
+    TRANSIENT = "transient"  # throttled, 5xx, network: retry later
+    CONFLICT = "conflict"  # an ETag moved: read again and re-plan
+    BUSY = "busy"  # another run holds the account's lock: retry later
+
+    @property
+    def retry(self) -> bool:
+        """A later attempt may succeed (the queue re-delivers; HTTP says 503/409, not 400)."""
+        return self is not ErrorKind.PERMANENT
+
+
 class ImporterError(Exception):
     """Base of every error the importer raises on purpose."""
 
-    kind = "permanent"
+    kind: ErrorKind = ErrorKind.PERMANENT
 
 
 class PermanentError(ImporterError):
-    kind = "permanent"
+    kind = ErrorKind.PERMANENT
 
 
 class TransientError(ImporterError):
-    kind = "transient"
+    kind = ErrorKind.TRANSIENT
 
 
 class ConflictError(ImporterError):
-    kind = "conflict"
+    kind = ErrorKind.CONFLICT
 
 
 class InvalidInput(PermanentError):
@@ -548,20 +562,51 @@ class Action(StrEnum):
     CONFLICT = "conflict"  # a foreign object blocks us: reported, never written
 
 
-# Dependency order of kinds for apply; delete runs in reverse. A subscription (the test key) is scoped
-# to the API, so it goes before the API when both are deleted; the plan never creates one.
-KIND_ORDER = ("role_assignment", "backend", "api", "policy", "diagnostic", "product_link", "subscription")
+class Kind(StrEnum):
+    """What a change writes. The definition order is apply's dependency order (deletes run in
+    reverse): a subscription (the test key) is scoped to the API, so it goes before the API when
+    both are deleted; the plan never creates one. Pools are planned and applied by ``pools`` and
+    ``poolsync``, after the accounts' own objects."""
+
+    ROLE_ASSIGNMENT = "role_assignment"
+    BACKEND = "backend"
+    API = "api"
+    POLICY = "policy"
+    DIAGNOSTIC = "diagnostic"
+    PRODUCT_LINK = "product_link"
+    SUBSCRIPTION = "subscription"
+    POOL = "pool"
+
+
+KIND_ORDER: tuple[Kind, ...] = tuple(Kind)
+
+_S = TypeVar("_S")
 
 
 @dataclass(frozen=True)
 class Change:
+    """One planned write, as Terraform shows one: what APIM holds (``before``: update, delete, and a
+    conflict where the blocking object is known), what the change writes (``after``: create,
+    update; for a conflict, what was wanted), why, and the field diff. ``etag``: what ``before`` was
+    read with (an update or delete is guarded by it)."""
+
     action: Action
-    kind: str
+    kind: Kind
     id: str
     reason: str = ""
     diff: tuple[str, ...] = ()  # human lines (field: old → new, or unified policy diff)
-    desired: Any = field(default=None, compare=False, repr=False)
+    before: object = field(default=None, compare=False, repr=False)
+    after: object = field(default=None, compare=False, repr=False)
     etag: str | None = field(default=None, compare=False, repr=False)
+
+    def spec(self, of: type[_S]) -> _S:
+        """The object the write acts on, typed: ``after`` for a create or update (and a conflict),
+        ``before`` for a delete. A change holding another type is a bug, named here."""
+        subject = self.before if self.action is Action.DELETE else self.after
+        if not isinstance(subject, of):
+            raise TypeError(f"{self.action.value} {self.kind} {self.id}: holds "
+                            f"{type(subject).__name__}, not {of.__name__}")
+        return subject
 
     def order(self) -> tuple[int, int, str]:
         rank = KIND_ORDER.index(self.kind)
@@ -570,7 +615,7 @@ class Change:
         return (0, rank, self.id)
 
     def to_json(self) -> dict[str, Any]:
-        return {"action": self.action.value, "kind": self.kind, "id": self.id,
+        return {"action": self.action.value, "kind": self.kind.value, "id": self.id,
                 "reason": self.reason, "diff": list(self.diff)}
 
 

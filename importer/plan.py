@@ -23,6 +23,7 @@ from importer.model import (
     Desired,
     DiagnosticSpec,
     InvalidInput,
+    Kind,
     Plan,
     RoleAssignmentSpec,
 )
@@ -153,29 +154,29 @@ def _conflicts(desired: Desired, actual: Actual, adopt: bool) -> list[Change]:
             owner = dict(actual.path_clash_owners).get(clash)
             holder = (f"which the importer imported for account {owner}" if owner
                       else "which the importer does not own")
-            out.append(Change(Action.CONFLICT, "api", api.api_id,
+            out.append(Change(Action.CONFLICT, Kind.API, api.api_id,
                               reason=f"path '{api.path}' is already served by API '{clash}', "
                                      f"{holder}: change the base path (tag apim-importer-base-path) "
                                      "of one of them, or move that API",
-                              diff=(f"path: {api.path}",), desired=api))
+                              diff=(f"path: {api.path}",), after=api))
         have = actual.api(api.api_id)
         if (have is not None and not have.owned and not adopt
                 and not left_by_our_import(have.spec, api, desired.account)):
-            out.append(Change(Action.CONFLICT, "api", api.api_id,
+            out.append(Change(Action.CONFLICT, Kind.API, api.api_id,
                               reason=f"an API with id '{api.api_id}' exists without this account's "
                                      "ownership mark: remove it, or adopt it (IMPORTER_ADOPT=true or "
                                      "option adopt)",
-                              desired=api, etag=have.etag))
+                              before=have.spec, after=api, etag=have.etag))
     if not adopt:
         by_id = {b.spec.backend_id.lower(): b for b in actual.backends}
         for want in desired.backends:
             have_b = by_id.get(want.backend_id.lower())
             if have_b is not None and not have_b.owned:
-                out.append(Change(Action.CONFLICT, "backend", want.backend_id,
+                out.append(Change(Action.CONFLICT, Kind.BACKEND, want.backend_id,
                                   reason=f"a backend with id '{want.backend_id}' exists without this "
                                          "account's ownership mark: remove it, or adopt it "
                                          "(IMPORTER_ADOPT=true or option adopt)",
-                                  desired=want, etag=have_b.etag))
+                                  before=have_b.spec, after=want, etag=have_b.etag))
     return out
 
 
@@ -187,23 +188,23 @@ def _api_changes(desired: Desired, actual: Actual) -> list[Change]:
             lines: tuple[str, ...] = (f"path: {want.path}", f"operations: {len(want.operations)}")
             if want.linked:
                 lines += (f"document: {want.import_value}",)
-            out.append(Change(Action.CREATE, "api", want.api_id, reason="API missing", diff=lines,
-                              desired=want))
+            out.append(Change(Action.CREATE, Kind.API, want.api_id, reason="API missing", diff=lines,
+                              after=want))
             continue
         lines = api_diff(have.spec, want)
         if not have.owned:  # adopt, or our own import left unfinished (else _conflicts stopped it)
             why = ("finish an interrupted import" if left_by_our_import(have.spec, want, desired.account)
                    else "adopt a foreign API")
-            out.append(Change(Action.UPDATE, "api", want.api_id, reason=why, diff=lines, desired=want,
-                              etag=have.etag))
+            out.append(Change(Action.UPDATE, Kind.API, want.api_id, reason=why, diff=lines, before=have.spec,
+                              after=want, etag=have.etag))
         elif lines:
-            out.append(Change(Action.UPDATE, "api", want.api_id, reason="API drifted", diff=lines,
-                              desired=want, etag=have.etag))
+            out.append(Change(Action.UPDATE, Kind.API, want.api_id, reason="API drifted", diff=lines,
+                              before=have.spec, after=want, etag=have.etag))
     wanted = {a.api_id.lower() for a in desired.apis}
     for have in actual.apis:
         if have.owned and have.spec.api_id.lower() not in wanted:  # a mode removed from the set
-            out.append(Change(Action.DELETE, "api", have.spec.api_id, reason="mode no longer published",
-                              diff=(f"path: {have.spec.path}",), desired=have.spec, etag=have.etag))
+            out.append(Change(Action.DELETE, Kind.API, have.spec.api_id, reason="mode no longer published",
+                              diff=(f"path: {have.spec.path}",), before=have.spec, etag=have.etag))
     return out
 
 
@@ -214,21 +215,21 @@ def _backend_changes(desired: Desired, actual: Actual) -> list[Change]:
     for want in desired.backends:
         have = by_id.get(want.backend_id.lower())
         if have is None:
-            out.append(Change(Action.CREATE, "backend", want.backend_id, reason="backend missing",
-                              diff=(f"url: {want.url}",), desired=want))
+            out.append(Change(Action.CREATE, Kind.BACKEND, want.backend_id, reason="backend missing",
+                              diff=(f"url: {want.url}",), after=want))
             continue
         lines = backend_diff(have.spec, want)
         if not have.owned:
-            out.append(Change(Action.UPDATE, "backend", want.backend_id, reason="adopt a foreign backend",
-                              diff=lines, desired=want, etag=have.etag))
+            out.append(Change(Action.UPDATE, Kind.BACKEND, want.backend_id, reason="adopt a foreign backend",
+                              diff=lines, before=have.spec, after=want, etag=have.etag))
         elif lines:
-            out.append(Change(Action.UPDATE, "backend", want.backend_id, reason="backend drifted",
-                              diff=lines, desired=want, etag=have.etag))
+            out.append(Change(Action.UPDATE, Kind.BACKEND, want.backend_id, reason="backend drifted",
+                              diff=lines, before=have.spec, after=want, etag=have.etag))
     for key, have in sorted(by_id.items()):
         if key not in wanted and have.owned:  # ours, no longer wanted (a feature or mode turned off)
-            out.append(Change(Action.DELETE, "backend", have.spec.backend_id,
+            out.append(Change(Action.DELETE, Kind.BACKEND, have.spec.backend_id,
                               reason="backend no longer needed", diff=(f"url: {have.spec.url}",),
-                              desired=have.spec, etag=have.etag))
+                              before=have.spec, etag=have.etag))
     return out
 
 
@@ -237,12 +238,12 @@ def _policy_changes(desired: Desired, actual: Actual) -> list[Change]:
     for want in desired.policies:
         have = actual.policy(want.api_id) if actual.api(want.api_id) is not None else None
         if have is None:
-            out.append(Change(Action.CREATE, "policy", want.api_id, reason="policy missing",
-                              diff=policyxml.diff_lines(None, want.xml), desired=want))
+            out.append(Change(Action.CREATE, Kind.POLICY, want.api_id, reason="policy missing",
+                              diff=policyxml.diff_lines(None, want.xml), after=want))
         elif policy_differs(have.spec.xml, want.xml):
-            out.append(Change(Action.UPDATE, "policy", want.api_id, reason="policy drifted",
-                              diff=policyxml.diff_lines(have.spec.xml, want.xml), desired=want,
-                              etag=have.etag))
+            out.append(Change(Action.UPDATE, Kind.POLICY, want.api_id, reason="policy drifted",
+                              diff=policyxml.diff_lines(have.spec.xml, want.xml), before=have.spec,
+                              after=want, etag=have.etag))
     return out
 
 
@@ -277,9 +278,9 @@ def _diagnostic_changes(desired: Desired, actual: Actual) -> list[Change]:
         if not lines:
             continue
         action = Action.CREATE if old is None else Action.UPDATE
-        out.append(Change(action, "diagnostic", want.name,
+        out.append(Change(action, Kind.DIAGNOSTIC, want.name,
                           reason="diagnostic missing" if old is None else "diagnostic drifted",
-                          diff=lines, desired=want, etag=etags.get(want.name.lower())))
+                          diff=lines, before=old, after=want, etag=etags.get(want.name.lower())))
     return out
 
 
@@ -287,8 +288,8 @@ def _link_changes(desired: Desired, actual: Actual) -> list[Change]:
     # Only missing links: a user may also link our API to other products, and that is theirs.
     have = {(link.product_id.lower(), link.api_id.lower()) for link in actual.product_links
             if actual.api(link.api_id) is not None}
-    return [Change(Action.CREATE, "product_link", link.product_id, reason="product link missing",
-                   diff=(f"product: {link.product_id}", f"api: {link.api_id}"), desired=link)
+    return [Change(Action.CREATE, Kind.PRODUCT_LINK, link.product_id, reason="product link missing",
+                   diff=(f"product: {link.product_id}", f"api: {link.api_id}"), after=link)
             for link in desired.product_links
             if (link.product_id.lower(), link.api_id.lower()) not in have]
 
@@ -298,15 +299,16 @@ def _role_changes(desired: Desired, actual: Actual) -> list[Change]:
     principal = desired.role_assignments[0].principal_id if desired.role_assignments else None
     for want in desired.role_assignments:
         if not any(_role_matches(have, want) for have in actual.role_assignments):
-            out.append(Change(Action.CREATE, "role_assignment", want.name, reason="role assignment missing",
+            out.append(Change(Action.CREATE, Kind.ROLE_ASSIGNMENT, want.name,
+                              reason="role assignment missing",
                               diff=(f"role: {want.role_definition_guid}", f"principal: {want.principal_id}",
-                                    f"scope: {want.scope}"), desired=want))
+                                    f"scope: {want.scope}"), after=want))
     for have in actual.role_assignments:
         wanted = any(_role_matches(have, want) for want in desired.role_assignments)
         if not wanted and _role_owned(have, desired.account, desired.apim, principal):
-            out.append(Change(Action.DELETE, "role_assignment", have.name,
+            out.append(Change(Action.DELETE, Kind.ROLE_ASSIGNMENT, have.name,
                               reason="role assignment no longer needed (the modes changed)",
-                              diff=(f"role: {have.role_definition_guid}",), desired=have))
+                              diff=(f"role: {have.role_definition_guid}",), before=have))
     return out
 
 
@@ -332,20 +334,20 @@ def offboard(account: AccountRef, actual: Actual, apim: ApimRef, principal: str 
     changes: list[Change] = []
     if actual.subscription is not None and actual.subscription.owned:
         sub = actual.subscription.spec
-        changes.append(Change(Action.DELETE, "subscription", sub.sid, reason="account offboarded",
-                              diff=(f"scope: {sub.scope}",), desired=sub, etag=actual.subscription.etag))
+        changes.append(Change(Action.DELETE, Kind.SUBSCRIPTION, sub.sid, reason="account offboarded",
+                              diff=(f"scope: {sub.scope}",), before=sub, etag=actual.subscription.etag))
     for api in actual.apis:
         if api.owned:
-            changes.append(Change(Action.DELETE, "api", api.spec.api_id, reason="account offboarded",
-                                  diff=(f"path: {api.spec.path}",), desired=api.spec, etag=api.etag))
+            changes.append(Change(Action.DELETE, Kind.API, api.spec.api_id, reason="account offboarded",
+                                  diff=(f"path: {api.spec.path}",), before=api.spec, etag=api.etag))
     for b in actual.backends:
         if b.owned:
-            changes.append(Change(Action.DELETE, "backend", b.spec.backend_id, reason="account offboarded",
-                                  diff=(f"url: {b.spec.url}",), desired=b.spec, etag=b.etag))
+            changes.append(Change(Action.DELETE, Kind.BACKEND, b.spec.backend_id, reason="account offboarded",
+                                  diff=(f"url: {b.spec.url}",), before=b.spec, etag=b.etag))
     for role in actual.role_assignments:
         if _role_owned(role, account, apim, principal):
-            changes.append(Change(Action.DELETE, "role_assignment", role.name, reason="account offboarded",
-                                  diff=(f"role: {role.role_definition_guid}",), desired=role))
+            changes.append(Change(Action.DELETE, Kind.ROLE_ASSIGNMENT, role.name, reason="account offboarded",
+                                  diff=(f"role: {role.role_definition_guid}",), before=role))
     return Plan(account, _sorted(changes))
 
 
@@ -359,7 +361,7 @@ def describe(plan: Plan) -> str:
         return f"{plan.account.id}: no changes"
     lines = [f"{plan.account.id}: " + ", ".join(f"{n} {a}" for a, n in plan.summary().items() if n)]
     for c in plan.changes:
-        lines.append(f"  {c.action.value:8} {c.kind:15} {c.id}  ({c.reason})")
+        lines.append(f"  {c.action.value:8} {c.kind.value:15} {c.id}  ({c.reason})")
         lines += [f"      {d}" for d in c.diff]
     return "\n".join(lines)
 

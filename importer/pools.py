@@ -30,6 +30,7 @@ from importer.model import (
     Change,
     Desired,
     InvalidInput,
+    Kind,
     Mode,
     Options,
     PolicySpec,
@@ -393,16 +394,16 @@ def _member_lines(have: Iterable[tuple[str, int, int]], want: Iterable[tuple[str
 def _pool_change(want: PoolSpec, have: ActualPool | None) -> Change | None:
     lines = _member_lines(() if have is None else have.members, want.membership())
     if have is None:
-        return Change(Action.CREATE, "pool", want.backend_id, reason="pool missing",
-                      diff=tuple(lines), desired=want)
+        return Change(Action.CREATE, Kind.POOL, want.backend_id, reason="pool missing",
+                      diff=tuple(lines), after=want)
     if not have.owned or not have.is_pool:
-        return Change(Action.CONFLICT, "pool", want.backend_id,
+        return Change(Action.CONFLICT, Kind.POOL, want.backend_id,
                       reason=f"a backend with id '{want.backend_id}' exists without the pool "
                              "mark: remove it to let the importer keep this pool",
-                      desired=want, etag=have.etag)
+                      before=have, after=want, etag=have.etag)
     if lines or _desc(have.description) != _desc(want.description):
-        return Change(Action.UPDATE, "pool", want.backend_id, reason="pool membership changed",
-                      diff=tuple(lines) or ("description",), desired=want, etag=have.etag)
+        return Change(Action.UPDATE, Kind.POOL, want.backend_id, reason="pool membership changed",
+                      diff=tuple(lines) or ("description",), before=have, after=want, etag=have.etag)
     return None
 
 
@@ -411,8 +412,8 @@ def _pool_changes(desired: DesiredPools, actual: ActualPools) -> list[Change]:
     changes = [c for want in desired.pools
                if (c := _pool_change(want, have_pools.get(want.backend_id.lower())))]
     wanted_pools = {p.backend_id.lower() for p in desired.pools}
-    changes += [Change(Action.DELETE, "pool", have.backend_id, reason="pool empty",
-                       diff=tuple(_member_lines(have.members, ())), desired=have, etag=have.etag)
+    changes += [Change(Action.DELETE, Kind.POOL, have.backend_id, reason="pool empty",
+                       diff=tuple(_member_lines(have.members, ())), before=have, etag=have.etag)
                 for key, have in sorted(have_pools.items()) if key not in wanted_pools and have.owned]
     return changes
 
@@ -420,25 +421,25 @@ def _pool_changes(desired: DesiredPools, actual: ActualPools) -> list[Change]:
 def _api_blocker(api: ApiSpec, have_api: ActualApi | None, clash: str | None) -> Change | None:
     """A foreign object in the way of a unified API: its path or its id is taken."""
     if clash and clash.lower() != api.api_id.lower():
-        return Change(Action.CONFLICT, "api", api.api_id,
+        return Change(Action.CONFLICT, Kind.API, api.api_id,
                       reason=f"path '{api.path}' is already served by API '{clash}': change "
-                             "IMPORTER_POOL_PATH or move that API", desired=api)
+                             "IMPORTER_POOL_PATH or move that API", after=api)
     if have_api is not None and not owns(have_api.spec.description):
-        return Change(Action.CONFLICT, "api", api.api_id,
+        return Change(Action.CONFLICT, Kind.API, api.api_id,
                       reason=f"an API with id '{api.api_id}' exists without the pool mark: "
                              "remove it to let the importer keep the unified API",
-                      desired=api, etag=have_api.etag)
+                      before=have_api.spec, after=api, etag=have_api.etag)
     return None
 
 
 def _api_change(api: ApiSpec, have_api: ActualApi | None) -> Change | None:
     if have_api is None:
-        return Change(Action.CREATE, "api", api.api_id, reason="unified API missing",
-                      diff=(f"path: {api.path}", f"operations: {len(api.operations)}"), desired=api)
+        return Change(Action.CREATE, Kind.API, api.api_id, reason="unified API missing",
+                      diff=(f"path: {api.path}", f"operations: {len(api.operations)}"), after=api)
     api_lines = api_diff(have_api.spec, api)
     if api_lines:
-        return Change(Action.UPDATE, "api", api.api_id, reason="unified API drifted",
-                      diff=api_lines, desired=api, etag=have_api.etag)
+        return Change(Action.UPDATE, Kind.API, api.api_id, reason="unified API drifted",
+                      diff=api_lines, before=have_api.spec, after=api, etag=have_api.etag)
     return None
 
 
@@ -446,11 +447,11 @@ def _policy_change(api: ApiSpec, policy: PolicySpec,
                    stored: tuple[PolicySpec | None, str | None]) -> Change | None:
     old, etag = stored
     if old is None:
-        return Change(Action.CREATE, "policy", api.api_id, reason="policy missing",
-                      diff=policyxml.diff_lines(None, policy.xml), desired=policy)
+        return Change(Action.CREATE, Kind.POLICY, api.api_id, reason="policy missing",
+                      diff=policyxml.diff_lines(None, policy.xml), after=policy)
     if policy_differs(old.xml, policy.xml):
-        return Change(Action.UPDATE, "policy", api.api_id, reason="policy drifted",
-                      diff=policyxml.diff_lines(old.xml, policy.xml), desired=policy, etag=etag)
+        return Change(Action.UPDATE, Kind.POLICY, api.api_id, reason="policy drifted",
+                      diff=policyxml.diff_lines(old.xml, policy.xml), before=old, after=policy, etag=etag)
     return None
 
 
@@ -470,8 +471,8 @@ def _api_changes(desired: DesiredPools, actual: ActualPools) -> list[Change]:
         found = stored.get(key, (None, None)) if have_api is not None else (None, None)
         changes += [c for c in (_api_change(api, have_api), _policy_change(api, policies[key], found)) if c]
     wanted_apis = {a.api_id.lower() for a in desired.apis}
-    changes += [Change(Action.DELETE, "api", have_api.spec.api_id, reason="unified API unused",
-                       diff=(f"path: {have_api.spec.path}",), desired=have_api.spec, etag=have_api.etag)
+    changes += [Change(Action.DELETE, Kind.API, have_api.spec.api_id, reason="unified API unused",
+                       diff=(f"path: {have_api.spec.path}",), before=have_api.spec, etag=have_api.etag)
                 for key, have_api in sorted(have_apis.items())
                 if key not in wanted_apis and owns(have_api.spec.description)]
     return changes
@@ -494,8 +495,8 @@ def _desc(value: str | None) -> str:
     return "\n".join(line.rstrip() for line in (value or "").replace("\r\n", "\n").split("\n")).strip()
 
 
-_CREATE = {"pool": 0, "api": 1, "policy": 2}
-_DELETE = {"api": 3, "pool": 4}
+_CREATE = {Kind.POOL: 0, Kind.API: 1, Kind.POLICY: 2}
+_DELETE = {Kind.API: 3, Kind.POOL: 4}
 
 
 def _order(change: Change) -> tuple[int, str]:
@@ -520,7 +521,7 @@ def describe(plan: PoolPlan) -> str:
         counts[c.action.value] = counts.get(c.action.value, 0) + 1
     lines = ["pools: " + (", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "no changes")]
     for c in plan.changes:
-        lines.append(f"  {c.action.value:8} {c.kind:15} {c.id}  ({c.reason})")
+        lines.append(f"  {c.action.value:8} {c.kind.value:15} {c.id}  ({c.reason})")
         lines += [f"      {d}" for d in c.diff]
     lines += [f"  note: {n}" for n in plan.notes]
     return "\n".join(lines)

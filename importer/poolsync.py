@@ -28,6 +28,7 @@ from importer.model import (
     ConflictError,
     ImporterError,
     InvalidInput,
+    Kind,
     Mode,
     NotFound,
     PolicySpec,
@@ -186,7 +187,7 @@ def plan_once(rec: Reconciler, run: PoolRun, assume: frozenset[str] = frozenset(
     desired = P.render_pools(pool_path(rec), sources, defaults, available=actual.member_backends | assume)
     actual = replace(actual, path_clashes=clashes_for(desired, every))
     plan = P.plan_pools(desired, actual)
-    stale = [c.id for c in plan.changes if c.kind == "pool" and c.action in (Action.UPDATE, Action.DELETE)]
+    stale = [c.id for c in plan.changes if c.kind is Kind.POOL and c.action in (Action.UPDATE, Action.DELETE)]
     if stale:
         fresh = {pid.lower(): rec.arm.submit(adapter.get_pool, rec.arm, rec.apim, pid) for pid in stale}
         kept = [p for p in actual.pools if p.backend_id.lower() not in fresh]
@@ -198,22 +199,35 @@ def plan_once(rec: Reconciler, run: PoolRun, assume: frozenset[str] = frozenset(
     return plan
 
 
+def _write_pool(rec: Reconciler, change: Change) -> None:
+    if change.action is Action.DELETE:
+        rec.arm.delete_backend(rec.apim, change.id, change.etag)
+    else:
+        adapter.put_pool(rec.arm, rec.apim, change.spec(P.PoolSpec), change.etag)
+
+
+def _write_api(rec: Reconciler, change: Change) -> None:
+    if change.action is Action.DELETE:
+        rec.arm.delete_api(rec.apim, change.id, change.etag)
+    else:
+        rec.arm.put_api(rec.apim, change.spec(ApiSpec), change.etag)
+
+
+def _write_policy(rec: Reconciler, change: Change) -> None:
+    rec.arm.put_policy(rec.apim, change.spec(PolicySpec), change.etag)
+
+
+# Every kind a pool plan holds (plan_pools makes only these; tested).
+WRITERS: dict[Kind, Callable[[Reconciler, Change], None]] = {
+    Kind.POOL: _write_pool, Kind.API: _write_api, Kind.POLICY: _write_policy,
+}
+
+
 def _write(rec: Reconciler, change: Change) -> None:
-    arm, apim = rec.arm, rec.apim
-    if change.kind == "pool":
-        if change.action is Action.DELETE:
-            arm.delete_backend(apim, change.id, change.etag)
-        else:
-            adapter.put_pool(arm, apim, change.desired, change.etag)
-    elif change.kind == "api":
-        if change.action is Action.DELETE:
-            arm.delete_api(apim, change.id, change.etag)
-        else:
-            arm.put_api(apim, change.desired, change.etag)
-    elif change.kind == "policy":
-        arm.put_policy(apim, change.desired, change.etag)
-    else:  # pragma: no cover - plan_pools makes only these kinds
-        raise ValueError(f"unknown pool change kind {change.kind}")
+    writer = WRITERS.get(change.kind)
+    if writer is None:
+        raise ValueError(f"a pool plan holds no {change.kind.value} changes")
+    writer(rec, change)
 
 
 def apply_plan(rec: Reconciler, plan: P.PoolPlan, run: PoolRun, run_id: str) -> None:

@@ -353,7 +353,7 @@ def routing_ok(result: CallResult) -> bool:
 
 def probe_record(kind: str, routing: CallResult, checked_at: str,
                  calls: Iterable[CallResult] = ()) -> dict[str, Any]:
-    """The small dict a run records (RunResult.probe → RunRecord.probe). Never holds a key."""
+    """The small dict a run records (Run.probe). Never holds a key."""
     ok = routing_ok(routing)
     if ok:
         summary = (f"routing ok: an unknown deployment got the allow-list's 404 from the gateway in "

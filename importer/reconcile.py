@@ -1,8 +1,9 @@
 """Reconcile one account: lock → read truth → render desired → plan → apply → probe → record.
 
 Level-triggered: the caller only says which account to look at. Every trigger (event, queue,
-timer, HTTP, CLI) ends here. Errors never escape as exceptions: the RunResult carries the error
-and its kind, and each trigger decides (retry, poison, HTTP status, exit code).
+timer, HTTP, CLI) ends here. Errors never escape as exceptions: the Run (``importer.run``) carries
+the error and its kind, and each trigger decides from those enums (retry, poison, HTTP status, exit
+code).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from importer import discover, identity, poolsync
 from importer.apply import ApplyError, apply
@@ -31,10 +32,13 @@ from importer.model import (
     Action,
     ApimRef,
     ApimService,
+    BackendSpec,
     ConflictError,
     Desired,
+    ErrorKind,
     ImporterError,
     InvalidInput,
+    Kind,
     LinkedDocument,
     Mode,
     NotFound,
@@ -55,6 +59,7 @@ from importer.render import (
     routable_deployments,
     safety_resource_of,
 )
+from importer.run import Outcome, Run, Trigger
 from importer.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -82,52 +87,6 @@ def _safety_endpoint(options: Options, read: Future[str] | None) -> str | None:
     return endpoint
 
 
-def _changed_routing(run: RunResult) -> bool:
-    """The run wrote the API or its policy: what the gateway routes may have changed."""
-    return any(c.get("kind") in ("api", "policy") and c.get("action") in ("create", "update")
-               for c in run.applied)
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    account: str
-    trigger: str
-    outcome: str = "noop"  # noop|applied|planned|failed|skipped|offboarded|conflict
-    plan: Plan | None = None
-    writes: int = 0
-    applied: list[dict[str, Any]] = field(default_factory=list)
-    not_found: str | None = None  # the account (or its group) does not exist: says which, by name
-    error: str | None = None
-    error_kind: str | None = None  # permanent|transient|conflict|busy
-    started_at: str = ""
-    finished_at: str = ""
-    duration_ms: int = 0
-    request_id: str = ""
-    notes: list[str] = field(default_factory=list)
-    probe: dict[str, Any] | None = None
-    sync_pools: bool = True  # this run also reconciles the shared pools (IMPORTER_POOL_PATH)
-    pools: dict[str, Any] | None = None  # what the pool reconcile planned and wrote
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "runId": self.run_id, "account": self.account, "trigger": self.trigger,
-            "outcome": self.outcome, "writes": self.writes,
-            "changes": [c.to_json() for c in self.plan.changes] if self.plan else [],
-            "summary": self.plan.summary() if self.plan else {},
-            # what was written, by reference: the bodies and diffs are those of `changes`
-            "applied": [{k: c.get(k) for k in ("action", "kind", "id")} for c in self.applied],
-            "notFound": self.not_found, "error": self.error, "errorKind": self.error_kind,
-            "startedAt": self.started_at, "finishedAt": self.finished_at,
-            "durationMs": self.duration_ms, "notes": self.notes, "probe": self.probe,
-            **({"pools": self.pools} if self.pools is not None else {}),
-        }
-
-
 def missing_account(ref: AccountRef, code: str = "") -> str:
     """Which part of an account id does not exist, by name, from ARM's error code."""
     if code == "SubscriptionNotFound":
@@ -140,13 +99,40 @@ def missing_account(ref: AccountRef, code: str = "") -> str:
             f"(subscription {ref.subscription})")
 
 
+def build_reconciler(settings: Settings, *, state: Any = None, clients: Any = None,
+                     publish_outcomes: bool = False, apim_ttl_s: float = 60.0,
+                     prober: Prober | None = None,
+                     documents: Callable[[str], LinkedDocument] | None = None) -> Reconciler:
+    """The one way a host assembles a reconciler: the function app, the CLI, the scripts and the
+    tests. The ARM adapter comes from the settings (``IMPORTER_ARM_ENDPOINT`` points every client at
+    the stand-in; ``clients``: already built ones, e.g. with another credential or pacing), the APIM
+    target from ``IMPORTER_APIM_ID``, the locks, run history and owned-object index from ``state``
+    (``importer.state``; None: no lock, nothing recorded), and outcome events from
+    ``IMPORTER_EVENT_TOPIC_ENDPOINT`` when ``publish_outcomes``."""
+    from importer.azure.clients import Clients
+
+    if not settings.apim_id:
+        raise InvalidInput("no APIM instance: set IMPORTER_APIM_ID to the APIM service's resource id "
+                           "(or pass --apim to python -m importer)")
+    publish = None
+    if publish_outcomes and settings.get("IMPORTER_EVENT_TOPIC_ENDPOINT"):
+        from importer.azure.outcomes import OutcomePublisher
+
+        publish = OutcomePublisher(settings.get("IMPORTER_EVENT_TOPIC_ENDPOINT"))
+    return Reconciler(settings, AzureArm(clients if clients is not None else Clients(settings)),
+                      ApimRef.parse(settings.apim_id),
+                      locks=getattr(state, "locks", None), history=getattr(state, "history", None),
+                      owned=getattr(state, "owned", None), apim_ttl_s=apim_ttl_s, publish=publish,
+                      prober=prober, documents=documents)
+
+
 class Reconciler:
     """Holds what every run shares: settings, the ARM adapter, the APIM target, state ports."""
 
     def __init__(self, settings: Settings, arm: AzureArm, apim: ApimRef, *,
                  locks: Any = None, history: Any = None, owned: Any = None, apim_ttl_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic,
-                 publish: Callable[[RunResult], None] | None = None,
+                 publish: Callable[[Run], None] | None = None,
                  prober: Prober | None = None,
                  documents: Callable[[str], LinkedDocument] | None = None) -> None:
         self.settings = settings
@@ -186,7 +172,7 @@ class Reconciler:
                 return hit[1]
         return None
 
-    def _service(self, run: RunResult, check_cache: bool, enable_identity: bool,
+    def _service(self, run: Run, check_cache: bool, enable_identity: bool,
                  dry_run: bool) -> ApimService:
         """APIM's own word on its identity (and cache); turns the identity on if asked to."""
         svc = self.apim_service(check_cache=check_cache)
@@ -225,41 +211,39 @@ class Reconciler:
     # -- one run -----------------------------------------------------------------------------------
 
     def reconcile(self, ref: AccountRef, *, dry_run: bool = False,
-                  overrides: Mapping[str, object] | None = None, trigger: str = "cli",
+                  overrides: Mapping[str, object] | None = None, trigger: Trigger = Trigger.CLI,
                   request_id: str = "", lock_wait: bool = True,
                   account: Account | None = None,
-                  snapshot: discover.Snapshot | None = None, pools: bool | None = None) -> RunResult:
+                  snapshot: discover.Snapshot | None = None, pools: bool | None = None) -> Run:
         """One run for ``ref``. ``account`` (from a listing) and ``snapshot`` (bulk listings of a
         fleet pass) save reads; they never decide a write: a plan with changes is re-read fresh.
         ``pools``: also reconcile the shared pools (default: unless the timer's pass, which does it
         once for all)."""
-        run = RunResult(run_id=uuid.uuid4().hex[:12], account=ref.id, trigger=trigger,
-                        started_at=_now(), request_id=request_id,
-                        sync_pools=(trigger != "timer") if pools is None else pools)
+        run = Run(run_id=uuid.uuid4().hex[:12], account=ref.id, trigger=trigger, started_at=_now(),
+                  request_id=request_id, sync_pools=(trigger != Trigger.TIMER) if pools is None else pools)
         start = time.perf_counter()
         try:
             self.check_scope(ref)
             with self._lock(ref, lock_wait):
                 target = self._run(run, ref, dry_run, overrides, account, snapshot)
-            if target is not None and _changed_routing(run):
+            if target is not None and run.changed_routing():
                 self._probe(run, target)
         except ImporterError as exc:
             from importer.state.ports import LockBusy
 
             if isinstance(exc, NotFound):
                 exc = self._missing_parent(exc)
-            run.outcome, run.error = "failed", str(exc)
-            run.error_kind = getattr(exc, "kind", "permanent")
             if isinstance(exc, LockBusy):
-                run.outcome, run.error_kind = "skipped", "busy"
+                run.fail(str(exc), ErrorKind.BUSY, Outcome.SKIPPED)
+            else:
+                run.fail(str(exc), exc.kind)
             if isinstance(exc, ApplyError):
                 run.writes += exc.result.writes
-                run.applied += [c.to_json() for c in exc.result.applied]
+                run.applied += exc.result.applied
             logger.warning("run %s account %s: %s error: %s", run.run_id, ref, run.error_kind, exc)
         except Exception as exc:  # a bug: record it rather than lose the run
             logger.exception("run %s account %s: unexpected error", run.run_id, ref)
-            run.outcome, run.error = "failed", f"{type(exc).__name__}: {exc}"
-            run.error_kind = "permanent"
+            run.fail(f"{type(exc).__name__}: {exc}", ErrorKind.PERMANENT)
         run.duration_ms = int((time.perf_counter() - start) * 1000)
         run.finished_at = _now()
         logger.info("run %s account %s trigger %s: %s, %d changes, %d writes, %d ms", run.run_id, ref,
@@ -287,7 +271,7 @@ class Reconciler:
         lock: AbstractContextManager[Any] = self.locks.hold(ref.key, wait=wait)
         return lock
 
-    def _run(self, run: RunResult, ref: AccountRef, dry_run: bool,
+    def _run(self, run: Run, ref: AccountRef, dry_run: bool,
              overrides: Mapping[str, object] | None, account: Account | None,
              snapshot: discover.Snapshot | None) -> Target | None:
         for attempt in range(MAX_REPLANS):
@@ -298,12 +282,12 @@ class Reconciler:
                     raise
                 # An ETag moved under us: read again and re-plan; keep the writes already made.
                 run.writes += exc.result.writes
-                run.applied += [c.to_json() for c in exc.result.applied]
+                run.applied += exc.result.applied
                 run.notes.append(f"re-planned after a concurrent change: {exc.cause}")
                 account, snapshot = None, None
         return None  # pragma: no cover - the loop returns or raises
 
-    def _once(self, run: RunResult, ref: AccountRef, dry_run: bool,
+    def _once(self, run: Run, ref: AccountRef, dry_run: bool,
               overrides: Mapping[str, object] | None, account: Account | None,
               snapshot: discover.Snapshot | None) -> Target | None:
         """One read → render → plan → apply → record pass; returns where to probe when something
@@ -326,7 +310,7 @@ class Reconciler:
             return None
         return self._import(run, reader, ref, acct, seen, dry_run, overrides)
 
-    def _offboard(self, run: RunResult, ref: AccountRef, pf: discover.Prefetch, dry_run: bool,
+    def _offboard(self, run: Run, ref: AccountRef, pf: discover.Prefetch, dry_run: bool,
                   sweep: bool) -> None:
         """Delete what we made for an account gone or opted out."""
         principal = self._cached_principal() if pf.roles is not None else self.apim_service().principal_id
@@ -340,7 +324,7 @@ class Reconciler:
         self._pools(run, dry_run)  # first: a pool may not name a backend about to go
         self._finish(run, plan, dry_run, offboarding=True, sweep=sweep)
 
-    def _options(self, run: RunResult, ref: AccountRef, acct: Account,
+    def _options(self, run: Run, ref: AccountRef, acct: Account,
                  overrides: Mapping[str, object] | None) -> Options:
         options = resolve_options(self.settings, acct.tag_map, overrides, account=ref.name)
         if poolsync.pool_path(self):  # a pool member: its breaker trips on 429/5xx, honours Retry-After
@@ -350,7 +334,7 @@ class Reconciler:
                              "Insights only through a service-level diagnostic with metrics on")
         return options
 
-    def _import(self, run: RunResult, reader: FreshReader, ref: AccountRef, acct: Account, seen: Observed,
+    def _import(self, run: Run, reader: FreshReader, ref: AccountRef, acct: Account, seen: Observed,
                 dry_run: bool, overrides: Mapping[str, object] | None) -> Target | None:
         """render → diff → apply → record for an account to import."""
         arm, pf, snapshot = self.arm, seen.prefetch, reader.snapshot
@@ -383,9 +367,9 @@ class Reconciler:
                                      modes=options.modes, principal=svc.principal_id)
         self._finish(run, plan, dry_run, offboarding=False, known_products=known_products,
                      references=desired.references, sweep=snapshot is None)
-        if not dry_run and run.outcome in ("applied", "noop"):
+        if not dry_run and run.outcome in (Outcome.APPLIED, Outcome.NOOP):
             self._remember(run, ref, desired)
-        probe = not (dry_run or self.prober is None or run.outcome != "applied")
+        probe = not (dry_run or self.prober is None or run.outcome is not Outcome.APPLIED)
         self._pools(run, dry_run)
         if not probe:
             return None
@@ -403,7 +387,7 @@ class Reconciler:
         return (replace(pf, apis=arm.submit(arm.list_apis, self.apim)),
                 {p: arm.submit(arm.product_exists, self.apim, p) for p in options.products})
 
-    def _principal(self, run: RunResult, ref: AccountRef, options: Options, pf: discover.Prefetch,
+    def _principal(self, run: Run, ref: AccountRef, options: Options, pf: discover.Prefetch,
                    snapshot: discover.Snapshot | None, dry_run: bool) -> tuple[ApimService, bool]:
         """The APIM service to render with, and whether it is a guess to confirm if the plan has
         something to do."""
@@ -419,12 +403,12 @@ class Reconciler:
                                    has_external_cache=check_cache), True
         return cached or self._service(run, check_cache, options.enable_apim_identity, dry_run), False
 
-    def _pools(self, run: RunResult, dry_run: bool) -> None:
+    def _pools(self, run: Run, dry_run: bool) -> None:
         """Reconcile the shared pools from this run (an event updates them in the run it triggers)."""
         if not run.sync_pools:
             return
         # A dry run's pool plan counts the backends the account's own plan would create.
-        assume = frozenset(c.id.lower() for c in run.plan.changes if c.kind == "backend"
+        assume = frozenset(c.id.lower() for c in run.plan.changes if c.kind is Kind.BACKEND
                            and c.action is Action.CREATE) if dry_run and run.plan else frozenset()
         result = poolsync.sync(self, dry_run=dry_run, run_id=run.run_id, assume=assume)
         if result is None:
@@ -433,13 +417,13 @@ class Reconciler:
         if result.plan is not None:
             run.notes += [f"pools: conflict: {c.reason}" for c in result.plan.conflicts]
         run.writes += result.writes
-        run.applied += [c.to_json() for c in result.applied]
-        if result.writes and run.outcome == "noop":
-            run.outcome = "applied"
-        elif dry_run and result.plan is not None and not result.plan.empty and run.outcome == "noop":
-            run.outcome = "planned"
+        run.applied += result.applied
+        if result.writes and run.outcome is Outcome.NOOP:
+            run.outcome = Outcome.APPLIED
+        elif dry_run and result.plan is not None and not result.plan.empty and run.outcome is Outcome.NOOP:
+            run.outcome = Outcome.PLANNED
 
-    def _probe(self, run: RunResult, target: Target) -> None:
+    def _probe(self, run: Run, target: Target) -> None:
         """Probe the gateway after an apply. Never fails the run: a failed or broken probe is
         recorded (not ok) and logged as a WARNING."""
         assert self.prober is not None
@@ -458,19 +442,20 @@ class Reconciler:
         else:
             logger.warning("run %s account %s: %s", run.run_id, target.ref, record["summary"])
 
-    def _finish(self, run: RunResult, plan: Plan, dry_run: bool, *, offboarding: bool,
+    def _finish(self, run: Run, plan: Plan, dry_run: bool, *, offboarding: bool,
                 known_products: frozenset[str] = frozenset(),
                 references: tuple[Reference, ...] = (), sweep: bool = True) -> None:
-        run.plan = plan
+        run.set_plan(plan)
         if dry_run:
-            run.outcome = "planned" if not plan.empty else ("conflict" if plan.conflicts else "noop")
+            run.outcome = (Outcome.PLANNED if not plan.empty
+                           else Outcome.CONFLICT if plan.conflicts else Outcome.NOOP)
             return
         result = apply(self.arm, self.apim, plan, run_id=run.run_id, known_products=known_products,
                        references=references)
         run.writes += result.writes
-        run.applied += [c.to_json() for c in result.applied]
-        gone = {resource for c in result.applied if c.kind == "backend" and c.action is Action.DELETE
-                if (resource := safety_resource_of(c.desired.description))}
+        run.applied += result.applied
+        gone = {resource for c in result.applied if c.kind is Kind.BACKEND and c.action is Action.DELETE
+                if (resource := safety_resource_of(c.spec(BackendSpec).description))}
         if sweep and gone:
             # A Content Safety backend went: its resource's grant goes too if no API uses it.
             try:
@@ -484,13 +469,11 @@ class Reconciler:
                 run.notes.append(f"removed APIM's Cognitive Services User on {scope}: no imported API "
                                  "uses that Content Safety resource any more")
         if plan.conflicts:
-            run.outcome = "conflict"
-            run.error = "; ".join(c.reason for c in plan.conflicts)
-            run.error_kind = "permanent"
+            run.fail("; ".join(c.reason for c in plan.conflicts), ErrorKind.PERMANENT, Outcome.CONFLICT)
         elif result.writes or run.writes:
-            run.outcome = "offboarded" if offboarding else "applied"
+            run.outcome = Outcome.OFFBOARDED if offboarding else Outcome.APPLIED
         else:
-            run.outcome = "noop"
+            run.outcome = Outcome.NOOP
 
     def sweep_safety_grants(self, candidates: Iterable[str] | None = None,
                             dry_run: bool = False) -> list[str]:
@@ -526,7 +509,7 @@ class Reconciler:
                     gone.append(role.scope)
         return gone
 
-    def _remember(self, run: RunResult, ref: AccountRef, desired: Desired) -> None:
+    def _remember(self, run: Run, ref: AccountRef, desired: Desired) -> None:
         """Index this account's objects by their ownership keys, so an event on one of them (a hand
         edit) finds the account without an ARM read. Best effort, like the history."""
         if self.owned is None:
@@ -536,18 +519,10 @@ class Reconciler:
         except Exception:  # a missing entry only means the timer, not an event, repairs that edit
             logger.exception("run %s: could not index the objects of %s", run.run_id, ref)
 
-    def _record(self, run: RunResult) -> None:
+    def _record(self, run: Run) -> None:
         if self.history is None:
             return
-        from importer.state.ports import Outcome, RunRecord, Trigger
-
         try:
-            self.history.record(RunRecord(
-                run_id=run.run_id, account=run.account, trigger=cast(Trigger, run.trigger),
-                started_at=run.started_at, finished_at=run.finished_at, duration_ms=run.duration_ms,
-                outcome=cast(Outcome, run.outcome), summary=run.plan.summary() if run.plan else {},
-                writes=run.writes, error=run.error, error_kind=run.error_kind,
-                changes=[c.to_json() for c in run.plan.changes] if run.plan else [],
-                probe=run.probe, request_id=run.request_id))
+            self.history.record(run)
         except Exception:  # history is best effort: never turn a good run into a failure
             logger.exception("run %s: could not record the run history", run.run_id)

@@ -13,11 +13,12 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from importer.events import HAND_EDIT, decide_cloudevent, decide_eventgrid, owned_by_index
-from importer.model import AccountRef, ImporterError, InvalidInput, Scope
+from importer.model import AccountRef, ErrorKind, ImporterError, InvalidInput, Scope
 from importer.options import JSON_TYPES
+from importer.run import Outcome, Run, Trigger
 from importer.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -74,25 +75,13 @@ def get_service() -> Service:
     global _service
     with _lock:
         if _service is None:
-            from importer.azure.arm import AzureArm
-            from importer.azure.clients import Clients
-            from importer.model import ApimRef
-            from importer.reconcile import Reconciler
+            from importer.reconcile import build_reconciler
             from importer.state.factory import build_state
 
             settings = Settings.from_env()
-            if not settings.apim_id:
-                raise InvalidInput("IMPORTER_APIM_ID is not set")
             state = build_state(settings)
-            publish = None
-            if settings.get("IMPORTER_EVENT_TOPIC_ENDPOINT"):
-                from importer.azure.outcomes import OutcomePublisher
-
-                publish = OutcomePublisher(settings.get("IMPORTER_EVENT_TOPIC_ENDPOINT"))
-            rec = Reconciler(settings, AzureArm(Clients(settings)), ApimRef.parse(settings.apim_id),
-                             locks=state.locks, history=state.history, owned=state.owned,
-                             publish=publish)
-            _service = Service(settings, rec, state)
+            _service = Service(settings, build_reconciler(settings, state=state, publish_outcomes=True),
+                               state)
         return _service
 
 
@@ -114,10 +103,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _request(account: AccountRef, trigger: str, reason: str, offboard: bool = False) -> Any:
-    from importer.state.ports import ReconcileRequest, Trigger
+def _request(account: AccountRef, trigger: Trigger, reason: str, offboard: bool = False) -> Any:
+    from importer.state.ports import ReconcileRequest
 
-    return ReconcileRequest(account=account.id, trigger=cast(Trigger, trigger), reason=reason[:500],
+    return ReconcileRequest(account=account.id, trigger=trigger, reason=reason[:500],
                             request_id=uuid.uuid4().hex, enqueued_at=_now(), offboard=offboard)
 
 
@@ -145,7 +134,7 @@ def on_event(event: Mapping[str, Any], *, cloud: bool, scopes: tuple[Scope, ...]
         return None
     logger.info("event %s: reconcile %s (%s)", decision.event_id or "-", decision.account,
                 decision.reason)
-    text: str = _request(decision.account, "event", decision.reason).to_json()
+    text: str = _request(decision.account, Trigger.EVENT, decision.reason).to_json()
     return text
 
 
@@ -186,11 +175,11 @@ def on_queue_message(svc: Service, body: str | bytes, *, dequeue_count: int = 1,
         return {"outcome": "coalesced", "account": ref.id, "servedBy": served.run_id,
                 "requestId": req.request_id}
     run = svc.reconciler.reconcile(ref, trigger=req.trigger, request_id=req.request_id)
-    if run.error_kind in ("transient", "busy", "conflict"):
+    if run.retry:
         logger.warning("run %s account %s: %s failure, try %d of %d: %s", run.run_id, ref,
                        run.error_kind, dequeue_count, max_dequeue, run.error)
         raise Transient(f"{run.error_kind}: {run.error}")
-    if req.reason.startswith(PROBE_KEY_EDITED) and run.outcome in ("noop", "applied"):
+    if req.reason.startswith(PROBE_KEY_EDITED) and run.outcome in (Outcome.NOOP, Outcome.APPLIED):
         _repair_probe_key(svc, ref, run)
     result: dict[str, Any] = run.to_json()
     return result
@@ -203,7 +192,7 @@ def on_queue_message(svc: Service, body: str | bytes, *, dequeue_count: int = 1,
 PROBE_KEY_EDITED = HAND_EDIT.format("subscription")
 
 
-def _repair_probe_key(svc: Service, ref: AccountRef, run: Any) -> None:
+def _repair_probe_key(svc: Service, ref: AccountRef, run: Run) -> None:
     from dataclasses import replace
 
     from importer.identity import owns_subscription, probe_subscription
@@ -229,18 +218,18 @@ def _repair_probe_key(svc: Service, ref: AccountRef, run: Any) -> None:
 COALESCE_MARGIN_S = 2.0
 
 
-def _served_by(svc: Service, ref: AccountRef, req: Any) -> Any:
+def _served_by(svc: Service, ref: AccountRef, req: Any) -> Run | None:
     """The account's last run if it succeeded and started after ``req`` was enqueued (plus the
     margin): duplicates and bursts of events for one account then cost one run, not one each.
     Never decides anything risky: a miss only means one more (idempotent) run."""
-    from importer.state.ports import parse_time
+    from importer.run import parse_time
 
     history = svc.reconciler.history
     if history is None:
         return None
     try:
         last = history.last_for(ref.id)
-        if last is None or last.outcome not in ("noop", "applied", "offboarded"):
+        if last is None or not last.outcome.good:
             return None
         lead = (parse_time(last.started_at, "started_at")
                 - parse_time(req.enqueued_at, "enqueued_at")).total_seconds()
@@ -263,7 +252,7 @@ def on_timer(svc: Service) -> list[str]:
     messages = []
     for ref, listed in estate.targets():
         reason = "drift check" if listed is not None else "owned objects whose account is gone"
-        messages.append(_request(ref, "timer", reason, offboard=listed is None).to_json())
+        messages.append(_request(ref, Trigger.TIMER, reason, offboard=listed is None).to_json())
     logger.info("timer: %d accounts, %d orphaned owners enqueued", len(estate.accounts),
                 len(estate.orphans))
     _timer_pools(svc)
@@ -342,22 +331,35 @@ def http_import(svc: Service, body: bytes) -> tuple[int, dict[str, Any]]:
         svc.reconciler.check_scope(ref)
     except InvalidInput as exc:
         return _error(400, str(exc))
-    run = svc.reconciler.reconcile(ref, dry_run=dry_run, overrides=overrides, trigger="http",
+    run = svc.reconciler.reconcile(ref, dry_run=dry_run, overrides=overrides, trigger=Trigger.HTTP,
                                    lock_wait=wait)
+    status, message = http_status(run)
     payload: dict[str, Any] = run.to_json()
-    if run.error_kind == "busy":
-        return 409, {**payload, "error": {"status": 409, "message": "another run holds this "
-                                          "account's lock; retry later or send \"wait\": true"}}
+    if message is not None:
+        payload["error"] = {"status": status, "message": message}
+    return status, payload
+
+
+# A failed run's status by why it failed: bad input, forbidden, missing → 400; ARM throttled or down
+# → 503 (retry); an ETag that kept moving after the re-plans → 500; the lock held → 409.
+FAILED_STATUS = {ErrorKind.PERMANENT: 400, ErrorKind.TRANSIENT: 503, ErrorKind.CONFLICT: 500,
+                 ErrorKind.BUSY: 409}
+
+
+def http_status(run: Run) -> tuple[int, str | None]:
+    """POST /api/import's status for a run, from its outcome and error kind, and the message of the
+    ``error`` object that replaces the run's error string (None: the run's JSON as it is)."""
+    if run.error_kind is ErrorKind.BUSY:
+        return 409, "another run holds this account's lock; retry later or send \"wait\": true"
     if run.not_found and run.plan is not None and run.plan.empty:
-        return 404, {**payload, "error": {"status": 404, "message": f"{run.not_found} (and nothing "
-                                          "owned for it is left to remove)"}}
-    if run.outcome == "conflict":  # something the importer does not own holds a path or an id
-        return 409, {**payload, "error": {"status": 409, "message": run.error}}
-    if run.error_kind == "transient":
-        return 503, payload
-    if run.error and run.outcome == "failed":
-        return (400 if run.error_kind == "permanent" else 500), payload
-    return 200, payload
+        return 404, f"{run.not_found} (and nothing owned for it is left to remove)"
+    if run.outcome is Outcome.CONFLICT:  # something the importer does not own holds a path or an id
+        return 409, run.error
+    if run.error_kind is ErrorKind.TRANSIENT:
+        return 503, None
+    if run.outcome is Outcome.FAILED and run.error_kind is not None:
+        return FAILED_STATUS[run.error_kind], None
+    return 200, None
 
 
 def http_runs(svc: Service, account: str | None, limit: int = 50) -> tuple[int, dict[str, Any]]:

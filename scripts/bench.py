@@ -234,9 +234,9 @@ def child_main(args: argparse.Namespace) -> None:
     rss_before = _peak_rss_mb()  # after importing the SDKs, before any work
     if args.role == "ours":
         from importer.fleet import enumerate_estate, run_pass, summarise
-        from importer.reconcile import Reconciler
+        from importer.reconcile import build_reconciler
 
-        rec = Reconciler(settings, AzureArm(Clients(settings)), apim)
+        rec = build_reconciler(settings)
         started = time.perf_counter()
         estate = enumerate_estate(rec)
         results = run_pass(rec, estate, concurrency=args.concurrency)
@@ -444,11 +444,10 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
     from devhost import seed
     from devhost.host import deliver, work
     from importer import service
-    from importer.azure.arm import AzureArm
     from importer.azure.clients import Clients, StaticCredential
     from importer.fleet import enumerate_estate, run_pass
-    from importer.model import AccountRef, ApimRef
-    from importer.reconcile import Reconciler
+    from importer.model import AccountRef
+    from importer.reconcile import build_reconciler
     from importer.render import api_id
     from importer.settings import Settings
     from importer.state.factory import memory_state
@@ -462,8 +461,7 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
         # The new deployments and accounts are a person's writes (the importer ignores its own events).
         people = Clients(settings, credential=StaticCredential(seed.OPERATOR_ID))
         state = memory_state()
-        rec = Reconciler(settings, AzureArm(clients), ApimRef.parse(settings.apim_id),
-                         locks=state.locks, history=state.history)
+        rec = build_reconciler(settings, state=state, clients=clients)
         run_pass(rec, enumerate_estate(rec))  # the fleet is imported and the process is warm
         service.install(service.Service(settings, rec, state))
         os.environ.update(env)

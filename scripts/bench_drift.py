@@ -179,11 +179,10 @@ def bench(n: int, edits: int, latency: float, workers: int, interval: float = 0.
     from devhost import seed
     from devhost.host import user_function
     from importer import service
-    from importer.azure.arm import AzureArm
     from importer.azure.clients import LOCAL_PRINCIPAL_ID, Clients, StaticCredential
     from importer.fleet import enumerate_estate, run_pass
-    from importer.model import AccountRef, ApimRef
-    from importer.reconcile import Reconciler
+    from importer.model import AccountRef
+    from importer.reconcile import build_reconciler
     from importer.settings import Settings
     from importer.state.factory import memory_state
     from importer.state.ports import ReconcileRequest
@@ -202,8 +201,7 @@ def bench(n: int, edits: int, latency: float, workers: int, interval: float = 0.
         os.environ.update(env)
         settings = Settings.from_env(env)
         state = memory_state()
-        rec = Reconciler(settings, AzureArm(Clients(settings)), ApimRef.parse(settings.apim_id),
-                         locks=state.locks, history=state.history, owned=state.owned)
+        rec = build_reconciler(settings, state=state)
         onboard = run_pass(rec, enumerate_estate(rec))  # unmeasured: no latency, no throttle
         assert all(r.ok for r in onboard), [r.error for r in onboard if r.error][:3]
         service.install(service.Service(settings, rec, state))

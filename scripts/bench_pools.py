@@ -29,11 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from armsim.server import Sim  # noqa: E402
 from devhost import seed  # noqa: E402
-from importer.azure.arm import AzureArm  # noqa: E402
 from importer.azure.clients import Clients  # noqa: E402
 from importer.fleet import enumerate_estate, run_pass  # noqa: E402
-from importer.model import AccountRef, ApimRef  # noqa: E402
-from importer.reconcile import Reconciler  # noqa: E402
+from importer.model import AccountRef  # noqa: E402
+from importer.reconcile import Reconciler, build_reconciler  # noqa: E402
 from importer.settings import Settings  # noqa: E402
 
 SUB = seed.SUBSCRIPTION
@@ -117,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             seed.create_account(clients, name=name, kind="OpenAI")
             seed.create_deployment(clients, seed.account_id(SUB, seed.AI_GROUP, name), "gpt-4o", sku=sku,
                                    capacity=capacity)
-        rec = Reconciler(settings, AzureArm(clients), ApimRef.parse(seed.apim_id()), apim_ttl_s=60)
+        rec = build_reconciler(settings, clients=clients, apim_ttl_s=60)
         runs = run_pass(rec, enumerate_estate(rec))
         assert all(r.ok for r in runs), [r.error for r in runs]
         apim = clients.apim(SUB)

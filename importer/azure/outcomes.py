@@ -10,29 +10,33 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from importer.model import Action, Kind
+from importer.run import Outcome, Run
+
 logger = logging.getLogger(__name__)
 
 EVENT_PREFIX = "ApimAiImporter."
 DATA_VERSION = "1.0"
 
 
-def event_type(run: Any) -> str | None:
+def event_type(run: Run) -> str | None:
     """The outcome a run is worth telling about, or None."""
-    if run.outcome == "offboarded":
+    if run.outcome is Outcome.OFFBOARDED:
         return "Offboarded"
-    if run.outcome in ("failed", "conflict"):
+    if run.outcome in (Outcome.FAILED, Outcome.CONFLICT):
         return "Failed"
-    if run.outcome == "applied" and run.plan is not None:
-        created_api = any(c.kind == "api" and c.action.value == "create" for c in run.plan.changes)
+    if run.outcome is Outcome.APPLIED and run.plan is not None:
+        created_api = any(c.kind is Kind.API and c.action is Action.CREATE for c in run.plan.changes)
         return "Onboarded" if created_api else "DriftCorrected"
     return None
 
 
-def event_data(run: Any) -> dict[str, Any]:
+def event_data(run: Run) -> dict[str, Any]:
     """The event body: ids, counts and the change list — never a key or token."""
-    return {"runId": run.run_id, "account": run.account, "trigger": run.trigger, "outcome": run.outcome,
-            "writes": run.writes, "error": run.error, "errorKind": run.error_kind,
-            "changes": [{"action": c.action.value, "kind": c.kind, "id": c.id}
+    return {"runId": run.run_id, "account": run.account, "trigger": run.trigger.value,
+            "outcome": run.outcome.value, "writes": run.writes, "error": run.error,
+            "errorKind": run.error_kind.value if run.error_kind else None,
+            "changes": [{"action": c.action.value, "kind": c.kind.value, "id": c.id}
                         for c in (run.plan.changes if run.plan else ())]}
 
 
@@ -49,7 +53,7 @@ class OutcomePublisher:
         self.endpoint = endpoint
         self._client = EventGridPublisherClient(endpoint, credential)
 
-    def __call__(self, run: Any) -> None:
+    def __call__(self, run: Run) -> None:
         kind = event_type(run)
         if kind is None:
             return

@@ -17,11 +17,10 @@ from importer.state.ports import (
     RequestQueue,
     RunHistory,
     RunNotFound,
-    RunRecord,
 )
 
 __all__ = [
     "InvalidRequest", "Lease", "LockBusy", "LockLost", "LockManager", "MessageHandle", "PoisonMessage",
-    "ReconcileRequest", "RequestQueue", "RunHistory", "RunNotFound", "RunRecord", "State", "StateConfig",
+    "ReconcileRequest", "RequestQueue", "RunHistory", "RunNotFound", "State", "StateConfig",
     "build_state", "memory_state",
 ]

@@ -14,7 +14,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from importer.state.ports import InvalidRequest, ReconcileRequest, RunRecord, parse_time
+from importer.run import Run, parse_time
+from importer.state.ports import InvalidRequest, ReconcileRequest
 
 # Azure Table string properties hold at most 64 KiB of UTF-16 (32,768 code units). JSON is written
 # with ensure_ascii, so its length in characters is its length in code units.
@@ -81,7 +82,7 @@ def timeline_key(started_at: str, run_id: str) -> str:
     return f"{_INVERT - micros:019d}_{run_id}"
 
 
-def run_timeline_key(run: RunRecord) -> str:
+def run_timeline_key(run: Run) -> str:
     return timeline_key(run.started_at, run.run_id)
 
 
@@ -158,7 +159,7 @@ def _fit_summary(summary: dict[str, int]) -> dict[str, int]:
     return out
 
 
-def fit_run(run: RunRecord) -> RunRecord:
+def fit_run(run: Run) -> Run:
     """The run as a table can hold it (both twins store this): changes ≤ 32,000 JSON characters,
     probe ≤ 16,000 (else a ``{"truncated": true}`` stub), error ≤ 8,000 characters."""
     changes, omitted = fit_changes(run.changes)
@@ -172,7 +173,7 @@ def fit_run(run: RunRecord) -> RunRecord:
                    error=error, summary=_fit_summary(run.summary))
 
 
-def roundtrip(run: RunRecord) -> RunRecord:
+def roundtrip(run: Run) -> Run:
     """The run after a JSON round trip: tuples become lists, enums strings (what storage returns)."""
     data: dict[str, Any] = json.loads(dumps(run.to_dict()))
-    return RunRecord.from_dict(data)
+    return Run.from_dict(data)

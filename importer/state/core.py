@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
+from importer.run import Trigger
 from importer.state.codec import decode_wire, encode_wire, rejected_reason
 from importer.state.ports import (
     InvalidRequest,
@@ -155,8 +156,8 @@ class QueueCore:
                     skipped.append(raw)
                     continue
                 new = ReconcileRequest.new(
-                    old.account, "redrive", f"redrive of {old.request_id} ({old.trigger}): {old.reason}",
-                    offboard=old.offboard)
+                    old.account, Trigger.REDRIVE,
+                    f"redrive of {old.request_id} ({old.trigger}): {old.reason}", offboard=old.offboard)
                 self.send(new)  # send before delete: a crash in between duplicates, never loses
                 try:
                     self._poison.remove(raw.message_id, raw.pop_receipt)

@@ -15,9 +15,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from itertools import islice
 
+from importer.run import RUN_ID, Run
 from importer.state.codec import fit_run, roundtrip, run_timeline_key
 from importer.state.core import QueueCore, RawMessage, StaleHandle, hold_lease
-from importer.state.ports import RUN_ID, Lease, LockLost, RunNotFound, RunRecord, utc_now
+from importer.state.ports import Lease, LockLost, RunNotFound, utc_now
 
 Clock = Callable[[], float]
 
@@ -161,22 +162,22 @@ class MemoryRunHistory:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._runs: dict[str, RunRecord] = {}
+        self._runs: dict[str, Run] = {}
 
-    def record(self, run: RunRecord) -> RunRecord:
+    def record(self, run: Run) -> Run:
         stored = roundtrip(fit_run(run))
         with self._lock:
             self._runs[stored.run_id] = stored
         return stored
 
-    def get(self, run_id: str) -> RunRecord:
+    def get(self, run_id: str) -> Run:
         with self._lock:
             run = self._runs.get(run_id) if isinstance(run_id, str) and RUN_ID.match(run_id) else None
         if run is None:
             raise RunNotFound(f"no run {run_id!r} in the history")
         return run
 
-    def list(self, account: str | None = None, limit: int = 50) -> builtins.list[RunRecord]:
+    def list(self, account: str | None = None, limit: int = 50) -> builtins.list[Run]:
         if limit <= 0:
             return []
         with self._lock:
@@ -185,7 +186,7 @@ class MemoryRunHistory:
             runs = [r for r in runs if r.account_key == account.lower()]
         return sorted(runs, key=run_timeline_key)[:limit]
 
-    def last_for(self, account: str) -> RunRecord | None:
+    def last_for(self, account: str) -> Run | None:
         runs = self.list(account, 1)
         return runs[0] if runs else None
 

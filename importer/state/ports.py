@@ -8,26 +8,18 @@ from __future__ import annotations
 
 import builtins
 import json
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, cast, get_args, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from importer.model import InvalidInput, NotFound, TransientError
-
-Trigger = Literal["event", "timer", "http", "cli", "redrive"]
-Outcome = Literal["noop", "applied", "planned", "failed", "skipped", "offboarded", "conflict"]
-TRIGGERS: frozenset[str] = frozenset(get_args(Trigger))
-OUTCOMES: frozenset[str] = frozenset(get_args(Outcome))
+from importer.run import MAX_ACCOUNT_CHARS, TRIGGERS, Run, Trigger, parse_time
 
 # A request travels base64-encoded in one queue message (64 KiB): keep its free text bounded.
 MAX_REASON_CHARS = 2000
-MAX_ACCOUNT_CHARS = 2048
-# Run ids become table keys and URL segments: a conservative alphabet, as uuid4/ULID/timestamps use.
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,17 +59,6 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def parse_time(value: str, what: str) -> datetime:
-    """Parse an ISO-8601 timestamp; naive values are taken as UTC."""
-    if not isinstance(value, str):
-        raise ValueError(f"{what}: expected an ISO-8601 string, got {type(value).__name__}")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"{what}: not an ISO-8601 timestamp: {value!r}") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _require(cond: bool, message: str) -> None:
     if not cond:
         raise InvalidRequest(message)
@@ -102,6 +83,7 @@ class ReconcileRequest:
         _require(isinstance(self.account, str) and self.account.startswith("/")
                  and len(self.account) <= MAX_ACCOUNT_CHARS, f"account: not a resource id: {self.account!r}")
         _require(self.trigger in TRIGGERS, f"trigger: {self.trigger!r} not one of {sorted(TRIGGERS)}")
+        object.__setattr__(self, "trigger", Trigger(self.trigger))
         _require(isinstance(self.reason, str) and len(self.reason) <= MAX_REASON_CHARS,
                  f"reason: a string of at most {MAX_REASON_CHARS} characters")
         try:
@@ -153,78 +135,6 @@ class ReconcileRequest:
         except (ValueError, TypeError) as exc:
             raise InvalidRequest(f"not JSON: {exc}") from exc
         return cls.from_dict(data)
-
-
-def _validate_run(run: RunRecord) -> None:
-    def check(cond: bool, message: str) -> None:
-        if not cond:
-            raise ValueError(f"RunRecord {run.run_id!r}: {message}")
-
-    check(isinstance(run.run_id, str) and bool(RUN_ID.match(run.run_id)),
-          f"run_id must match {RUN_ID.pattern}")
-    check(isinstance(run.account, str) and 0 < len(run.account) <= MAX_ACCOUNT_CHARS,
-          "account: a non-empty string")
-    check(run.trigger in TRIGGERS, f"trigger {run.trigger!r} not one of {sorted(TRIGGERS)}")
-    check(run.outcome in OUTCOMES, f"outcome {run.outcome!r} not one of {sorted(OUTCOMES)}")
-    parse_time(run.started_at, "started_at")
-    parse_time(run.finished_at, "finished_at")
-    for name in ("duration_ms", "writes", "changes_omitted"):
-        value = getattr(run, name)
-        check(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
-              f"{name}: a non-negative int")
-    check(isinstance(run.summary, dict) and all(isinstance(k, str) and isinstance(v, int)
-                                                for k, v in run.summary.items()), "summary: dict[str, int]")
-    check(isinstance(run.changes, list) and all(isinstance(c, dict) for c in run.changes),
-          "changes: a list of dicts")
-    check(run.probe is None or isinstance(run.probe, dict), "probe: a dict or None")
-    for name in ("error", "error_kind", "request_id"):
-        value = getattr(run, name)
-        check(value is None or isinstance(value, str), f"{name}: a string or None")
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One reconcile run, as the history keeps it. ``changes`` are Change.to_json() dicts.
-
-    ``changes_omitted`` counts entries dropped from ``changes`` to fit storage limits; an entry
-    that was itself cut down carries ``"truncated": true``.
-    """
-
-    run_id: str
-    account: str
-    trigger: Trigger
-    started_at: str
-    finished_at: str
-    duration_ms: int
-    outcome: Outcome
-    summary: dict[str, int] = field(default_factory=dict)
-    writes: int = 0
-    error: str | None = None
-    error_kind: str | None = None
-    changes: builtins.list[dict[str, Any]] = field(default_factory=builtins.list)
-    probe: dict[str, Any] | None = None
-    request_id: str | None = None
-    changes_omitted: int = 0
-
-    def __post_init__(self) -> None:
-        _validate_run(self)
-
-    @property
-    def account_key(self) -> str:
-        return self.account.lower()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
-        """Missing required fields raise ValueError; unknown ones are ignored (a newer writer)."""
-        names = {f.name for f in fields(cls)}
-        required = ("run_id", "account", "trigger", "started_at", "finished_at", "duration_ms", "outcome")
-        missing = [n for n in required if n not in data]
-        if missing:
-            raise ValueError(f"run record missing fields: {missing}")
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass(frozen=True)
@@ -325,16 +235,16 @@ class LockManager(Protocol):
 
 @runtime_checkable
 class RunHistory(Protocol):
-    def record(self, run: RunRecord) -> RunRecord:
+    def record(self, run: Run) -> Run:
         """Store a run (idempotent by run_id); returns it as stored (fitted to size limits)."""
 
-    def get(self, run_id: str) -> RunRecord:
+    def get(self, run_id: str) -> Run:
         """The run, or raise RunNotFound (a KeyError and a NotFound)."""
 
-    def list(self, account: str | None = None, limit: int = 50) -> builtins.list[RunRecord]:
+    def list(self, account: str | None = None, limit: int = 50) -> builtins.list[Run]:
         """Newest first (by started_at, then run_id); one account's or everyone's."""
 
-    def last_for(self, account: str) -> RunRecord | None:
+    def last_for(self, account: str) -> Run | None:
         """The account's newest run, or None when it has never run."""
 
 
@@ -355,4 +265,4 @@ class OwnedIndex(Protocol):
 def as_trigger(value: str) -> Trigger:
     if value not in TRIGGERS:
         raise InvalidRequest(f"trigger: {value!r} not one of {sorted(TRIGGERS)}")
-    return cast(Trigger, value)
+    return Trigger(value)

@@ -18,9 +18,10 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from importer.model import PermanentError, TransientError
+from importer.run import RUN_ID, Run
 from importer.state.codec import account_hash, dumps, fit_run, roundtrip, run_timeline_key
 from importer.state.core import QueueCore, RawMessage, StaleHandle, hold_lease
-from importer.state.ports import RUN_ID, Lease, LockLost, RunNotFound, RunRecord
+from importer.state.ports import Lease, LockLost, RunNotFound
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -288,20 +289,21 @@ _INDEX_ROW = "record"
 _FORMAT = 1
 
 
-def _entity(run: RunRecord, partition: str, row: str) -> dict[str, Any]:
+def _entity(run: Run, partition: str, row: str) -> dict[str, Any]:
     from azure.data.tables import EdmType, EntityProperty
 
     entity: dict[str, Any] = {
         "PartitionKey": partition, "RowKey": row, "format": _FORMAT,
-        "run_id": run.run_id, "account": run.account, "trigger": run.trigger,
+        "run_id": run.run_id, "account": run.account, "trigger": run.trigger.value,
         "started_at": run.started_at, "finished_at": run.finished_at,
-        "duration_ms": EntityProperty(run.duration_ms, EdmType.INT64), "outcome": run.outcome,
+        "duration_ms": EntityProperty(run.duration_ms, EdmType.INT64), "outcome": run.outcome.value,
         "writes": EntityProperty(run.writes, EdmType.INT64),
         "changes_omitted": EntityProperty(run.changes_omitted, EdmType.INT64),
         "summary": dumps(run.summary), "changes": dumps(run.changes),
     }
     optional = {"probe": None if run.probe is None else dumps(run.probe), "error": run.error,
-                "error_kind": run.error_kind, "request_id": run.request_id}
+                "error_kind": run.error_kind.value if run.error_kind else None,
+                "request_id": run.request_id}
     entity.update({k: v for k, v in optional.items() if v is not None})
     return entity
 
@@ -310,12 +312,12 @@ def _plain(value: Any) -> Any:
     return getattr(value, "value", value)  # EntityProperty → its value
 
 
-def _record(entity: dict[str, Any]) -> RunRecord:
+def _record(entity: dict[str, Any]) -> Run:
     data = {k: _plain(v) for k, v in entity.items() if k not in ("PartitionKey", "RowKey", "format")}
     for name in ("summary", "changes", "probe"):
         if isinstance(data.get(name), str):
             data[name] = json.loads(data[name])
-    return RunRecord.from_dict(data)
+    return Run.from_dict(data)
 
 
 class TableRunHistory:
@@ -344,7 +346,7 @@ class TableRunHistory:
 
         _once(f"{self.table.url}/{self.table.table_name}", create)  # table url is the account's
 
-    def record(self, run: RunRecord) -> RunRecord:
+    def record(self, run: Run) -> Run:
         from azure.data.tables import UpdateMode
 
         stored = roundtrip(fit_run(run))
@@ -356,7 +358,7 @@ class TableRunHistory:
                 self.table.upsert_entity(_entity(stored, partition, rk), mode=UpdateMode.REPLACE)
         return stored
 
-    def get(self, run_id: str) -> RunRecord:
+    def get(self, run_id: str) -> Run:
         from azure.core.exceptions import ResourceNotFoundError
 
         if not isinstance(run_id, str) or not RUN_ID.match(run_id):
@@ -369,7 +371,7 @@ class TableRunHistory:
                 raise RunNotFound(f"no run {run_id!r} in the history") from exc
         return _record(dict(entity))
 
-    def list(self, account: str | None = None, limit: int = 50) -> builtins.list[RunRecord]:
+    def list(self, account: str | None = None, limit: int = 50) -> builtins.list[Run]:
         if limit <= 0:
             return []
         partition = TIMELINE if account is None else account_hash(account)
@@ -379,7 +381,7 @@ class TableRunHistory:
                                                  results_per_page=min(limit, 1000))
             return [_record(dict(e)) for e in islice(entities, limit)]
 
-    def last_for(self, account: str) -> RunRecord | None:
+    def last_for(self, account: str) -> Run | None:
         runs = self.list(account, 1)
         return runs[0] if runs else None
 

@@ -17,10 +17,7 @@ import pytest
 
 from devhost.host import deliver, fire_timer, user_function, work
 from importer import service
-from importer.azure.arm import AzureArm
-from importer.azure.clients import Clients
-from importer.model import ApimRef
-from importer.reconcile import Reconciler
+from importer.reconcile import build_reconciler
 from importer.settings import Settings
 from tests.fixtures.world import SUB, World
 
@@ -83,9 +80,7 @@ def host(world: World, storage_state: Any, monkeypatch: pytest.MonkeyPatch) -> I
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     settings = Settings.from_env(env)
-    rec = Reconciler(settings, AzureArm(Clients(settings)), ApimRef.parse(world.apim),
-                     locks=storage_state.locks, history=storage_state.history, owned=storage_state.owned,
-                     apim_ttl_s=0)
+    rec = build_reconciler(settings, state=storage_state, apim_ttl_s=0)
     service.install(service.Service(settings, rec, storage_state))
     yield Host(world, storage_state, settings)
     service.reset_service()

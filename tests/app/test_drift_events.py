@@ -17,10 +17,9 @@ import pytest
 
 from devhost import seed
 from importer import service
-from importer.azure.arm import AzureArm
-from importer.azure.clients import LOCAL_PRINCIPAL_ID, Clients
-from importer.model import AccountRef, ApimRef
-from importer.reconcile import Reconciler
+from importer.azure.clients import LOCAL_PRINCIPAL_ID
+from importer.model import AccountRef
+from importer.reconcile import build_reconciler
 from importer.render import api_id, backend_id, probe_subscription_id
 from importer.settings import Settings
 from importer.state.factory import memory_state
@@ -38,8 +37,7 @@ def _host(world: World, state: Any, monkeypatch: pytest.MonkeyPatch) -> Host:
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     settings = Settings.from_env(env)
-    rec = Reconciler(settings, AzureArm(Clients(settings)), ApimRef.parse(world.apim), locks=state.locks,
-                     history=state.history, owned=state.owned, apim_ttl_s=0)
+    rec = build_reconciler(settings, state=state, apim_ttl_s=0)
     service.install(service.Service(settings, rec, state))
     return Host(world, state, settings)
 

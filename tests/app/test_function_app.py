@@ -283,12 +283,12 @@ def test_a_request_after_a_failed_run_is_not_coalesced(host: Host) -> None:
     import azure.functions as func
 
     from devhost.host import user_function
-    from importer.state.ports import RunRecord
+    from importer.run import Run
 
     now = "2030-01-01T00:00:10+00:00"
-    host.state.history.record(RunRecord(run_id="f" * 12, account=AOAI, trigger="event", started_at=now,
-                                        finished_at=now, duration_ms=1, outcome="failed",
-                                        error="boom", error_kind="transient"))
+    host.state.history.record(Run(run_id="f" * 12, account=AOAI, trigger="event", started_at=now,
+                                  finished_at=now, duration_ms=1, outcome="failed",
+                                  error="boom", error_kind="transient"))
     host.world.sim.log.clear()
     body = _request_enqueued(AOAI, now, 60)
     user_function("reconcile_worker")(func.QueueMessage(id="m", body=body.encode()), Out())

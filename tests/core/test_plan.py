@@ -95,8 +95,9 @@ def test_create_everything_from_nothing(mode: Mode) -> None:
         ("create", "product_link", "gold"),
         ("create", "product_link", "silver"),
     ]
-    assert all(c.desired is not None and c.reason for c in p.changes)
-    assert {c.kind: c.desired for c in p.changes}["api"] == d.api
+    assert all(c.after is not None and c.before is None and c.reason for c in p.changes)
+    assert {c.kind: c.after for c in p.changes}["api"] == d.api
+    assert {c.kind: c.spec(ApiSpec) for c in p.changes if c.kind == "api"}["api"] == d.api
     assert not p.conflicts and not p.empty
 
 
@@ -218,9 +219,13 @@ def test_each_drift_yields_exactly_one_change(name: str) -> None:
 def test_update_carries_the_spec_to_write_and_the_etag() -> None:
     d = desired(FULL)
     p = plan.diff(d, _api(actual_from(d), path="x/openai"))
-    assert p.changes[0].desired == d.api and p.changes[0].etag == '"api-1"'
+    assert p.changes[0].after == d.api and p.changes[0].etag == '"api-1"'
+    assert p.changes[0].before.path == "x/openai"  # what APIM held, as Terraform's plan shows it
     p = plan.diff(d, replace(actual_from(d), policies=_policy(PolicySpec(API, "<policies/>"))))
-    assert p.changes[0].desired == d.policy and p.changes[0].etag == '"policy-1"'
+    assert p.changes[0].after == d.policy and p.changes[0].etag == '"policy-1"'
+    assert p.changes[0].before == PolicySpec(API, "<policies/>")
+    with pytest.raises(TypeError, match="update policy .* holds PolicySpec, not ApiSpec"):
+        p.changes[0].spec(ApiSpec)
 
 
 def test_unparsable_actual_policy_is_replaced() -> None:
@@ -324,8 +329,9 @@ def test_offboard_deletes_only_owned_objects_in_reverse_order() -> None:
         ("delete", "backend", f"{API}-safety"),
         ("delete", "role_assignment", d.role_assignments[0].name),
     ]
-    assert p.changes[0].etag == '"api-1"' and p.changes[0].desired == a.apis[0].spec
-    assert p.changes[-1].desired == d.role_assignments[0]
+    assert p.changes[0].etag == '"api-1"' and p.changes[0].before == a.apis[0].spec
+    assert p.changes[-1].before == d.role_assignments[0] and p.changes[-1].after is None
+    assert p.changes[-1].spec(RoleAssignmentSpec) == d.role_assignments[0]
 
 
 def test_offboard_leaves_a_foreign_api_alone() -> None:

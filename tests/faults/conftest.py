@@ -22,12 +22,11 @@ import pytest
 
 from armsim.server import Sim
 from devhost import seed
-from importer.azure.arm import AzureArm
 from importer.azure.clients import Clients, StaticCredential
 from importer.fleet import enumerate_estate, run_pass
-from importer.model import ApimRef
-from importer.reconcile import Reconciler, RunResult
+from importer.reconcile import Reconciler, build_reconciler
 from importer.render import owned_account
+from importer.run import Run
 from importer.settings import Settings
 
 SUB = seed.SUBSCRIPTION
@@ -88,9 +87,9 @@ class FaultWorld:
 
     def reconciler(self, **env: str) -> Reconciler:
         settings = Settings.from_env({**self.env, **env})
-        return Reconciler(settings, AzureArm(Clients(settings)), ApimRef.parse(APIM), apim_ttl_s=0)
+        return build_reconciler(settings, apim_ttl_s=0)
 
-    def run_pass(self, concurrency: int = 4, **env: str) -> list[RunResult]:
+    def run_pass(self, concurrency: int = 4, **env: str) -> list[Run]:
         """One fleet pass, as the CLI and the timer run it (listings, snapshot, one run per account)."""
         rec = self.reconciler(**env)
         return run_pass(rec, enumerate_estate(rec), concurrency=concurrency)

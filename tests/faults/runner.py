@@ -8,11 +8,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from importer.azure.arm import AzureArm
-from importer.azure.clients import Clients
 from importer.fleet import enumerate_estate, run_pass, summarise
-from importer.model import ApimRef
-from importer.reconcile import Reconciler
+from importer.reconcile import build_reconciler
 from importer.settings import Settings
 
 
@@ -22,7 +19,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     settings = Settings.from_env()
-    rec = Reconciler(settings, AzureArm(Clients(settings)), ApimRef.parse(settings.apim_id), apim_ttl_s=0)
+    rec = build_reconciler(settings, apim_ttl_s=0)
     print(summarise(run_pass(rec, enumerate_estate(rec), concurrency=args.concurrency)))
 
 

@@ -140,7 +140,7 @@ def test_5xx_beyond_the_retry_budget_fails_transient_then_the_next_run_converges
     # role, backend, API; then the policy fails, and the product link, which waits for the policy,
     # is never sent: no consumer reaches an API without its policy
     assert failed.error_kind == "transient" and failed.writes == 3
-    assert sorted(c["kind"] for c in failed.applied) == ["api", "backend", "role_assignment"]
+    assert sorted(c.kind for c in failed.applied) == ["api", "backend", "role_assignment"]
     assert world.sim.resource(f"{APIM}/apis/{api_id(ALPHA)}/policies/policy") is None
     assert not [rid for rid in world.sim.ids()
                 if "/products/" in rid and rid.endswith(f"/apis/{api_id(ALPHA)}")]

@@ -134,7 +134,7 @@ def test_a_cold_run_with_something_to_do_reads_the_apim_service(world: World, ao
         {"value": "<policies><inbound><base /></inbound></policies>", "format": "xml"}, if_match="*")
     world.sim.log.clear()
     run = rec.reconcile(aoai)
-    assert run.outcome == "applied" and [c["kind"] for c in run.applied] == ["policy"]
+    assert run.outcome == "applied" and [c.kind for c in run.applied] == ["policy"]
     services = [e for e in world.sim.log.entries
                 if e.method == "GET" and e.path.lower().endswith(f"/service/{world.svc}".lower())]
     assert len(services) == 1  # the plan had a change: decided on APIM's own word
@@ -163,6 +163,6 @@ def test_a_new_apim_identity_is_found_by_a_run_with_changes_or_the_fleet_pass(
     results = {r.account: r for r in run_pass(rec, enumerate_estate(rec))}
     fixed = results[aoai.id]
     assert fixed.outcome == "applied", fixed.error
-    assert [(c["action"], c["kind"]) for c in fixed.applied] == [("create", "role_assignment")]
+    assert [(c.action, c.kind) for c in fixed.applied] == [("create", "role_assignment")]
     auth = world.clients.authorization(world.sim_sub)
     assert list(auth.role_assignments.list_for_scope(aoai.id, filter=f"principalId eq '{new}'"))

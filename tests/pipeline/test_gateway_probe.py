@@ -199,7 +199,7 @@ def test_the_routing_probe_runs_after_an_apply_is_recorded_and_explained(
     gateway_world.clients.cognitive(SUB).deployments.begin_delete(seed.AI_GROUP, "contoso-aoai",
                                                                    "gpt-4o").result()
     changed = rec.reconcile(aoai)
-    assert [c["kind"] for c in changed.applied] == ["policy"] and changed.probe is not None
+    assert [c.kind for c in changed.applied] == ["policy"] and changed.probe is not None
     assert changed.probe["ok"] is True and _gateway_requests(gateway_world) == before + 1
 
 

@@ -70,7 +70,7 @@ def test_removing_a_mode_removes_exactly_its_api_and_backend(world: World) -> No
     rec = world.reconciler(IMPORTER_MODE="azure-openai")
     world.sim.log.clear()
     run = rec.reconcile(ref)
-    assert sorted((c["action"], c["kind"], c["id"]) for c in run.applied) == [
+    assert sorted((c.action, c.kind, c.id) for c in run.applied) == [
         ("delete", "api", v1), ("delete", "backend", v1)]
     after = {rid: world.sim.resource(rid) for rid in world.sim.ids()}
     assert {rid for rid in before if rid not in after} == {
@@ -151,7 +151,7 @@ def test_an_account_published_before_modes_were_a_set_moves_to_its_mode_id(world
     world.sim.log.clear()
     run = rec.reconcile(ref)
     assert run.outcome == "applied", run.to_json()
-    deletes = [(c["kind"], c["id"]) for c in run.applied if c["action"] == "delete"]
+    deletes = [(c.kind, c.id) for c in run.applied if c.action == "delete"]
     assert sorted(deletes) == [("api", old), ("backend", old)]
     assert _apis(world, ref) == {identity.api_id(ref, Mode.AZURE_OPENAI_V1): "contoso-aoai/openai/v1"}
     _noop(world, rec, ref)

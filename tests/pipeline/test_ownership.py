@@ -166,7 +166,7 @@ def test_display_name_with_markup_is_stored_as_text(world: World) -> None:
     policy = world.apim_client().api_policy.get(world.rg, world.svc, api_id(ref), "policy").value
     assert [t for s, t in policyxml.statements(policy) if s == "inbound"] == [
         t for s, t in policyxml.statements(run.plan.changes[[c.kind for c in run.plan.changes].index(
-            "policy")].desired.xml) if s == "inbound"]
+            "policy")].after.xml) if s == "inbound"]
 
 
 def test_an_account_that_is_not_enabled_costs_one_round_of_reads_and_no_apim_read(world: World) -> None:

@@ -118,7 +118,7 @@ def test_offboarding_an_account_removes_it_from_every_pool_before_its_backend(wo
     run = rec.reconcile(b, trigger="event")
     assert run.outcome == "offboarded", run.error
     assert set(_members(world)) == set(_members(world, mini)) == {backend_id(a)}
-    ids = [c["id"] for c in run.applied]
+    ids = [c.id for c in run.applied]
     assert ids.index(GPT) < ids.index(backend_id(b))  # out of the pool, then its backend deleted
 
 

@@ -13,10 +13,9 @@ from azure.mgmt.apimanagement import models
 from devhost import seed
 from importer import identity
 from importer.azure.arm import AzureArm
-from importer.azure.clients import Clients
 from importer.fleet import enumerate_estate, run_pass
 from importer.model import AccountRef, ApimRef
-from importer.reconcile import Reconciler
+from importer.reconcile import Reconciler, build_reconciler
 from importer.settings import Settings
 from tests.fixtures.world import AOAI, SUB, World
 
@@ -144,7 +143,7 @@ def _second_importer(world: World, **env: str) -> Reconciler:
     apim = seed.apim_id(name=B_NAME)
     settings = Settings.from_env({"IMPORTER_ARM_ENDPOINT": world.sim.url, "IMPORTER_APIM_ID": apim,
                                   "IMPORTER_SCOPES": f"/subscriptions/{SUB}", **env})
-    return Reconciler(settings, AzureArm(Clients(settings)), ApimRef.parse(apim), apim_ttl_s=0)
+    return build_reconciler(settings, apim_ttl_s=0)
 
 
 @pytest.mark.parametrize("b_mark", ["current", "legacy"])
@@ -171,7 +170,7 @@ def test_offboarding_by_one_importer_leaves_the_other_importers_grant(world: Wor
     run = a_only.reconcile(ref)
     assert run.outcome == "offboarded", run.to_json()
     assert [r.principal_id for r in _roles_at(world, ref)] == [b_role.principal_id]
-    assert all(c["kind"] != "role_assignment" or c["id"] != b_role.name for c in run.applied)
+    assert all(c.kind != "role_assignment" or c.id != b_role.name for c in run.applied)
     _noop(world, a_only, ref)
     _noop(world, rec_b, ref)  # B's API and grant are whole: nothing to repair
 

@@ -26,7 +26,7 @@ def test_a_new_deployment_on_an_imported_account_is_routed_after_three_round_tri
     world.sim.faults.latency(LATENCY)
     world.sim.log.clear()
     run = rec.reconcile(aoai)
-    assert run.outcome == "applied" and [c["kind"] for c in run.applied] == ["policy"]
+    assert run.outcome == "applied" and [c.kind for c in run.applied] == ["policy"]
     # reads of the account and of our objects together; the APIM service (the plan has a change);
     # the policy PUT. A warm worker (APIM service cached) needs 2.
     assert world.sim.log.round_trips() == 3, [(e.method, e.path) for e in world.sim.log.entries]

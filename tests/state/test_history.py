@@ -8,14 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from importer.model import NotFound
-from importer.state import RunNotFound, RunRecord, State
+from importer.run import Run
+from importer.state import RunNotFound, State
 from importer.state.codec import CHANGES_BUDGET, dumps
 from tests.state.conftest import account
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def run(acct: str, minutes: float = 0, run_id: str = "", **kw: object) -> RunRecord:
+def run(acct: str, minutes: float = 0, run_id: str = "", **kw: object) -> Run:
     started = T0 + timedelta(minutes=minutes)
     data: dict[str, object] = {
         "run_id": run_id or uuid.uuid4().hex, "account": acct, "trigger": "event",
@@ -24,7 +25,7 @@ def run(acct: str, minutes: float = 0, run_id: str = "", **kw: object) -> RunRec
         "changes": [{"action": "create", "kind": "api", "id": "/apis/x", "reason": "new", "diff": ["a"]}],
         "request_id": str(uuid.uuid4()),
     }
-    return RunRecord(**{**data, **kw})  # type: ignore[arg-type]
+    return Run(**{**data, **kw})  # type: ignore[arg-type]
 
 
 def test_record_then_get(state: State) -> None:

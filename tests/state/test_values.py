@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from importer.model import InvalidInput, NotFound, TransientError
+from importer.model import ErrorKind, InvalidInput, NotFound, TransientError
+from importer.run import Outcome, Run, Trigger
 from importer.state.codec import (
     CHANGES_BUDGET,
     account_hash,
@@ -20,7 +21,7 @@ from importer.state.codec import (
     fit_run,
     timeline_key,
 )
-from importer.state.ports import InvalidRequest, LockBusy, ReconcileRequest, RunNotFound, RunRecord
+from importer.state.ports import InvalidRequest, LockBusy, ReconcileRequest, RunNotFound
 from tests.state.conftest import account
 
 
@@ -29,14 +30,14 @@ def request(**overrides: object) -> ReconcileRequest:
     return ReconcileRequest(**{**base.to_dict(), **overrides})
 
 
-def run(run_id: str = "r1", **overrides: object) -> RunRecord:
+def run(run_id: str = "r1", **overrides: object) -> Run:
     data: dict[str, object] = {
         "run_id": run_id, "account": account("a1"), "trigger": "timer",
         "started_at": "2025-01-01T00:00:00+00:00", "finished_at": "2025-01-01T00:00:01+00:00",
         "duration_ms": 1000, "outcome": "applied", "summary": {"create": 1}, "writes": 1,
         "changes": [{"action": "create", "kind": "api", "id": "x", "reason": "", "diff": []}],
     }
-    return RunRecord(**{**data, **overrides})  # type: ignore[arg-type]
+    return Run(**{**data, **overrides})  # type: ignore[arg-type]
 
 
 class TestReconcileRequest:
@@ -83,7 +84,23 @@ class TestReconcileRequest:
 class TestRunRecord:
     def test_dict_round_trip_and_unknown_fields_ignored(self) -> None:
         rec = run(probe={"ok": True}, error="boom", error_kind="transient", request_id=str(uuid.uuid4()))
-        assert RunRecord.from_dict({**rec.to_dict(), "future_field": 1}) == rec
+        assert Run.from_dict({**rec.to_dict(), "future_field": 1}) == rec
+
+    def test_enums_are_the_types_and_strings_on_the_wire(self) -> None:
+        rec = run(error_kind="transient")
+        assert rec.trigger is Trigger.TIMER and rec.outcome is Outcome.APPLIED
+        assert rec.error_kind is ErrorKind.TRANSIENT and rec.retry
+        assert not run(error_kind="permanent").retry and not run().retry
+        data = rec.to_dict()
+        assert (type(data["trigger"]), type(data["outcome"]), type(data["error_kind"])) == (str, str, str)
+        assert json.loads(json.dumps(rec.to_json()))["errorKind"] == "transient"
+
+    def test_live_fields_are_not_stored(self) -> None:
+        rec = run()
+        rec.notes.append("a note")
+        rec.not_found = "account gone"
+        assert "notes" not in rec.to_dict() and "not_found" not in rec.to_dict()
+        assert Run.from_dict(rec.to_dict()).notes == []
 
     @pytest.mark.parametrize("overrides", [
         {"outcome": "done"}, {"trigger": "cron"}, {"run_id": "a/b"}, {"run_id": ""},
@@ -91,14 +108,15 @@ class TestRunRecord:
         {"summary": {"create": "1"}}, {"changes": [1]}, {"probe": []},
     ])
     def test_rejects_bad_values(self, overrides: dict[str, Any]) -> None:
+        # What the history reads back (and, through fit_run's round trip, what it records) is checked.
         with pytest.raises(ValueError):
-            run(**overrides)
+            Run.from_dict({**run().to_dict(), **overrides})
 
     def test_missing_required_field(self) -> None:
         data = run().to_dict()
         del data["outcome"]
         with pytest.raises(ValueError, match="outcome"):
-            RunRecord.from_dict(data)
+            Run.from_dict(data)
 
 
 def test_error_types_follow_the_three_kinds() -> None:
