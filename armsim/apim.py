@@ -22,20 +22,11 @@ from urllib.request import url2pathname
 from werkzeug.wrappers import Response
 
 from armsim import policyxml
-from armsim.core import (
-    ArmError,
-    Ctx,
-    Entity,
-    bad_request,
-    check_if_match,
-    field_getter,
-    json_response,
-    odata_filter,
-    system_data,
-    utcnow,
-    validation_error,
-)
+from armsim.answers import ArmError, bad_request, json_response, system_data, utcnow, validation_error
+from armsim.context import Ctx
+from armsim.odata import field_getter, odata_filter
 from armsim.routing import Route
+from armsim.store import Entity, check_if_match
 
 PROVIDER = "Microsoft.ApiManagement"
 SERVICE_TYPE = f"{PROVIDER}/service"

@@ -12,8 +12,10 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from armsim.core import ArmError, Ctx, Entity, bad_request, json_response, utcnow
+from armsim.answers import ArmError, bad_request, json_response, utcnow
+from armsim.context import Ctx
 from armsim.routing import Route
+from armsim.store import Entity
 
 ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"
 DEFINITION_TYPE = "Microsoft.Authorization/roleDefinitions"

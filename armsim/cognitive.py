@@ -14,18 +14,10 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from armsim.core import (
-    ArmError,
-    Ctx,
-    Entity,
-    bad_request,
-    check_if_match,
-    json_response,
-    require_scope,
-    system_data,
-    utcnow,
-)
+from armsim.answers import ArmError, bad_request, json_response, system_data, utcnow
+from armsim.context import Ctx, require_scope
 from armsim.routing import Route
+from armsim.store import Entity, check_if_match
 
 PROVIDER = "Microsoft.CognitiveServices"
 ACCOUNT_TYPE = f"{PROVIDER}/accounts"

@@ -10,7 +10,8 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from armsim.core import ArmError, Ctx, bad_request, json_response, require_scope, system_data
+from armsim.answers import ArmError, bad_request, json_response, system_data
+from armsim.context import Ctx, require_scope
 from armsim.routing import Route
 
 TOPIC_TYPE = "Microsoft.EventGrid/systemTopics"

@@ -27,7 +27,6 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from armsim import apim, authorization, cognitive
-from armsim.core import RESET, Faults, LogEntry, RequestLog, State, request_kind, reset_connection
 from armsim.expressions import evaluate
 from armsim.fakemodel import (
     Call,
@@ -39,8 +38,11 @@ from armsim.fakemodel import (
     texts,
     usage_of,
 )
+from armsim.faults import RESET, Faults, reset_connection
 from armsim.policyxml import Element, Text
 from armsim.pools import PoolRouter, backend_fault
+from armsim.requestlog import LogEntry, RequestLog, request_kind
+from armsim.state import State
 
 
 class Host(Protocol):
@@ -103,7 +105,7 @@ def gateway_error(status: int, message: str, headers: dict[str, str] | None = No
 
 @dataclass(frozen=True)
 class Match:
-    api: Any  # armsim.core.Entity of the API
+    api: Any  # armsim.store.Entity of the API
     operation: Any  # Entity of the operation
     params: dict[str, str]
     rest: str  # the path below the API's path

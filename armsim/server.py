@@ -23,30 +23,16 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from armsim import apim, authorization, cognitive, eventgrid
-from armsim.core import (
-    CORRELATION,
-    RESET,
-    ArmError,
-    Ctx,
-    Faults,
-    LogEntry,
-    Options,
-    RequestLog,
-    State,
-    Throttle,
-    ThrottleConfig,
-    fault_response,
-    json_response,
-    request_kind,
-    require_scope,
-    reset_connection,
-    resource_group_of,
-    resource_type_of,
-    subscription_of,
-    to_cloudevent,
-)
+from armsim.answers import ArmError, json_response
+from armsim.changes import CORRELATION, to_cloudevent
+from armsim.context import Ctx, require_scope
+from armsim.faults import RESET, Faults, fault_response, reset_connection
 from armsim.gateway import Gateway
+from armsim.ids import resource_group_of, resource_type_of, subscription_of
+from armsim.requestlog import LogEntry, RequestLog, request_kind
 from armsim.routing import Route, literal_segments
+from armsim.state import Options, State
+from armsim.throttle import Throttle, ThrottleConfig
 
 logger = logging.getLogger(__name__)
 

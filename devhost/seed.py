@@ -137,7 +137,7 @@ def grant_importer_roles(clients: Any, apim: str | None = None, scope: str | Non
     """The roles the deployment gives the importer's identity (infra/main.bicep), to the caller the
     stand-in sees: API Management Service Contributor on APIM; Reader and Role Based Access Control
     Administrator on the watched scope (the subscription by default)."""
-    from armsim.core import CALLER_PRINCIPAL_ID
+    from armsim.state import CALLER_PRINCIPAL_ID
 
     apim = apim or apim_id()
     scope = scope or f"/subscriptions/{SUBSCRIPTION}"

@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 if TYPE_CHECKING:
-    from armsim.core import LogEntry
+    from armsim.requestlog import LogEntry
     from armsim.server import Sim
 
 # The measured subprocess imports only the importer: armsim (and werkzeug) load lazily, in this

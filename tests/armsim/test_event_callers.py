@@ -8,7 +8,7 @@ import urllib.request
 
 from azure.mgmt.apimanagement import models
 
-from armsim.core import OID_CLAIM, UNKNOWN_CALLER
+from armsim.changes import OID_CLAIM, UNKNOWN_CALLER
 from devhost import seed
 from importer.azure.clients import LOCAL_PRINCIPAL_ID, Clients, StaticCredential
 

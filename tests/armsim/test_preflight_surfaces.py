@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from armsim.core import CALLER_PRINCIPAL_ID
 from armsim.server import Sim
+from armsim.state import CALLER_PRINCIPAL_ID
 from devhost import seed
 from importer.azure.clients import Clients
 from importer.model import Scope

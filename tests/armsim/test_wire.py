@@ -13,7 +13,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceResponseError
 from azure.mgmt.apimanagement import models
 
-from armsim.core import to_cloudevent
+from armsim.changes import to_cloudevent
 from devhost import seed
 from importer.azure.clients import Clients
 from tests.armsim.wire import EXAMPLES, call, shape_mismatches
@@ -293,7 +293,7 @@ def test_files_served_for_link_imports(armsim):
 
 
 def test_retry_after_ceil_rounds_up():
-    from armsim.core import Throttle, ThrottleConfig
+    from armsim.throttle import Throttle, ThrottleConfig
 
     assert Throttle(ThrottleConfig()).retry_after(0.01) == "1"
     assert Throttle(ThrottleConfig()).retry_after(1.2) == str(math.ceil(1.2))

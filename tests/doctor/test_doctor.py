@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from azure.mgmt.apimanagement import models as apim_models
 
-from armsim.core import CALLER_PRINCIPAL_ID
 from armsim.server import Sim
+from armsim.state import CALLER_PRINCIPAL_ID
 from devhost import seed
 from importer import doctor, openapi
 from importer.azure.arm import AzureArm

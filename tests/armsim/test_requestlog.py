@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from armsim.core import LogEntry, RequestLog
+from armsim.requestlog import LogEntry, RequestLog
 
 
 def _log(*intervals: tuple[float, float]) -> RequestLog:
