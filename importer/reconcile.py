@@ -356,10 +356,13 @@ class Reconciler:
         plan = diff(desired, actual, adopt=options.adopt)
         if speculative and plan.changes:
             # Something to do: decide it on the APIM service's own word, not on our assignment's.
-            svc = self._service(run, check_cache, options.enable_apim_identity, dry_run)
-            desired = render(acct, svc, options, linked, safety_endpoint=safety_endpoint)
-            actual = reader.actual(desired, seen)
-            plan = diff(desired, actual, adopt=options.adopt)
+            # Rendered again only when that word differs from the guess (render reads nothing else
+            # of the service than its principal and its cache).
+            guess, svc = svc, self._service(run, check_cache, options.enable_apim_identity, dry_run)
+            if (svc.principal_id, svc.has_external_cache) != (guess.principal_id, guess.has_external_cache):
+                desired = render(acct, svc, options, linked, safety_endpoint=safety_endpoint)
+                actual = reader.actual(desired, seen)
+                plan = diff(desired, actual, adopt=options.adopt)
         known_products = frozenset(snapshot.product_apis) if snapshot else frozenset()
         known_products |= {p for p, exists in product_checks.items() if exists.result()}
         want = desired

@@ -5,6 +5,8 @@ Assertions are on what the stand-in holds afterwards and on its request log, nev
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from importer import openapi, policyxml
@@ -139,6 +141,57 @@ def test_a_cold_run_with_something_to_do_reads_the_apim_service(world: World, ao
                 if e.method == "GET" and e.path.lower().endswith(f"/service/{world.svc}".lower())]
     assert len(services) == 1  # the plan had a change: decided on APIM's own word
     assert rec.reconcile(aoai).outcome == "noop"
+
+
+def _count_renders(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    from importer import reconcile
+
+    calls = [0]
+    real = reconcile.render
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        calls[0] += 1
+        return real(*args, **kw)
+
+    monkeypatch.setattr(reconcile, "render", counted)
+    return calls
+
+
+def _drift_policy(world: World, ref: AccountRef) -> None:
+    world.apim_client().api_policy.create_or_update(
+        world.rg, world.svc, api_id(ref), "policy",
+        {"value": "<policies><inbound><base /></inbound></policies>", "format": "xml"}, if_match="*")
+
+
+def test_a_cold_run_renders_once_when_apims_word_confirms_the_principal(
+        world: World, aoai: AccountRef, monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = world.reconciler()
+    assert rec.reconcile(aoai).outcome == "applied"
+    _drift_policy(world, aoai)
+    renders = _count_renders(monkeypatch)
+    run = rec.reconcile(aoai)
+    assert run.outcome == "applied" and [c.kind for c in run.applied] == ["policy"]
+    assert renders == [1]  # the APIM service was read (a change) and said what the guess said
+
+
+def test_a_cold_run_with_a_change_after_a_new_apim_identity_renders_again_and_assigns_it(
+        world: World, aoai: AccountRef, monkeypatch: pytest.MonkeyPatch) -> None:
+    from azure.mgmt.apimanagement import models
+
+    rec = world.reconciler()
+    assert rec.reconcile(aoai).outcome == "applied"
+    client = world.apim_client()
+    for kind in ("None", "SystemAssigned"):
+        client.api_management_service.begin_update(world.rg, world.svc,
+            models.ApiManagementServiceUpdateParameters(
+                identity=models.ApiManagementServiceIdentity(type=kind))).result()
+    _drift_policy(world, aoai)
+    renders = _count_renders(monkeypatch)
+    run = rec.reconcile(aoai)
+    assert run.outcome == "applied", run.error
+    assert sorted((c.action, c.kind) for c in run.applied) == [("create", "role_assignment"),
+                                                               ("update", "policy")]
+    assert renders == [2]  # guessed from our assignment, then decided on APIM's own word
 
 
 def test_a_new_apim_identity_is_found_by_a_run_with_changes_or_the_fleet_pass(
