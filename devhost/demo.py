@@ -73,7 +73,7 @@ class Demo:
         self.console.print(Rule(text, style="cyan"), width=min(self.console.width, 100))
 
     def show_changes(self, run: dict[str, Any]) -> None:
-        from importer.render_text import change_lines, print_lines
+        from importer.present import change_lines, print_lines
 
         print_lines(self.console, change_lines(run.get("changes", []), indent="    ", max_diff=12))
 

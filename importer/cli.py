@@ -69,7 +69,7 @@ def _fail(console: Any, message: str, json_mode: bool) -> int:
 
 def cmd_plan_apply(args: argparse.Namespace, *, dry_run: bool) -> int:
     from importer.model import AccountRef, ImporterError
-    from importer.render_text import plan_lines, print_lines
+    from importer.present import plan_lines, print_lines
 
     console = _console(args.json)
     try:
@@ -112,7 +112,7 @@ def _exit(run: Run, dry_run: bool) -> int:
 
 def _print_pools(console: Any, pools: dict[str, Any] | None) -> None:
     """The shared pools' changes (IMPORTER_POOL_PATH) as a diff: membership, priorities, weights."""
-    from importer.render_text import change_lines, print_lines
+    from importer.present import change_lines, print_lines
 
     if pools is None:
         return

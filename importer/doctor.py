@@ -27,7 +27,7 @@ from importer.model import (
     Options,
     Scope,
 )
-from importer.probe import Answer
+from importer.probe_rules import Answer
 from importer.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)

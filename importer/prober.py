@@ -2,7 +2,7 @@
 for ``python -m importer test``.
 
 Edge module: the key's subscription is read, made on first use and its key listed through the ARM
-adapter; requests go through the gateway adapter; importer/probe.py decides what to send and what
+adapter; requests go through the gateway adapter; importer/probe_rules.py decides what to send and what
 answers mean. The key lives in a local variable for one call: never logged, stored, returned or
 put in an error.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from importer import probe
+from importer import probe_rules as rules
 from importer.azure import gateway
 from importer.azure.arm import AzureArm
 from importer.config import resolve_options
@@ -30,7 +30,7 @@ from importer.model import (
     Mode,
     NotFound,
 )
-from importer.probe import Answer, CallResult, ProbeRequest
+from importer.probe_rules import Answer, CallResult, ProbeRequest
 from importer.render import routable_deployments
 from importer.settings import Settings
 
@@ -155,22 +155,22 @@ class Prober:
                 time.sleep(self.retry_wait_s)
             answer = self.send(url, request.method, request.body, key=key, key_header=target.key_header,
                                timeout=self.timeout_s)
-            result = probe.classify(request, answer, target.token_headers)
+            result = rules.classify(request, answer, target.token_headers)
             if not (result.source == "gateway" and result.status in retry):
                 break
         assert result is not None
         return result
 
     def routing(self, target: Target, key: str | None, fresh_key: bool = False) -> CallResult:
-        request = probe.routing_request(target.mode, (d.name for d in target.deployments))
+        request = rules.routing_request(target.mode, (d.name for d in target.deployments))
         return self.call(target, request, key, retry_statuses=(401, 404) if fresh_key else (404,))
 
     def deployment(self, target: Target, name: str, model_name: str, key: str | None,
                    fresh_key: bool = False, *, stream: bool = False) -> CallResult:
-        operation = probe.operation_for(name, model_name)
+        operation = rules.operation_for(name, model_name)
         if operation is None:
-            return probe.skipped(name, model_name)
-        request = probe.build_request(target.mode, name, operation, model_name, stream=stream)
+            return rules.skipped(name, model_name)
+        request = rules.build_request(target.mode, name, operation, model_name, stream=stream)
         return self.call(target, request, key, retry_statuses=(401, 404) if fresh_key else (404,))
 
     # -- after an apply -----------------------------------------------------------------------------
@@ -186,7 +186,7 @@ class Prober:
         calls: list[CallResult] = []
         if self.level == "call":
             calls = [self.deployment(target, d.name, d.model_name, key, fresh) for d in target.deployments]
-        return probe.probe_record(self.level, routing, checked_at, calls), None
+        return rules.probe_record(self.level, routing, checked_at, calls), None
 
 
 def gateway_test(prober: Prober, settings: Settings, ref: AccountRef, *, deployment: str | None = None,
@@ -208,7 +208,7 @@ def gateway_test(prober: Prober, settings: Settings, ref: AccountRef, *, deploym
     policy, _etag = arm.get_policy(prober.apim, api.spec.api_id)
     routable = routable_deployments(account)
     target = Target(ref, svc.gateway_url, api.spec.path, mode, api.spec.key_header or "api-key",
-                    probe.token_limit_headers(policy.xml if policy else None), routable)
+                    rules.token_limit_headers(policy.xml if policy else None), routable)
     fresh = False
     if key is None:
         key, fresh = prober.key(ref, mode)

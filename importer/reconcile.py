@@ -49,7 +49,7 @@ from importer.model import (
     in_scopes,
 )
 from importer.plan import diff, offboard
-from importer.probe import token_limit_headers
+from importer.probe_rules import token_limit_headers
 from importer.prober import Prober, Target
 from importer.reader import FreshReader, Hints, Observed, guard, reader_for
 from importer.render import (
@@ -299,7 +299,7 @@ class Reconciler:
         seen = reader.read(ref, hints)
         if seen.skip:
             run.notes.append("opted out by tag")
-            self._finish(run, Plan(ref, ()), dry_run, offboarding=True)
+            self._apply_plan(run, Plan(ref, ()), dry_run, offboarding=True)
             return None
         acct = seen.account
         if acct is None or not enabled(self.settings, acct.tag_map, ref.name):
@@ -322,7 +322,7 @@ class Reconciler:
         actual, plan = guard(self.arm, self.apim, ref, actual, offboard(ref, actual, self.apim, principal),
                              lambda a: offboard(ref, a, self.apim, principal))
         self._pools(run, dry_run)  # first: a pool may not name a backend about to go
-        self._finish(run, plan, dry_run, offboarding=True, sweep=sweep)
+        self._apply_plan(run, plan, dry_run, offboarding=True, sweep=sweep)
 
     def _options(self, run: Run, ref: AccountRef, acct: Account,
                  overrides: Mapping[str, object] | None) -> Options:
@@ -368,7 +368,7 @@ class Reconciler:
         want = desired
         actual, plan = reader.settle(desired, actual, plan, lambda a: diff(want, a, adopt=options.adopt),
                                      modes=options.modes, principal=svc.principal_id)
-        self._finish(run, plan, dry_run, offboarding=False, known_products=known_products,
+        self._apply_plan(run, plan, dry_run, offboarding=False, known_products=known_products,
                      references=desired.references, sweep=snapshot is None)
         if not dry_run and run.outcome in (Outcome.APPLIED, Outcome.NOOP):
             self._remember(run, ref, desired)
@@ -445,9 +445,11 @@ class Reconciler:
         else:
             logger.warning("run %s account %s: %s", run.run_id, target.ref, record["summary"])
 
-    def _finish(self, run: Run, plan: Plan, dry_run: bool, *, offboarding: bool,
-                known_products: frozenset[str] = frozenset(),
-                references: tuple[Reference, ...] = (), sweep: bool = True) -> None:
+    def _apply_plan(self, run: Run, plan: Plan, dry_run: bool, *, offboarding: bool,
+                    known_products: frozenset[str] = frozenset(),
+                    references: tuple[Reference, ...] = (), sweep: bool = True) -> None:
+        """Record the plan on the run, carry it out (not in a dry run), sweep the Content Safety
+        grants its deleted backends leave unused, and set the run's outcome."""
         run.set_plan(plan)
         if dry_run:
             run.outcome = (Outcome.PLANNED if not plan.empty

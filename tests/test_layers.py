@@ -36,7 +36,7 @@ def test_the_urllib_exceptions_parse_strings_only() -> None:
     # import-linter sees an external package by its root (urllib), so .importlinter names the core's
     # two imports and the adapters' as exceptions; what they import must stay urllib.parse.
     graph = grimp.build_graph(*PACKAGES, include_external_packages=True, cache_dir=None)
-    for module in ("importer.options", "importer.probe"):
+    for module in ("importer.options", "importer.probe_rules"):
         assert graph.get_import_details(importer=module, imported="urllib"), (
             f"{module} no longer imports urllib: drop its exception from .importlinter")
     # Nor do the adapters use urllib for I/O: their HTTP goes through azure-core's pipeline.

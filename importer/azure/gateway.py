@@ -1,6 +1,6 @@
 """Adapter: one HTTP request to the APIM gateway (the data plane), timed.
 
-I/O only, no decisions: importer/probe.py says what to send and what the answer means. HTTP on
+I/O only, no decisions: importer/probe_rules.py says what to send and what the answer means. HTTP on
 azure-core's pipeline (importer/azure/web.py), redirects not followed, no retries (the prober retries
 the gateway's "not there yet" answers itself). The subscription key travels in a request header only,
 never in a URL, a log line or an error text.
@@ -18,7 +18,7 @@ from azure.core.rest import HttpRequest
 
 from importer.azure.errors import network_reason
 from importer.azure.web import Web, is_loopback, read_at_most
-from importer.probe import Answer
+from importer.probe_rules import Answer
 
 __all__ = ["MAX_BODY", "USER_AGENT", "is_loopback", "send"]
 

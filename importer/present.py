@@ -1,6 +1,6 @@
 """Human output: plans and runs as a terraform-like diff, coloured by rich on a TTY.
 
-Presentation only. JSON output is ``Plan.to_json`` / ``RunResult.to_json``; this module never
+Presentation only. JSON output is ``Plan.to_json`` / ``Run.to_json``; this module never
 decides anything. Works on the JSON form of changes so stored run history prints the same way.
 """
 

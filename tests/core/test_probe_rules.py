@@ -1,4 +1,4 @@
-"""importer/probe.py: what a gateway test sends per model and mode, and whom an answer is put down to.
+"""importer/probe_rules.py: what a gateway test sends per model and mode, and whom an answer is put down to.
 
 Pure functions, tested with tables.
 """
@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from importer import probe
+from importer import probe_rules as probe
 from importer.model import Mode
-from importer.probe import CHAT, EMBEDDINGS, Answer
+from importer.probe_rules import CHAT, EMBEDDINGS, Answer
 from importer.render import not_found_body
 
 

@@ -1,10 +1,10 @@
-"""render_text.wrap_marked: how a long diff line is cut for a terminal."""
+"""present.wrap_marked: how a long diff line is cut for a terminal."""
 
 from __future__ import annotations
 
 import pytest
 
-from importer.render_text import wrap_marked
+from importer.present import wrap_marked
 
 
 @pytest.mark.parametrize("marker", ["+", "-"])
