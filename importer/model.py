@@ -511,14 +511,14 @@ class Desired:
 class ActualApi:
     spec: ApiSpec  # operations filled from the operation list
     etag: str | None = None
-    owned: bool = False
+    owned: bool = False  # this account's mark for this APIM instance: set by discover (identity.owns_object)
 
 
 @dataclass(frozen=True)
 class ActualBackend:
     spec: BackendSpec
     etag: str | None = None
-    owned: bool = False
+    owned: bool = False  # as ActualApi.owned
 
 
 @dataclass(frozen=True)

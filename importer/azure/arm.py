@@ -280,9 +280,8 @@ class AzureArm:
     # -- APIs --------------------------------------------------------------------------------------
 
     def get_api(self, apim: ApimRef, api_id: str, *, operations: bool = True) -> ActualApi | None:
-        """The API with its ETag; its operations too unless the caller lists them itself."""
-        from importer.identity import owned_account
-
+        """The API with its ETag; its operations too unless the caller lists them itself. Whose it
+        is, the adapter does not say: ``discover`` decides that, by ``identity``'s one rule."""
         rest = self.json(apim.subscription)
         try:
             obj, etag = call(f"read API {api_id}", lambda: rest.get(f"{apim.id}/apis/{api_id}"))
@@ -291,7 +290,7 @@ class AzureArm:
         spec = api_from_json(obj)
         if operations:
             spec = replace(spec, operations=self.list_operations(apim, api_id))
-        return ActualApi(spec=spec, etag=etag, owned=owned_account(spec.description) is not None)
+        return ActualApi(spec=spec, etag=etag)
 
     def list_operations(self, apim: ApimRef, api_id: str) -> tuple[tuple[str, str], ...]:
         client = self.clients.apim(apim.subscription)
@@ -374,8 +373,6 @@ class AzureArm:
     # -- backends ----------------------------------------------------------------------------------
 
     def get_backend(self, apim: ApimRef, backend_id: str) -> ActualBackend | None:
-        from importer.identity import owned_account
-
         rest = self.json(apim.subscription)
         try:
             obj, etag = call(f"read backend {backend_id}",
@@ -383,7 +380,7 @@ class AzureArm:
         except NotFound:
             return None
         spec = backend_from_json(obj)
-        return ActualBackend(spec=spec, etag=etag, owned=owned_account(spec.description) is not None)
+        return ActualBackend(spec=spec, etag=etag)
 
     def list_backends(self, apim: ApimRef) -> list[BackendSpec]:
         rest = self.json(apim.subscription)
@@ -393,14 +390,12 @@ class AzureArm:
     def list_backends_named(self, apim: ApimRef, prefix: str) -> list[ActualBackend]:
         """Backends whose name starts with ``prefix`` (one account's: main, embeddings, safety) in
         one read. A listing carries no ETags: a write decided on it re-reads the backend first."""
-        from importer.identity import owned_account
-
         quoted = prefix.replace("'", "''")
         rest = self.json(apim.subscription)
         items = call(f"list backends named {prefix}*", lambda: list(rest.list(
             f"{apim.id}/backends", {"$filter": f"startswith(name,'{quoted}')"})))
         specs = [backend_from_json(o) for o in items]
-        return [ActualBackend(spec=s, owned=owned_account(s.description) is not None) for s in specs]
+        return [ActualBackend(spec=s) for s in specs]
 
     def put_backend(self, apim: ApimRef, spec: BackendSpec, etag: str | None) -> None:
         props: JsonBody = {"url": spec.url, "protocol": spec.protocol, "description": spec.description}
