@@ -95,6 +95,27 @@ def _check(pattern: re.Pattern[str], value: str, what: str, rid: str) -> str:
     return value
 
 
+def _provider_segments(resource_id: str, provider: str, resource_type: str) -> list[str]:
+    """The segments of ``/subscriptions/S/resourceGroups/G/providers/{provider}/{resource_type}/…``,
+    checked that far; the caller checks what follows, then the names (``_group_names``)."""
+    p = _segments(resource_id)
+    for index, literal in ((0, "subscriptions"), (2, "resourceGroups"), (4, "providers"), (5, provider),
+                           (6, resource_type)):
+        _expect(p, index, literal, resource_id)
+    return p
+
+
+def _group_names(p: list[str], resource_id: str) -> tuple[str, str]:
+    """The checked subscription id and resource group name of a provider resource's segments."""
+    return (_check(_GUIDISH, p[1], "subscription id", resource_id),
+            _check(_RG, p[3], "resource group", resource_id))
+
+
+def _provider_id(subscription: str, resource_group: str, resource_type: str, name: str) -> str:
+    """``resource_type`` is ``{provider}/{type}``, e.g. ``Microsoft.ApiManagement/service``."""
+    return f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/{resource_type}/{name}"
+
+
 @dataclass(frozen=True, order=True)
 class AccountRef:
     """A Cognitive Services account. Compared case-insensitively through ``key``."""
@@ -106,12 +127,7 @@ class AccountRef:
     @classmethod
     def parse(cls, resource_id: str) -> AccountRef:
         """Parse an account id, or a child id (deployment…) of an account, to the account."""
-        p = _segments(resource_id)
-        _expect(p, 0, "subscriptions", resource_id)
-        _expect(p, 2, "resourceGroups", resource_id)
-        _expect(p, 4, "providers", resource_id)
-        _expect(p, 5, "Microsoft.CognitiveServices", resource_id)
-        _expect(p, 6, "accounts", resource_id)
+        p = _provider_segments(resource_id, "Microsoft.CognitiveServices", "accounts")
         if len(p) < 8:
             raise InvalidInput(f"no account name in {resource_id!r}")
         if len(p) not in (8, 10):
@@ -119,16 +135,12 @@ class AccountRef:
         if len(p) == 10:
             _expect(p, 8, "deployments", resource_id)
             _check(DEPLOYMENT_NAME, p[9], "deployment name", resource_id)
-        return cls(
-            _check(_GUIDISH, p[1], "subscription id", resource_id),
-            _check(_RG, p[3], "resource group", resource_id),
-            _check(_ACCOUNT, p[7], "account name", resource_id),
-        )
+        return cls(*_group_names(p, resource_id), _check(_ACCOUNT, p[7], "account name", resource_id))
 
     @property
     def id(self) -> str:
-        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
-                f"/providers/Microsoft.CognitiveServices/accounts/{self.name}")
+        return _provider_id(self.subscription, self.resource_group, "Microsoft.CognitiveServices/accounts",
+                            self.name)
 
     @property
     def key(self) -> str:
@@ -146,24 +158,15 @@ class ApimRef:
 
     @classmethod
     def parse(cls, resource_id: str) -> ApimRef:
-        p = _segments(resource_id)
-        _expect(p, 0, "subscriptions", resource_id)
-        _expect(p, 2, "resourceGroups", resource_id)
-        _expect(p, 4, "providers", resource_id)
-        _expect(p, 5, "Microsoft.ApiManagement", resource_id)
-        _expect(p, 6, "service", resource_id)
+        p = _provider_segments(resource_id, "Microsoft.ApiManagement", "service")
         if len(p) != 8:
             raise InvalidInput(f"not an API Management service id: {resource_id!r}")
-        return cls(
-            _check(_GUIDISH, p[1], "subscription id", resource_id),
-            _check(_RG, p[3], "resource group", resource_id),
-            _check(_APIM, p[7], "service name", resource_id),
-        )
+        return cls(*_group_names(p, resource_id), _check(_APIM, p[7], "service name", resource_id))
 
     @property
     def id(self) -> str:
-        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
-                f"/providers/Microsoft.ApiManagement/service/{self.name}")
+        return _provider_id(self.subscription, self.resource_group, "Microsoft.ApiManagement/service",
+                            self.name)
 
     def __str__(self) -> str:
         return self.id
