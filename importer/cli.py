@@ -11,7 +11,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from importer.model import Mode, OpenApi
@@ -341,6 +342,24 @@ def _add_common(p: argparse.ArgumentParser, *, account: bool = True) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log each step to stderr")
 
 
+def _command(sub: Any, name: str, func: Callable[[argparse.Namespace], int], text: str, description: str,
+             *, account: bool = True) -> argparse.ArgumentParser:
+    """A command of the importer's own: ``text`` is its help line, with the common options."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=text, description=description)
+    _add_common(p, account=account)
+    p.set_defaults(func=func)
+    return p
+
+
+def _add_scopes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scopes", metavar="IDS", help="comma-separated subscription/resource-group ids "
+                   "(default: the setting IMPORTER_SCOPES)")
+
+
+def _sentence(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
 def _default_help(key: str) -> str:
     option = BY_KEY[key]
     return f"default: tag {option.tag}, else {option.setting}"
@@ -356,8 +375,7 @@ def parser() -> argparse.ArgumentParser:
     for name, text in (("plan", "show what would change for one account (exit 0 nothing to do, "
                                 "2 changes pending, 1 error)"),
                        ("apply", "apply the changes for one account")):
-        p = sub.add_parser(name, help=text, description=text)
-        _add_common(p)
+        p = _command(sub, name, partial(cmd_plan_apply, dry_run=(name == "plan")), text, text)
         p.add_argument("--mode", metavar="MODES",
                        help="client-compatibility mode(s), comma-separated, each its own API: "
                             f"{', '.join(m.value for m in Mode)} ({_default_help('mode')})")
@@ -366,39 +384,30 @@ def parser() -> argparse.ArgumentParser:
                             f"IMPORTER_OPENAPI_BASE_URL ({_default_help('openapi')})")
         p.add_argument("--record", action="store_true",
                        help="record the run in the run history (AzureWebJobsStorage)")
-        p.set_defaults(func=lambda a, n=name: cmd_plan_apply(a, dry_run=(n == "plan")))
 
     text = "reconcile every account in the watched scopes (the timer's pass, from the CLI)"
-    p = sub.add_parser("reconcile", help=text, description=text + "; also offboards objects whose "
-                       "account is gone. Exit 0 ok, 1 a failure or conflict, 2 changes pending "
-                       "(--dry-run).")
-    _add_common(p, account=False)
-    p.add_argument("--scopes", metavar="IDS", help="comma-separated subscription/resource-group ids "
-                   "(default: the setting IMPORTER_SCOPES)")
+    p = _command(sub, "reconcile", cmd_reconcile, text, text + "; also offboards objects whose account is "
+                 "gone. Exit 0 ok, 1 a failure or conflict, 2 changes pending (--dry-run).", account=False)
+    _add_scopes(p)
     p.add_argument("--dry-run", action="store_true", help="plan only; write nothing")
     p.add_argument("--concurrency", type=int, default=8, metavar="N",
                    help="accounts reconciled at once (default 8)")
     p.add_argument("--record", action="store_true",
                    help="record each run in the run history (AzureWebJobsStorage)")
-    p.set_defaults(func=cmd_reconcile)
 
     text = "why is (or isn't) this model on the gateway?"
-    p = sub.add_parser("explain", help=text, description=text.capitalize() + " Walks the importer's "
-                       "checks against the current state and the run history and stops at the first "
-                       "that fails. Exit 0 on the gateway, 2 not (yet), 1 error. Writes nothing.")
-    _add_common(p)
+    p = _command(sub, "explain", cmd_explain, text, _sentence(text) + " Walks the importer's checks against "
+                 "the current state and the run history and stops at the first that fails. Exit 0 on the "
+                 "gateway, 2 not (yet), 1 error. Writes nothing.")
     p.add_argument("--deployment", metavar="NAME", help="the model deployment to ask about")
-    p.set_defaults(func=cmd_explain)
 
     text = "send a minimal request per deployment through the APIM gateway, like the portal's Test tab"
-    p = sub.add_parser("test", help=text, description=text[0].upper() + text[1:] + ": chat completions "
-                       "for chat models, embeddings for embedding models, at the gateway URL of the APIM "
-                       "service plus the account's API path. Prints status, latency, token usage and the "
-                       "token-limit headers the policy names, and says whether the gateway (key, routing, "
-                       "allow-list, token limit) or the model answered. The key is the importer's own "
-                       "APIM subscription for the API (made on first use, read through listSecrets, never "
-                       "printed), or --key. Exit 0 all answered, 1 otherwise.")
-    _add_common(p)
+    p = _command(sub, "test", cmd_test, text, _sentence(text) + ": chat completions for chat models, "
+                 "embeddings for embedding models, at the gateway URL of the APIM service plus the account's "
+                 "API path. Prints status, latency, token usage and the token-limit headers the policy "
+                 "names, and says whether the gateway (key, routing, allow-list, token limit) or the model "
+                 "answered. The key is the importer's own APIM subscription for the API (made on first use, "
+                 "read through listSecrets, never printed), or --key. Exit 0 all answered, 1 otherwise.")
     p.add_argument("--deployment", metavar="NAME",
                    help="the deployment to call (default: every routable deployment of the account)")
     p.add_argument("--key", metavar="KEY", help="a subscription key to send instead of the importer's own; "
@@ -406,24 +415,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", action="store_true",
                    help="stream the chat completions (stream: true, usage in the last event) and check the "
                    "answer is server-sent events ending in data: [DONE]; embeddings are called as usual")
-    p.set_defaults(func=cmd_test)
 
     text = "check the real target before the importer touches it (read-only but for --probe-import)"
-    p = sub.add_parser("doctor", help=text, description=text[0].upper() + text[1:] + ": settings, "
-                       "the watched scopes, the APIM service (identity, gateway), the importer's own "
-                       "permissions on APIM and at an AI account per scope (ARM's permission read-back, "
-                       "no trial writes), the products, policy fragment, cache and official documents "
-                       "the settings and tags name, and the Event Grid subscriptions "
-                       "(IMPORTER_EVENT_SUBSCRIPTION). Each finding has an id, a status, the evidence "
-                       "and the fix. Exit 0 all passed, 1 any failed, 2 warnings only.")
-    _add_common(p, account=False)
-    p.add_argument("--scopes", metavar="IDS", help="comma-separated subscription/resource-group ids "
-                   "(default: the setting IMPORTER_SCOPES)")
+    p = _command(sub, "doctor", cmd_doctor, text, _sentence(text) + ": settings, the watched scopes, the "
+                 "APIM service (identity, gateway), the importer's own permissions on APIM and at an AI "
+                 "account per scope (ARM's permission read-back, no trial writes), the products, policy "
+                 "fragment, cache and official documents the settings and tags name, and the Event Grid "
+                 "subscriptions (IMPORTER_EVENT_SUBSCRIPTION). Each finding has an id, a status, the "
+                 "evidence and the fix. Exit 0 all passed, 1 any failed, 2 warnings only.", account=False)
+    _add_scopes(p)
     p.add_argument("--probe-import", action="store_true",
                    help="also import a tiny throwaway API, read back what APIM kept (description, "
                         "display name, serviceUrl) and delete it, even when a step fails: the one "
                         "write doctor makes")
-    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("sandbox", help="serve the local ARM stand-in on 127.0.0.1:PORT until stopped",
                        description="Serve the local ARM stand-in (armsim) on 127.0.0.1:PORT until "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 # ---------------------------------------------------------------------------------------------
 # Errors (STYLE §5): transient → retry later; conflict → read again and re-plan; permanent → report.
@@ -95,23 +95,52 @@ def _check(pattern: re.Pattern[str], value: str, what: str, rid: str) -> str:
     return value
 
 
-@dataclass(frozen=True, order=True)
-class AccountRef:
-    """A Cognitive Services account. Compared case-insensitively through ``key``."""
+@dataclass(frozen=True)
+class _ProviderRef:
+    """A resource ``name`` of type ``TYPE`` (``{provider}/{type}``) in a resource group."""
+
+    TYPE: ClassVar[str]
 
     subscription: str
     resource_group: str
     name: str
 
     @classmethod
+    def _walk(cls, resource_id: str) -> list[str]:
+        """The segments of ``/subscriptions/S/resourceGroups/G/providers/{TYPE}/…``, checked that far;
+        the caller checks what follows, then builds the ref with ``_named``."""
+        provider, resource_type = cls.TYPE.split("/")
+        p = _segments(resource_id)
+        for index, literal in ((0, "subscriptions"), (2, "resourceGroups"), (4, "providers"), (5, provider),
+                               (6, resource_type)):
+            _expect(p, index, literal, resource_id)
+        return p
+
+    @classmethod
+    def _named(cls, p: list[str], resource_id: str, pattern: re.Pattern[str], what: str) -> Self:
+        return cls(_check(_GUIDISH, p[1], "subscription id", resource_id),
+                   _check(_RG, p[3], "resource group", resource_id),
+                   _check(pattern, p[7], what, resource_id))
+
+    @property
+    def id(self) -> str:
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+                f"/providers/{self.TYPE}/{self.name}")
+
+    def __str__(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True, order=True)
+class AccountRef(_ProviderRef):
+    """A Cognitive Services account. Compared case-insensitively through ``key``."""
+
+    TYPE = "Microsoft.CognitiveServices/accounts"
+
+    @classmethod
     def parse(cls, resource_id: str) -> AccountRef:
         """Parse an account id, or a child id (deployment…) of an account, to the account."""
-        p = _segments(resource_id)
-        _expect(p, 0, "subscriptions", resource_id)
-        _expect(p, 2, "resourceGroups", resource_id)
-        _expect(p, 4, "providers", resource_id)
-        _expect(p, 5, "Microsoft.CognitiveServices", resource_id)
-        _expect(p, 6, "accounts", resource_id)
+        p = cls._walk(resource_id)
         if len(p) < 8:
             raise InvalidInput(f"no account name in {resource_id!r}")
         if len(p) not in (8, 10):
@@ -119,54 +148,25 @@ class AccountRef:
         if len(p) == 10:
             _expect(p, 8, "deployments", resource_id)
             _check(DEPLOYMENT_NAME, p[9], "deployment name", resource_id)
-        return cls(
-            _check(_GUIDISH, p[1], "subscription id", resource_id),
-            _check(_RG, p[3], "resource group", resource_id),
-            _check(_ACCOUNT, p[7], "account name", resource_id),
-        )
-
-    @property
-    def id(self) -> str:
-        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
-                f"/providers/Microsoft.CognitiveServices/accounts/{self.name}")
+        return cls._named(p, resource_id, _ACCOUNT, "account name")
 
     @property
     def key(self) -> str:
         return self.id.lower()
 
-    def __str__(self) -> str:
-        return self.id
-
 
 @dataclass(frozen=True)
-class ApimRef:
-    subscription: str
-    resource_group: str
-    name: str
+class ApimRef(_ProviderRef):
+    """An API Management service."""
+
+    TYPE = "Microsoft.ApiManagement/service"
 
     @classmethod
     def parse(cls, resource_id: str) -> ApimRef:
-        p = _segments(resource_id)
-        _expect(p, 0, "subscriptions", resource_id)
-        _expect(p, 2, "resourceGroups", resource_id)
-        _expect(p, 4, "providers", resource_id)
-        _expect(p, 5, "Microsoft.ApiManagement", resource_id)
-        _expect(p, 6, "service", resource_id)
+        p = cls._walk(resource_id)
         if len(p) != 8:
             raise InvalidInput(f"not an API Management service id: {resource_id!r}")
-        return cls(
-            _check(_GUIDISH, p[1], "subscription id", resource_id),
-            _check(_RG, p[3], "resource group", resource_id),
-            _check(_APIM, p[7], "service name", resource_id),
-        )
-
-    @property
-    def id(self) -> str:
-        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
-                f"/providers/Microsoft.ApiManagement/service/{self.name}")
-
-    def __str__(self) -> str:
-        return self.id
+        return cls._named(p, resource_id, _APIM, "service name")
 
 
 @dataclass(frozen=True)
@@ -469,13 +469,6 @@ class SubscriptionSpec:
 
 
 @dataclass(frozen=True)
-class ActualSubscription:
-    spec: SubscriptionSpec
-    etag: str | None = None
-    owned: bool = False
-
-
-@dataclass(frozen=True)
 class Reference:
     """An object the desired state names but does not own (a product, a policy fragment…): checked
     to exist before the first write of a plan that needs it (apply.preflight)."""
@@ -507,18 +500,22 @@ class Desired:
         return self.policies[0]
 
 
-@dataclass(frozen=True)
-class ActualApi:
-    spec: ApiSpec  # operations filled from the operation list
-    etag: str | None = None
-    owned: bool = False  # this account's mark for this APIM instance: set by discover (identity.owns_object)
+_SpecT = TypeVar("_SpecT")
 
 
 @dataclass(frozen=True)
-class ActualBackend:
-    spec: BackendSpec
+class Found(Generic[_SpecT]):
+    """An object read from APIM: what it holds, its ETag, and whether it carries our mark."""
+
+    spec: _SpecT
     etag: str | None = None
-    owned: bool = False  # as ActualApi.owned
+    # this account's mark for this APIM instance: decided by discover alone, by identity's rule
+    owned: bool = False
+
+
+ActualApi = Found[ApiSpec]  # operations filled from the operation list
+ActualBackend = Found[BackendSpec]
+ActualSubscription = Found[SubscriptionSpec]
 
 
 @dataclass(frozen=True)
@@ -619,10 +616,11 @@ class Change:
                 "reason": self.reason, "diff": list(self.diff)}
 
 
-@dataclass(frozen=True)
-class Plan:
-    account: AccountRef
-    changes: tuple[Change, ...] = ()
+class ChangeSet:
+    """What an account's plan and the pools' plan share: their changes, split into the writes and
+    the conflicts that block them (a conflict is reported, never written)."""
+
+    changes: tuple[Change, ...]
 
     @property
     def empty(self) -> bool:
@@ -635,6 +633,12 @@ class Plan:
     @property
     def conflicts(self) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.action is Action.CONFLICT)
+
+
+@dataclass(frozen=True)
+class Plan(ChangeSet):
+    account: AccountRef
+    changes: tuple[Change, ...] = ()
 
     def summary(self) -> dict[str, int]:
         out = {a.value: 0 for a in Action}

@@ -16,7 +16,7 @@ from typing import NamedTuple, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 from importer.model import DEPLOYMENT_NAME, AccountRef, InvalidInput, Mode, OpenApi
-from importer.settings import Settings
+from importer.settings import Settings, parse_flag
 
 T = TypeVar("T")
 E = TypeVar("E", bound=StrEnum)
@@ -230,12 +230,10 @@ def _switch(value: object, source: Src) -> bool:
 
 
 def _setting_flag(value: str, source: Src) -> bool:
-    text = value.strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise _fail(source, value, "true or false")
+    on = parse_flag(value)
+    if on is None:
+        raise _fail(source, value, "true or false")
+    return on
 
 
 def _is_off(value: object) -> bool:

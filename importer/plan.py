@@ -51,6 +51,15 @@ def _field(name: str, old: object, new: object) -> str:
     return f"{name}: {_text(old)} {ARROW} {_text(new)}"
 
 
+def _field_lines(pairs: Iterable[tuple[str, object, object]], actual_description: str | None,
+                 desired_description: str | None) -> list[str]:
+    """A line for each (name, actual, desired) that differs, then for the description if it does."""
+    out = [_field(name, old, new) for name, old, new in pairs if old != new]
+    if _desc(actual_description) != _desc(desired_description):
+        out.append(_field("description", _desc(actual_description), _desc(desired_description)))
+    return out
+
+
 def _guid(role_definition: str) -> str:
     """Role definitions compare by their trailing GUID, case-insensitively."""
     return role_definition.rstrip("/").rsplit("/", 1)[-1].lower()
@@ -64,8 +73,7 @@ def api_diff(actual: ApiSpec, desired: ApiSpec, *, operations: bool = True) -> t
     """Human lines for every compared API field that differs (import_value is never compared:
     APIM does not return the imported document). Every field compared is one APIM keeps as written
     once the properties are set after an import; ``operations=False``: the properties only."""
-    out: list[str] = []
-    pairs: Iterable[tuple[str, object, object]] = (
+    out = _field_lines((
         ("display_name", actual.display_name, desired.display_name),
         ("path", actual.path, desired.path),
         ("service_url", actual.service_url or None, desired.service_url or None),
@@ -75,12 +83,7 @@ def api_diff(actual: ApiSpec, desired: ApiSpec, *, operations: bool = True) -> t
         ("key_header", actual.key_header, desired.key_header),
         ("key_query", actual.key_query, desired.key_query),
         ("key_bearer", actual.key_bearer, desired.key_bearer),
-    )
-    for name, old, new in pairs:
-        if old != new:
-            out.append(_field(name, old, new))
-    if _desc(actual.description) != _desc(desired.description):
-        out.append(_field("description", _desc(actual.description), _desc(desired.description)))
+    ), actual.description, desired.description)
     if not operations:
         return tuple(out)
     have, want = set(actual.operations), set(desired.operations)
@@ -95,20 +98,13 @@ def api_diff(actual: ApiSpec, desired: ApiSpec, *, operations: bool = True) -> t
 
 
 def backend_diff(actual: BackendSpec, desired: BackendSpec) -> tuple[str, ...]:
-    out: list[str] = []
-    pairs: Iterable[tuple[str, object, object]] = (
+    return tuple(_field_lines((
         ("url", actual.url, desired.url),
         ("title", actual.title, desired.title),
         ("protocol", actual.protocol.lower(), desired.protocol.lower()),
         ("circuit_breaker", actual.circuit_breaker, desired.circuit_breaker),
         ("identity_resource", actual.identity_resource, desired.identity_resource),
-    )
-    for name, old, new in pairs:
-        if old != new:
-            out.append(_field(name, old, new))
-    if _desc(actual.description) != _desc(desired.description):
-        out.append(_field("description", _desc(actual.description), _desc(desired.description)))
-    return tuple(out)
+    ), actual.description, desired.description))
 
 
 def policy_differs(actual_xml: str, desired_xml: str) -> bool:

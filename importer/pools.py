@@ -28,6 +28,7 @@ from importer.model import (
     ActualApi,
     ApiSpec,
     Change,
+    ChangeSet,
     Desired,
     InvalidInput,
     Kind,
@@ -149,21 +150,9 @@ class ActualPools:
 
 
 @dataclass(frozen=True)
-class PoolPlan:
+class PoolPlan(ChangeSet):
     changes: tuple[Change, ...] = ()
     notes: tuple[str, ...] = ()
-
-    @property
-    def writes(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.action is not Action.CONFLICT)
-
-    @property
-    def conflicts(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.action is Action.CONFLICT)
-
-    @property
-    def empty(self) -> bool:
-        return not self.writes
 
     def to_json(self) -> dict[str, Any]:
         return {"changes": [c.to_json() for c in self.changes], "notes": list(self.notes)}

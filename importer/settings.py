@@ -110,13 +110,22 @@ class SettingsError(ValueError):
     """A setting holds a value the importer cannot use."""
 
 
-def _bool(name: str, raw: str) -> bool:
+def parse_flag(raw: str) -> bool | None:
+    """A true-or-false setting's value (1/true/yes/on, 0/false/no/off/empty; any case), or None when
+    it is neither: the caller names the setting in its own error."""
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
     if value in ("0", "false", "no", "off", ""):
         return False
-    raise SettingsError(f"{name}={raw!r}: expected true or false")
+    return None
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = parse_flag(raw)
+    if value is None:
+        raise SettingsError(f"{name}={raw!r}: expected true or false")
+    return value
 
 
 def _csv(raw: str) -> tuple[str, ...]:

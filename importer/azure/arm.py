@@ -342,12 +342,8 @@ class AzureArm:
 
     def delete_api(self, apim: ApimRef, api_id: str, etag: str | None) -> None:
         client = self.clients.apim(apim.subscription)
-        try:
-            with arm_call(f"delete API {api_id}"):
-                client.api.begin_delete(apim.resource_group, apim.name, api_id, if_match=etag or "*",
-                                        delete_revisions=True).result()
-        except NotFound:
-            pass  # delete_ succeeds if already gone
+        self._found(f"delete API {api_id}", lambda: client.api.begin_delete(
+            apim.resource_group, apim.name, api_id, if_match=etag or "*", delete_revisions=True).result())
 
     # -- policy ------------------------------------------------------------------------------------
 
@@ -419,11 +415,8 @@ class AzureArm:
 
     def delete_backend(self, apim: ApimRef, backend_id: str, etag: str | None) -> None:
         client = self.clients.apim(apim.subscription)
-        try:
-            with arm_call(f"delete backend {backend_id}"):
-                client.backend.delete(apim.resource_group, apim.name, backend_id, if_match=etag or "*")
-        except NotFound:
-            pass
+        self._found(f"delete backend {backend_id}", lambda: client.backend.delete(
+            apim.resource_group, apim.name, backend_id, if_match=etag or "*"))
 
     # -- diagnostics and loggers -------------------------------------------------------------------
 
@@ -476,21 +469,23 @@ class AzureArm:
         return [str(a.name) for a in items if a.name]
 
     @staticmethod
-    def _exists(what: str, read: Callable[[], Any]) -> bool:
+    def _found(what: str, send: Callable[[], Any]) -> bool:
+        """Send a read or a delete; False when ARM answers that it is not there (a ``delete_``
+        succeeds if already gone, the Azure SDK's rule)."""
         try:
-            call(what, read)
+            call(what, send)
         except NotFound:
             return False
         return True
 
     def fragment_exists(self, apim: ApimRef, fragment_id: str) -> bool:
         client = self.clients.apim(apim.subscription)
-        return self._exists(f"read policy fragment {fragment_id}", lambda: client.policy_fragment.get(
+        return self._found(f"read policy fragment {fragment_id}", lambda: client.policy_fragment.get(
             apim.resource_group, apim.name, fragment_id))
 
     def product_exists(self, apim: ApimRef, product_id: str) -> bool:
         client = self.clients.apim(apim.subscription)
-        return self._exists(f"read product {product_id}", lambda: client.product.get(
+        return self._found(f"read product {product_id}", lambda: client.product.get(
             apim.resource_group, apim.name, product_id))
 
     def link_product(self, apim: ApimRef, link: ProductLinkSpec) -> None:
@@ -501,11 +496,9 @@ class AzureArm:
 
     def unlink_product(self, apim: ApimRef, link: ProductLinkSpec) -> None:
         client = self.clients.apim(apim.subscription)
-        try:
-            with arm_call(f"unlink API {link.api_id} from product {link.product_id}"):
-                client.product_api.delete(apim.resource_group, apim.name, link.product_id, link.api_id)
-        except NotFound:
-            pass
+        self._found(f"unlink API {link.api_id} from product {link.product_id}",
+                    lambda: client.product_api.delete(apim.resource_group, apim.name, link.product_id,
+                                                      link.api_id))
 
     # -- subscriptions (the probe key) ------------------------------------------------------------
 
@@ -544,11 +537,8 @@ class AzureArm:
 
     def delete_subscription(self, apim: ApimRef, sid: str, etag: str | None) -> None:
         client = self.clients.apim(apim.subscription)
-        try:
-            with arm_call(f"delete subscription {sid}"):
-                client.subscription.delete(apim.resource_group, apim.name, sid, if_match=etag or "*")
-        except NotFound:
-            pass
+        self._found(f"delete subscription {sid}", lambda: client.subscription.delete(
+            apim.resource_group, apim.name, sid, if_match=etag or "*"))
 
     # -- role assignments ----------------------------------------------------------------------
 
@@ -596,8 +586,5 @@ class AzureArm:
 
     def delete_role_assignment(self, spec: RoleAssignmentSpec, subscription: str) -> None:
         auth = self.clients.authorization(subscription)
-        try:
-            with arm_call(f"delete role assignment {spec.name}"):
-                auth.role_assignments.delete(spec.scope, spec.name)
-        except NotFound:
-            pass
+        self._found(f"delete role assignment {spec.name}",
+                    lambda: auth.role_assignments.delete(spec.scope, spec.name))

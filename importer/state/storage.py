@@ -86,6 +86,20 @@ def _once(url: str, create: Callable[[], None]) -> None:
             _created.add(url)
 
 
+def _create_once(url: str, what: str, create: Callable[[], object]) -> None:
+    """Create a queue, container or table on first use, once per process; one that exists is fine."""
+    def attempt() -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        with _azure(what):
+            try:
+                create()
+            except ResourceExistsError:
+                pass
+
+    _once(url, attempt)
+
+
 def _forget(url: str) -> None:
     with _created_lock:
         _created.discard(url)
@@ -108,16 +122,7 @@ class AzureRawQueue:
         self.client = client
 
     def _ensure(self) -> None:
-        def create() -> None:
-            from azure.core.exceptions import ResourceExistsError
-
-            with _azure(f"create queue {self.client.queue_name}"):
-                try:
-                    self.client.create_queue()
-                except ResourceExistsError:
-                    pass
-
-        _once(self.client.url, create)
+        _create_once(self.client.url, f"create queue {self.client.queue_name}", self.client.create_queue)
 
     def put(self, text: str, delay_s: float = 0) -> None:
         self._ensure()
@@ -226,16 +231,8 @@ class BlobLeaseLocks:
             poll_s=self.poll_s, lease_s=self.lease_s, renew_every_s=self.renew_every_s)
 
     def _ensure_container(self) -> None:
-        def create() -> None:
-            from azure.core.exceptions import ResourceExistsError
-
-            with _azure(f"create container {self.container.container_name}"):
-                try:
-                    self.container.create_container()
-                except ResourceExistsError:
-                    pass
-
-        _once(self.container.url, create)
+        _create_once(self.container.url, f"create container {self.container.container_name}",
+                     self.container.create_container)
 
     def _acquire(self, blob: BlobClient, key: str) -> str | None:
         from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -335,16 +332,8 @@ class TableRunHistory:
         self.table = table
 
     def _ensure(self) -> None:
-        def create() -> None:
-            from azure.core.exceptions import ResourceExistsError
-
-            with _azure(f"create table {self.table.table_name}"):
-                try:
-                    self.table.create_table()
-                except ResourceExistsError:
-                    pass
-
-        _once(f"{self.table.url}/{self.table.table_name}", create)  # table url is the account's
+        _create_once(f"{self.table.url}/{self.table.table_name}",  # table url is the account's
+                     f"create table {self.table.table_name}", self.table.create_table)
 
     def record(self, run: Run) -> Run:
         from azure.data.tables import UpdateMode
