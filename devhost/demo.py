@@ -46,6 +46,7 @@ class Demo:
     def __init__(self, console: Any) -> None:
         from armsim.server import start
         from devhost import seed
+        from devhost.queues import build_queue
         from importer.azure.clients import Clients, StaticCredential
         from importer.settings import Settings
 
@@ -56,7 +57,10 @@ class Demo:
                     "IMPORTER_SCOPES": f"/subscriptions/{SUB}", "AzureWebJobsStorage": "",
                     "AzureWebJobsStorage__accountName": "", "IMPORTER_PRODUCTS": "ai-consumers"}
         # The demo's people (seeding, hand edits) write as an operator, not as the importer.
-        self.clients = Clients(Settings.from_env(self.env), credential=StaticCredential(seed.OPERATOR_ID))
+        settings = Settings.from_env(self.env)
+        self.clients = Clients(settings, credential=StaticCredential(seed.OPERATOR_ID))
+        # The host's queue, from the same settings as the product's state (no storage: in memory).
+        self.queue = build_queue(settings)
         self.steps: list[Step] = []
         self.aoai = seed.account_id(SUB, seed.AI_GROUP, "contoso-aoai")
         self.foundry = seed.account_id(SUB, seed.AI_GROUP, "contoso-foundry")
@@ -82,10 +86,8 @@ class Demo:
     def deliver_events(self, events: list[dict[str, Any]]) -> int:
         """Each recorded change event → the Event Grid function → (maybe) a queue message."""
         from devhost.host import deliver
-        from importer.service import get_service
 
-        queue = get_service().state.queue
-        return sum(1 for ev in events if deliver(ev, queue))
+        return sum(1 for ev in events if deliver(ev, self.queue))
 
     def drain_queue(self) -> list[dict[str, Any]]:
         """The queue trigger: one message at a time, as the host would, until the queue is empty."""
@@ -95,11 +97,11 @@ class Demo:
         state = get_service().state
         runs: list[dict[str, Any]] = []
         while True:
-            batch = state.queue.receive(8)
+            batch = self.queue.receive(8)
             if not batch:
                 return runs
             for handle, request in batch:
-                raised = work(state.queue, handle, request)
+                raised = work(self.queue, handle, request)
                 if raised is not None:  # the host would retry, then poison
                     self.say(f"    worker raised (the host would retry): {raised}", "red")
                 last = state.history.last_for(request.account)
@@ -108,9 +110,8 @@ class Demo:
 
     def timer(self) -> int:
         from devhost.host import fire_timer
-        from importer.service import get_service
 
-        return fire_timer(get_service().state.queue)
+        return fire_timer(self.queue)
 
     @contextmanager
     def step(self, title: str, short: str) -> Iterator[Step]:

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from importer.state.ports import MessageHandle, ReconcileRequest, RequestQueue
+    from devhost.queues import MessageHandle, RequestQueue
+    from importer.state.ports import ReconcileRequest
 
 
 @functools.cache

@@ -443,6 +443,7 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
     from armsim.server import start
     from devhost import seed
     from devhost.host import deliver, work
+    from devhost.queues.memory import MemoryQueue
     from importer import service
     from importer.azure.clients import Clients, StaticCredential
     from importer.fleet import enumerate_estate, run_pass
@@ -460,7 +461,7 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
         clients = Clients(settings)
         # The new deployments and accounts are a person's writes (the importer ignores its own events).
         people = Clients(settings, credential=StaticCredential(seed.OPERATOR_ID))
-        state = memory_state()
+        state, queue = memory_state(), MemoryQueue()
         rec = build_reconciler(settings, state=state, clients=clients)
         run_pass(rec, enumerate_estate(rec))  # the fleet is imported and the process is warm
         service.install(service.Service(settings, rec, state))
@@ -472,9 +473,9 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
         def deliver_and_work(event: dict[str, Any]) -> tuple[float, list[LogEntry], str]:
             sim.log.clear()
             t0 = time.perf_counter()
-            assert deliver(event, state.queue) is not None, event
-            handle, request = state.queue.receive(1, visibility_timeout_s=30)[0]
-            raised = work(state.queue, handle, request)
+            assert deliver(event, queue) is not None, event
+            handle, request = queue.receive(1, visibility_timeout_s=30)[0]
+            raised = work(queue, handle, request)
             if raised is not None:
                 raise raised
             elapsed = time.perf_counter() - t0

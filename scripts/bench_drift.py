@@ -68,10 +68,10 @@ class Host:
     to ``on_resource_event`` (concurrently, as Event Grid pushes), put its output on the queue, and
     run ``reconcile_worker`` on ``workers`` threads (an exception makes the message visible again)."""
 
-    def __init__(self, sim: Any, state: Any, workers: int) -> None:
+    def __init__(self, sim: Any, queue: Any, workers: int) -> None:
         from devhost.host import indexed
 
-        self.sim, self.state, self.workers = sim, state, workers
+        self.sim, self.queue, self.workers = sim, queue, workers
         indexed()  # once, here: azure.functions' indexing is not safe to run from several threads
         self.cursor = 0
         self.delivered: list[tuple[str, str, bool]] = []  # (caller oid, operation, raised a request)
@@ -96,7 +96,7 @@ class Host:
     def _deliver(self, event: dict[str, Any]) -> None:
         from devhost.host import deliver
 
-        queued = deliver(event, self.state.queue) is not None
+        queued = deliver(event, self.queue) is not None
         with self._lock:
             self.delivered.append((event["data"]["claims"].get(OID, ""), event["data"]["operationName"],
                                    queued))
@@ -113,18 +113,18 @@ class Host:
         from devhost.host import work
 
         while not self._stop.is_set():
-            batch = self.state.queue.receive(1, visibility_timeout_s=60)
+            batch = self.queue.receive(1, visibility_timeout_s=60)
             if not batch:
                 time.sleep(0.02)
                 continue
             handle, request = batch[0]
-            raised = work(self.state.queue, handle, request, retry_delay_s=0.5)
+            raised = work(self.queue, handle, request, retry_delay_s=0.5)
             if raised is not None:  # the host: visible again after a short wait
                 with self._lock:
                     self.raised.append(f"{type(raised).__name__}: {raised}"[:200])
 
     def idle(self) -> bool:
-        return self.state.queue.count() == 0 and self.cursor == len(self.sim.events())
+        return self.queue.count() == 0 and self.cursor == len(self.sim.events())
 
 
 def make_edits(sim: Any, clients: Any, chosen: list[str], operator: str,
@@ -178,6 +178,7 @@ def bench(n: int, edits: int, latency: float, workers: int, interval: float = 0.
     from armsim.server import start
     from devhost import seed
     from devhost.host import user_function
+    from devhost.queues.memory import MemoryQueue
     from importer import service
     from importer.azure.clients import LOCAL_PRINCIPAL_ID, Clients, StaticCredential
     from importer.fleet import enumerate_estate, run_pass
@@ -200,7 +201,7 @@ def bench(n: int, edits: int, latency: float, workers: int, interval: float = 0.
                "AzureWebJobsStorage__accountName": ""}
         os.environ.update(env)
         settings = Settings.from_env(env)
-        state = memory_state()
+        state, queue = memory_state(), MemoryQueue()
         rec = build_reconciler(settings, state=state)
         onboard = run_pass(rec, enumerate_estate(rec))  # unmeasured: no latency, no throttle
         assert all(r.ok for r in onboard), [r.error for r in onboard if r.error][:3]
@@ -214,7 +215,7 @@ def bench(n: int, edits: int, latency: float, workers: int, interval: float = 0.
         sim.faults.latency(latency)
         sim.throttle.enable(read_burst=READ_BURST, read_rate=READ_RATE, write_burst=WRITE_BURST,
                             write_rate=WRITE_RATE)
-        host = Host(sim, state, workers)
+        host = Host(sim, queue, workers)
         host.start()
         started = time.perf_counter()
         made = make_edits(sim, people, chosen, seed.OPERATOR_ID, interval)
@@ -275,16 +276,16 @@ def bench(n: int, edits: int, latency: float, workers: int, interval: float = 0.
         sim.faults.latency(latency)
         sim.throttle.enable(read_burst=READ_BURST, read_rate=READ_RATE, write_burst=WRITE_BURST,
                             write_rate=WRITE_RATE)
-        host = Host(sim, state, workers)
+        host = Host(sim, queue, workers)
         started = time.perf_counter()
         box: dict[str, Any] = {}
         out = type("Out", (), {"set": lambda self, v: box.__setitem__("v", v)})()
         from azure.functions.timer import TimerRequest
 
         user_function("drift_timer")(TimerRequest(past_due=False), out)
-        state.queue.send_many([ReconcileRequest.from_json(t) for t in box["v"]])
+        queue.send_many([ReconcileRequest.from_json(t) for t in box["v"]])
         host.start()
-        while state.queue.count() and time.perf_counter() - started < 1800:
+        while queue.count() and time.perf_counter() - started < 1800:
             time.sleep(0.2)
         time.sleep(1.0)
         host.stop()

@@ -1,7 +1,9 @@
-"""State: the reconcile-request queue, per-account lease locks and the run history.
+"""State: per-account lease locks, the run history and the owned-object index.
 
 Ports in ``ports``; Azure Storage in ``storage`` (imported lazily); in-memory twins in ``memory``.
-``build_state(settings)`` picks one. Importing this package never imports an Azure SDK.
+``build_state(settings)`` picks one. Importing this package never imports an Azure SDK. The request
+queue is the Functions host's, through function_app.py's bindings; its local twins are in
+``devhost.queues``.
 """
 
 from importer.state.factory import State, StateConfig, build_state, memory_state
@@ -11,16 +13,12 @@ from importer.state.ports import (
     LockBusy,
     LockLost,
     LockManager,
-    MessageHandle,
-    PoisonMessage,
     ReconcileRequest,
-    RequestQueue,
     RunHistory,
     RunNotFound,
 )
 
 __all__ = [
-    "InvalidRequest", "Lease", "LockBusy", "LockLost", "LockManager", "MessageHandle", "PoisonMessage",
-    "ReconcileRequest", "RequestQueue", "RunHistory", "RunNotFound", "State", "StateConfig",
-    "build_state", "memory_state",
+    "InvalidRequest", "Lease", "LockBusy", "LockLost", "LockManager", "ReconcileRequest", "RunHistory",
+    "RunNotFound", "State", "StateConfig", "build_state", "memory_state",
 ]

@@ -1,13 +1,11 @@
 """State codec: the encodings both twins share, so the in-memory twin keeps what Azure would keep.
 
-Pure. No I/O. Queue wire text (base64 of UTF-8 JSON, what the Functions host decodes), account
-hashes for blob names and table keys, newest-first row keys, and fitting a run into table limits.
+Pure. No I/O. Account hashes for blob names and table keys, newest-first row keys, and fitting a run
+into table limits.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from dataclasses import replace
@@ -15,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from importer.run import Run, parse_time
-from importer.state.ports import InvalidRequest, ReconcileRequest
 
 # Azure Table string properties hold at most 64 KiB of UTF-16 (32,768 code units). JSON is written
 # with ensure_ascii, so its length in characters is its length in code units.
@@ -30,41 +27,6 @@ _SLIM_KEYS = 12
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INVERT = 10**19 - 1  # 19 digits: microseconds up to year 9999 fit with room to spare
-
-
-# ---------------------------------------------------------------------------------------------
-# Queue wire text
-
-
-def encode_wire(request: ReconcileRequest) -> str:
-    """The queue message text: base64 of the UTF-8 JSON, byte for byte what TextBase64EncodePolicy
-    sends and what the Functions host (``messageEncoding: base64``) decodes into the trigger string."""
-    return base64.b64encode(request.to_json().encode("utf-8")).decode("ascii")
-
-
-def decode_wire(text: str) -> ReconcileRequest:
-    """Inverse of encode_wire; any defect raises InvalidRequest (the message belongs in poison)."""
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidRequest(f"message is not base64 ({exc}); producers must base64 the JSON") from exc
-    try:
-        decoded = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest("message is not UTF-8 after base64 decoding") from exc
-    return ReconcileRequest.from_json(decoded)
-
-
-def rejected_reason(text: str) -> str | None:
-    """The reason in a poison entry the worker wrote for a message it rejected at once
-    (``service.rejected_entry``), or None for anything else."""
-    try:
-        data = json.loads(base64.b64decode(text, validate=True).decode("utf-8"))
-    except (ValueError, binascii.Error):
-        return None
-    if isinstance(data, dict) and isinstance(data.get("rejected"), str):
-        return f"rejected by the worker: {data['rejected']}"
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""Azure Storage state: queue (azure-storage-queue), lease locks (blob leases), run history (tables).
+"""Azure Storage state: lease locks (blob leases), run history and owned-object index (tables).
 
 Adapter. SDKs are imported inside functions (``import importer.state`` stays cheap); azure-core errors
-become ours with ``raise … from``; queues, container and table are created on first use, once per process.
+become ours with ``raise … from``; container and table are created on first use, once per process.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import builtins
 import hashlib
 import json
 import logging
-import math
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -20,18 +19,15 @@ from typing import TYPE_CHECKING, Any
 from importer.model import PermanentError, TransientError
 from importer.run import RUN_ID, Run
 from importer.state.codec import account_hash, dumps, fit_run, roundtrip, run_timeline_key
-from importer.state.core import QueueCore, RawMessage, StaleHandle, hold_lease
+from importer.state.core import hold_lease
 from importer.state.ports import Lease, LockLost, RunNotFound
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
     from azure.storage.blob import BlobClient, ContainerClient
-    from azure.storage.queue import QueueClient
 
 logger = logging.getLogger(__name__)
 
-QUEUE = "reconcile-requests"
-POISON_SUFFIX = "-poison"  # what the Functions host appends
 CONTAINER = "locks"
 TABLE = "runs"
 
@@ -41,7 +37,7 @@ class StorageUnavailable(TransientError):
 
 
 @contextmanager
-def _azure(what: str) -> Iterator[None]:
+def azure_errors(what: str) -> Iterator[None]:
     """Translate azure-core errors raised inside the block (expected ones are caught inside it)."""
     from azure.core.exceptions import (
         ClientAuthenticationError,
@@ -63,13 +59,13 @@ def _azure(what: str) -> Iterator[None]:
                              "and the identity's storage data roles") from exc
     except HttpResponseError as exc:
         status = exc.status_code or 0
-        logger.warning("%s: storage answered %s %s", what, status, _error_code(exc))
+        logger.warning("%s: storage answered %s %s", what, status, error_code(exc))
         if is_transient_status(status):
             raise StorageUnavailable(f"{what}: storage answered {status}; retry later") from exc
         if status == 403:
             raise PermanentError(f"{what}: forbidden; the identity needs the Storage Queue/Blob/Table "
                                  "Data Contributor role") from exc
-        raise PermanentError(f"{what}: storage answered {status} {_error_code(exc)}") from exc
+        raise PermanentError(f"{what}: storage answered {status} {error_code(exc)}") from exc
 
 
 _created: set[str] = set()
@@ -86,12 +82,12 @@ def _once(url: str, create: Callable[[], None]) -> None:
             _created.add(url)
 
 
-def _create_once(url: str, what: str, create: Callable[[], object]) -> None:
+def create_once(url: str, what: str, create: Callable[[], object]) -> None:
     """Create a queue, container or table on first use, once per process; one that exists is fine."""
     def attempt() -> None:
         from azure.core.exceptions import ResourceExistsError
 
-        with _azure(what):
+        with azure_errors(what):
             try:
                 create()
             except ResourceExistsError:
@@ -105,92 +101,9 @@ def _forget(url: str) -> None:
         _created.discard(url)
 
 
-def _error_code(exc: Exception) -> str:
+def error_code(exc: Exception) -> str:
     code = getattr(exc, "error_code", None) or ""
     return str(getattr(code, "value", code))  # the SDKs give a str or a StorageErrorCode enum
-
-
-# ---------------------------------------------------------------------------------------------
-# Queue
-
-
-class AzureRawQueue:
-    """RawQueue over one QueueClient. The client must have no encode/decode policy: texts pass as
-    they are, and ``core`` does the base64 itself so one bad message cannot fail a whole batch."""
-
-    def __init__(self, client: QueueClient) -> None:
-        self.client = client
-
-    def _ensure(self) -> None:
-        _create_once(self.client.url, f"create queue {self.client.queue_name}", self.client.create_queue)
-
-    def put(self, text: str, delay_s: float = 0) -> None:
-        self._ensure()
-        with _azure("send queue message"):
-            self.client.send_message(text, visibility_timeout=math.ceil(delay_s) or None)
-
-    def get(self, max_messages: int, visibility_timeout_s: float) -> list[RawMessage]:
-        self._ensure()
-        with _azure("receive queue messages"):
-            paged = self.client.receive_messages(messages_per_page=max_messages, max_messages=max_messages,
-                                                 visibility_timeout=max(1, math.ceil(visibility_timeout_s)))
-            return [self._raw(m) for m in paged]
-
-    def peek(self, max_messages: int) -> list[RawMessage]:
-        self._ensure()
-        with _azure("peek queue messages"):
-            return [self._raw(m) for m in self.client.peek_messages(max_messages=max_messages)]
-
-    @staticmethod
-    def _raw(message: Any) -> RawMessage:
-        inserted = message.inserted_on.isoformat() if message.inserted_on else None
-        return RawMessage(str(message.id), str(message.pop_receipt or ""), str(message.content),
-                          int(message.dequeue_count or 0), inserted)
-
-    def remove(self, message_id: str, pop_receipt: str) -> None:
-        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-
-        with _azure("delete queue message"):
-            try:
-                self.client.delete_message(message_id, pop_receipt)
-            except ResourceNotFoundError:
-                return
-            except HttpResponseError as exc:
-                if _error_code(exc) == "PopReceiptMismatch":
-                    raise StaleHandle(message_id) from exc
-                raise
-
-    def hide(self, message_id: str, pop_receipt: str, delay_s: float) -> None:
-        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-
-        with _azure("update queue message"):
-            try:
-                self.client.update_message(message_id, pop_receipt, visibility_timeout=math.ceil(delay_s))
-            except ResourceNotFoundError as exc:
-                raise StaleHandle(message_id) from exc
-            except HttpResponseError as exc:
-                if _error_code(exc) == "PopReceiptMismatch":
-                    raise StaleHandle(message_id) from exc
-                raise
-
-    def count(self) -> int:
-        self._ensure()
-        with _azure("read queue properties"):
-            return int(self.client.get_queue_properties().approximate_message_count or 0)
-
-
-class StorageQueue(QueueCore):
-    """RequestQueue on Azure Storage queues ``reconcile-requests`` and ``reconcile-requests-poison``.
-
-    Wire format: base64 of the UTF-8 JSON, identical to the SDK's TextBase64EncodePolicy and to what
-    the Functions host reads with ``"messageEncoding": "base64"`` (host.json default) and writes to
-    the poison queue. Build the clients with ``queue_clients()`` (no SDK encode/decode policy).
-    """
-
-    def __init__(self, main: QueueClient, poison: QueueClient, *, max_dequeue_count: int = 5) -> None:
-        self.main_client = main
-        self.poison_client = poison
-        super().__init__(AzureRawQueue(main), AzureRawQueue(poison), max_dequeue_count=max_dequeue_count)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,7 +144,7 @@ class BlobLeaseLocks:
             poll_s=self.poll_s, lease_s=self.lease_s, renew_every_s=self.renew_every_s)
 
     def _ensure_container(self) -> None:
-        _create_once(self.container.url, f"create container {self.container.container_name}",
+        create_once(self.container.url, f"create container {self.container.container_name}",
                      self.container.create_container)
 
     def _acquire(self, blob: BlobClient, key: str) -> str | None:
@@ -239,14 +152,14 @@ class BlobLeaseLocks:
         from azure.storage.blob import BlobLeaseClient
 
         self._ensure_container()
-        with _azure("acquire blob lease"):
+        with azure_errors("acquire blob lease"):
             for _ in range(2):
                 lease = BlobLeaseClient(blob)
                 try:
                     lease.acquire(lease_duration=self.lease_s)
                     return str(lease.id)
                 except ResourceNotFoundError as exc:  # first lock of this account (or container gone)
-                    if _error_code(exc) == "ContainerNotFound":
+                    if error_code(exc) == "ContainerNotFound":
                         _forget(self.container.url)
                         self._ensure_container()
                     try:
@@ -254,7 +167,7 @@ class BlobLeaseLocks:
                     except ResourceExistsError:
                         pass  # another worker created it first
                 except HttpResponseError as exc:
-                    if _error_code(exc) == "LeaseAlreadyPresent":
+                    if error_code(exc) == "LeaseAlreadyPresent":
                         return None
                     raise
             raise PermanentError(f"lock blob for {key} vanished twice while acquiring its lease")
@@ -266,14 +179,14 @@ class BlobLeaseLocks:
         try:
             BlobLeaseClient(blob, lease_id=lease_id).renew()
         except HttpResponseError as exc:
-            if _error_code(exc) in _LOST:
-                raise LockLost(f"blob lease renewal refused: {_error_code(exc)}") from exc
+            if error_code(exc) in _LOST:
+                raise LockLost(f"blob lease renewal refused: {error_code(exc)}") from exc
             raise
 
     def _release(self, blob: BlobClient, lease_id: str) -> None:
         from azure.storage.blob import BlobLeaseClient
 
-        with _azure("release blob lease"):
+        with azure_errors("release blob lease"):
             BlobLeaseClient(blob, lease_id=lease_id).release()
 
 
@@ -332,7 +245,7 @@ class TableRunHistory:
         self.table = table
 
     def _ensure(self) -> None:
-        _create_once(f"{self.table.url}/{self.table.table_name}",  # table url is the account's
+        create_once(f"{self.table.url}/{self.table.table_name}",  # table url is the account's
                      f"create table {self.table.table_name}", self.table.create_table)
 
     def record(self, run: Run) -> Run:
@@ -341,7 +254,7 @@ class TableRunHistory:
         stored = roundtrip(fit_run(run))
         row = run_timeline_key(stored)
         self._ensure()
-        with _azure("record run"):
+        with azure_errors("record run"):
             for partition, rk in ((_INDEX_PREFIX + stored.run_id, _INDEX_ROW),
                                   (account_hash(stored.account), row), (TIMELINE, row)):
                 self.table.upsert_entity(_entity(stored, partition, rk), mode=UpdateMode.REPLACE)
@@ -353,7 +266,7 @@ class TableRunHistory:
         if not isinstance(run_id, str) or not RUN_ID.match(run_id):
             raise RunNotFound(f"no run {run_id!r} in the history")
         self._ensure()
-        with _azure("read run"):
+        with azure_errors("read run"):
             try:
                 entity = self.table.get_entity(_INDEX_PREFIX + run_id, _INDEX_ROW)
             except ResourceNotFoundError as exc:
@@ -365,7 +278,7 @@ class TableRunHistory:
             return []
         partition = TIMELINE if account is None else account_hash(account)
         self._ensure()
-        with _azure("list runs"):
+        with azure_errors("list runs"):
             entities = self.table.query_entities("PartitionKey eq @pk", parameters={"pk": partition},
                                                  results_per_page=min(limit, 1000))
             return [_record(dict(e)) for e in islice(entities, limit)]
@@ -409,7 +322,7 @@ class TableOwnedIndex:
         from azure.data.tables import UpdateMode
 
         self._ensure()
-        with _azure("record owned objects"):
+        with azure_errors("record owned objects"):
             for start in range(0, len(new), _BATCH):
                 ops: list[Any] = [("upsert", {"PartitionKey": OWNED, "RowKey": _owned_row(k), "key": k,
                                               "account": account}, {"mode": UpdateMode.REPLACE})
@@ -427,7 +340,7 @@ class TableOwnedIndex:
             if key in self._known:
                 return self._known[key]
         self._ensure()
-        with _azure("look up an owned object"):
+        with azure_errors("look up an owned object"):
             try:
                 entity = self.table.get_entity(OWNED, _owned_row(key))
             except ResourceNotFoundError:

@@ -16,6 +16,7 @@ import azure.functions as func
 import pytest
 
 from devhost.host import deliver, fire_timer, user_function, work
+from devhost.queues import RequestQueue
 from importer import service
 from importer.reconcile import build_reconciler
 from importer.settings import Settings
@@ -26,15 +27,16 @@ from tests.fixtures.world import SUB, World
 class Host:
     world: World
     state: Any
+    queue: RequestQueue  # the host's: the product never touches it
     settings: Settings
     raised: list[str] = field(default_factory=list)
 
     def deliver(self, event: dict[str, Any], *, cloud: bool = False) -> str | None:
         """One Event Grid delivery → on_resource_event; its output message goes on the queue."""
-        return deliver(event, self.state.queue, cloud=cloud)
+        return deliver(event, self.queue, cloud=cloud)
 
     def timer(self) -> int:
-        return fire_timer(self.state.queue)
+        return fire_timer(self.queue)
 
     def pump(self, workers: int = 1, max_rounds: int = 400) -> None:
         """Run the queue trigger until the queue is empty, on ``workers`` threads, like the host:
@@ -44,7 +46,7 @@ class Host:
         def loop() -> None:
             idle = 0
             for _ in range(max_rounds):
-                batch = self.state.queue.receive(1, visibility_timeout_s=30)
+                batch = self.queue.receive(1, visibility_timeout_s=30)
                 if not batch:
                     idle += 1
                     if idle > 3:
@@ -52,7 +54,7 @@ class Host:
                     continue
                 idle = 0
                 handle, request = batch[0]
-                raised = work(self.state.queue, handle, request)
+                raised = work(self.queue, handle, request)
                 if raised is not None:
                     with lock:
                         self.raised.append(f"{type(raised).__name__}: {raised}")
@@ -74,7 +76,8 @@ class Host:
 
 
 @pytest.fixture
-def host(world: World, storage_state: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
+def host(world: World, storage_state: Any, storage_queue: RequestQueue,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
     env = {"IMPORTER_ARM_ENDPOINT": world.sim.url, "IMPORTER_APIM_ID": world.apim,
            "IMPORTER_SCOPES": f"/subscriptions/{SUB}"}
     for k, v in env.items():
@@ -82,5 +85,5 @@ def host(world: World, storage_state: Any, monkeypatch: pytest.MonkeyPatch) -> I
     settings = Settings.from_env(env)
     rec = build_reconciler(settings, state=storage_state, apim_ttl_s=0)
     service.install(service.Service(settings, rec, storage_state))
-    yield Host(world, storage_state, settings)
+    yield Host(world, storage_state, storage_queue, settings)
     service.reset_service()

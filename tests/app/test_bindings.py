@@ -7,6 +7,7 @@ import json
 import function_app
 from devhost import host
 from devhost.host import bindings
+from devhost.queues import QueueConfig
 
 EXPECTED = {
     "on_resource_event": [
@@ -68,6 +69,10 @@ def test_host_json_matches_the_worker_retry_plan() -> None:
     assert host["extensionBundle"] == {"id": "Microsoft.Azure.Functions.ExtensionBundle",
                                        "version": "[4.*, 5.0.0)"}
     queues = host["extensions"]["queues"]
-    # The producer (importer.state.storage) base64-encodes; the trigger must decode the same way.
+    # The host's own output bindings base64-encode, and so does its emulation's queue (devhost.queues):
+    # the trigger must decode the same way.
     assert queues["messageEncoding"] == "base64"
-    assert queues["maxDequeueCount"] == 5
+    # The emulation's queue has the host's names and poisons after as many tries as the host does.
+    config = QueueConfig()
+    assert queues["maxDequeueCount"] == config.max_dequeue_count == 5
+    assert (config.queue, config.poison) == (function_app.QUEUE, function_app.QUEUE + "-poison")

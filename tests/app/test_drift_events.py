@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from devhost import seed
+from devhost.queues import RequestQueue
+from devhost.queues.memory import MemoryQueue
 from importer import service
 from importer.azure.clients import LOCAL_PRINCIPAL_ID
 from importer.model import AccountRef
@@ -30,7 +32,7 @@ PRODUCT = "ai-consumers"
 OID = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 
 
-def _host(world: World, state: Any, monkeypatch: pytest.MonkeyPatch) -> Host:
+def _host(world: World, state: Any, queue: RequestQueue, monkeypatch: pytest.MonkeyPatch) -> Host:
     env = {"IMPORTER_ARM_ENDPOINT": world.sim.url, "IMPORTER_APIM_ID": world.apim,
            "IMPORTER_SCOPES": f"/subscriptions/{SUB}", "IMPORTER_PRODUCTS": PRODUCT,
            "IMPORTER_PROBE": "off"}
@@ -39,13 +41,14 @@ def _host(world: World, state: Any, monkeypatch: pytest.MonkeyPatch) -> Host:
     settings = Settings.from_env(env)
     rec = build_reconciler(settings, state=state, apim_ttl_s=0)
     service.install(service.Service(settings, rec, state))
-    return Host(world, state, settings)
+    return Host(world, state, queue, settings)
 
 
 @pytest.fixture
-def imported(world: World, storage_state: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
+def imported(world: World, storage_state: Any, storage_queue: RequestQueue,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
     """Both accounts imported (linked to the product) by the timer and the worker, on Azurite."""
-    host = _host(world, storage_state, monkeypatch)
+    host = _host(world, storage_state, storage_queue, monkeypatch)
     world.sim.clear_events()
     assert host.timer() == 2
     host.pump()
@@ -237,7 +240,7 @@ def test_foreign_objects_raise_no_request(imported: Host) -> None:
 def test_a_storm_of_1000_events_on_owned_objects_coalesces(world: World,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     state = memory_state()
-    host = _host(world, state, monkeypatch)
+    host = _host(world, state, MemoryQueue(), monkeypatch)
     try:
         assert host.timer() == 2
         host.pump()
@@ -259,7 +262,7 @@ def test_a_storm_of_1000_events_on_owned_objects_coalesces(world: World,
         runs = state.history.list(limit=2000)[: len(state.history.list(limit=2000)) - runs_before]
         assert 2 <= len(runs) <= 2 * 4  # one run per account (at most one per worker racing it)
         assert w.writes() - writes == 6  # each edit repaired once
-        assert state.queue.count() == 0
+        assert host.queue.count() == 0
         rec = service.get_service().reconciler
         assert rec.reconcile(AccountRef.parse(AOAI), dry_run=True).plan.empty
         assert rec.reconcile(AccountRef.parse(FOUNDRY), dry_run=True).plan.empty

@@ -79,7 +79,7 @@ BAD_EVENTS = [
 def test_bad_events_are_dropped_without_raising_or_writing(host: Host, event: dict) -> None:
     host.world.sim.log.clear()
     assert host.deliver(event) is None
-    assert host.state.queue.count() == 0
+    assert host.queue.count() == 0
     assert host.world.sim.log.count() == 0
 
 
@@ -125,11 +125,11 @@ def test_eight_workers_forty_requests_five_accounts_converge_like_one_pass(host:
         seed.create_account(w.clients, name=name, kind="OpenAI")
         seed.create_deployment(w.clients, seed.account_id(SUB, "rg-ai", name), "gpt-4o")
     ids = [seed.account_id(SUB, "rg-ai", n) for n in names]
-    host.state.queue.send_many([ReconcileRequest.new(ids[i % 5], "event", "storm") for i in range(40)])
+    host.queue.send_many([ReconcileRequest.new(ids[i % 5], "event", "storm") for i in range(40)])
     host.pump(workers=8)
     # Lock contention surfaces as retries (LockBusy → the host re-delivers), never as 409/412 errors.
     assert all("409" not in r and "412" not in r for r in host.raised), host.raised
-    assert host.state.queue.count(poison=True) == 0
+    assert host.queue.count(poison=True) == 0
     apis = [rid for rid in w.sim.ids("Microsoft.ApiManagement/service/apis")]
     assert sorted(a.rsplit("/", 1)[-1] for a in apis) == sorted(api_id(AccountRef.parse(i)) for i in ids)
     roles = w.sim.ids("Microsoft.Authorization/roleAssignments")
@@ -147,10 +147,10 @@ def test_a_persistently_failing_account_is_poisoned_after_the_configured_tries(h
     from importer.state.ports import ReconcileRequest
 
     w.sim.faults.script("GET", r"accounts/contoso-foundry$", [503] * 100)
-    host.state.queue.send(ReconcileRequest.new(FOUNDRY, "event", "doomed"))
-    host.state.queue.send(ReconcileRequest.new(AOAI, "event", "fine"))
+    host.queue.send(ReconcileRequest.new(FOUNDRY, "event", "doomed"))
+    host.queue.send(ReconcileRequest.new(AOAI, "event", "fine"))
     host.pump()
-    poisoned = host.state.queue.poison_messages()
+    poisoned = host.queue.poison_messages()
     assert [p.request.account for p in poisoned if p.request] == [FOUNDRY]
     failed = [r for r in host.state.history.list(account=FOUNDRY, limit=20)]
     assert len(failed) == 5 and all(r.outcome == "failed" and r.error_kind == "transient" for r in failed)
@@ -264,7 +264,7 @@ def test_a_request_already_served_by_a_later_run_is_coalesced(host: Host, lead_s
     from importer.state.ports import ReconcileRequest
 
     w = host.world
-    host.state.queue.send(ReconcileRequest.from_json(_request_enqueued(AOAI, "2000-01-01T00:00:00+00:00", 0)))
+    host.queue.send(ReconcileRequest.from_json(_request_enqueued(AOAI, "2000-01-01T00:00:00+00:00", 0)))
     host.pump()
     first = host.state.history.last_for(AOAI)
     assert first.outcome == "applied"
@@ -333,8 +333,8 @@ def test_an_unreadable_queue_message_is_poisoned_at_once_with_its_reason(host: H
     poison = Out()
     user_function("reconcile_worker")(func.QueueMessage(id="m", body=body), poison)
     assert poison.value is not None  # no raise: the host deletes it, no five retries
-    host.state.queue.reject(poison.value)
-    [entry] = host.state.queue.poison_messages()
+    host.queue.reject(poison.value)
+    [entry] = host.queue.poison_messages()
     assert entry.request is None and entry.error.startswith("rejected by the worker: ")
     assert reason.lower() in entry.error.lower()
     assert host.world.writes() == 0

@@ -97,6 +97,7 @@ def storm_order(events: list[dict[str, Any]], seed_value: int) -> list[dict[str,
 def run_storm(estates: Estates, n: int, *, workers: int = 4, seed_value: int = 7,
               setenv: Callable[[str, str], None]) -> StormResult:
     from devhost.host import deliver, indexed, work
+    from devhost.queues.memory import MemoryQueue
     from importer import service
     from importer.state.factory import memory_state
 
@@ -109,7 +110,7 @@ def run_storm(estates: Estates, n: int, *, workers: int = 4, seed_value: int = 7
     world, foreign_before, events = _prepared(estates, n)
     for k, v in world.env.items():
         setenv(k, v)
-    state = memory_state()
+    state, queue = memory_state(), MemoryQueue()
     rec = world.reconciler()
     rec.locks, rec.history = state.locks, state.history
     service.install(service.Service(rec.settings, rec, state))
@@ -124,9 +125,9 @@ def run_storm(estates: Estates, n: int, *, workers: int = 4, seed_value: int = 7
     def pump() -> None:
         idle = 0
         while True:
-            batch = state.queue.receive(1, visibility_timeout_s=60)
+            batch = queue.receive(1, visibility_timeout_s=60)
             if not batch:
-                if not delivering.is_set() and state.queue.count() == 0:
+                if not delivering.is_set() and queue.count() == 0:
                     idle += 1
                     if idle > 3:
                         return
@@ -134,7 +135,7 @@ def run_storm(estates: Estates, n: int, *, workers: int = 4, seed_value: int = 7
                 continue
             idle = 0
             handle, request = batch[0]
-            raised = work(state.queue, handle, request, retry_delay_s=0.05)
+            raised = work(queue, handle, request, retry_delay_s=0.05)
             if raised is not None:  # the host: visible again, counts towards poison
                 with lock:
                     errors.append(f"{type(raised).__name__}: {raised}")
@@ -148,7 +149,7 @@ def run_storm(estates: Estates, n: int, *, workers: int = 4, seed_value: int = 7
     enqueued = 0
     try:
         for event in storm:
-            if deliver(event, state.queue) is not None:
+            if deliver(event, queue) is not None:
                 enqueued += 1
     finally:
         delivering.clear()
@@ -160,6 +161,6 @@ def run_storm(estates: Estates, n: int, *, workers: int = 4, seed_value: int = 7
         accounts=len(ACCOUNTS) + n, distinct_events=len(events), delivered=len(storm), enqueued=enqueued,
         storm_writes=world.writes(), minimum_writes=minimum, storm_reads=world.sim.log.reads(),
         minimum_reads=minimum_reads,
-        messages_processed=processed[0], worker_errors=errors, poisoned=state.queue.count(poison=True),
+        messages_processed=processed[0], worker_errors=errors, poisoned=queue.count(poison=True),
         seconds=round(seconds, 2), storm_state=world.state(), clean_state=clean_state,
         storm_foreign=(foreign_before, world.foreign()), leftover_plans=world.plans_nothing())

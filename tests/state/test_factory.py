@@ -9,9 +9,9 @@ import pytest
 
 from importer.settings import Settings, SettingsError
 from importer.state import State, build_state
-from importer.state.memory import MemoryLocks, MemoryQueue, MemoryRunHistory
-from importer.state.ports import LockManager, RequestQueue, RunHistory
-from importer.state.storage import BlobLeaseLocks, StorageQueue, TableRunHistory
+from importer.state.memory import MemoryLocks, MemoryOwnedIndex, MemoryRunHistory
+from importer.state.ports import LockManager, OwnedIndex, RunHistory
+from importer.state.storage import BlobLeaseLocks, TableOwnedIndex, TableRunHistory
 from tests.fixtures.azurite import Azurite
 
 
@@ -19,26 +19,25 @@ def build(**env: str) -> State:
     return build_state(Settings.from_env(env))
 
 
-def urls(state: State) -> tuple[str, str, str, str]:
-    assert isinstance(state.queue, StorageQueue)
+def urls(state: State) -> tuple[str, str]:
     assert isinstance(state.locks, BlobLeaseLocks)
     assert isinstance(state.history, TableRunHistory)
-    return (state.queue.main_client.url, state.queue.poison_client.url, state.locks.container.url,
-            f"{state.history.table.url}/{state.history.table.table_name}")
+    assert isinstance(state.owned, TableOwnedIndex)
+    return (state.locks.container.url, f"{state.history.table.url}/{state.history.table.table_name}")
 
 
 def test_nothing_set_means_memory() -> None:
     state = build()
     assert state.backend == "memory"
-    assert isinstance(state.queue, MemoryQueue) and isinstance(state.locks, MemoryLocks)
-    assert isinstance(state.history, MemoryRunHistory)
+    assert isinstance(state.locks, MemoryLocks) and isinstance(state.history, MemoryRunHistory)
+    assert isinstance(state.owned, MemoryOwnedIndex)
 
 
 def test_every_backend_satisfies_the_ports() -> None:
     for state in (build(), build(AzureWebJobsStorage="UseDevelopmentStorage=true")):
-        assert isinstance(state.queue, RequestQueue)
         assert isinstance(state.locks, LockManager)
         assert isinstance(state.history, RunHistory)
+        assert isinstance(state.owned, OwnedIndex)
 
 
 @pytest.mark.parametrize("connection", ["UseDevelopmentStorage=true", "usedevelopmentstorage=True;"])
@@ -46,8 +45,6 @@ def test_development_storage_means_azurite_default_ports(connection: str) -> Non
     state = build(AzureWebJobsStorage=connection)
     assert state.backend == "azure-storage"
     assert urls(state) == (
-        "http://127.0.0.1:10001/devstoreaccount1/reconcile-requests",
-        "http://127.0.0.1:10001/devstoreaccount1/reconcile-requests-poison",
         "http://127.0.0.1:10000/devstoreaccount1/locks",
         "http://127.0.0.1:10002/devstoreaccount1/runs",
     )
@@ -55,8 +52,7 @@ def test_development_storage_means_azurite_default_ports(connection: str) -> Non
 
 def test_full_connection_string_with_custom_ports(azurite: Azurite) -> None:
     state = build(AzureWebJobsStorage=azurite.connection_string)
-    queue, _, container, table = urls(state)
-    assert queue == f"http://127.0.0.1:{azurite.queue_port}/devstoreaccount1/reconcile-requests"
+    container, table = urls(state)
     assert container == f"http://127.0.0.1:{azurite.blob_port}/devstoreaccount1/locks"
     assert table == f"http://127.0.0.1:{azurite.table_port}/devstoreaccount1/runs"
 
@@ -69,8 +65,6 @@ def test_connection_string_wins_over_account_name() -> None:
 def test_account_name_means_identity_and_public_endpoints() -> None:
     state = build(AzureWebJobsStorage__accountName="stimporter")
     assert urls(state) == (
-        "https://stimporter.queue.core.windows.net/reconcile-requests",
-        "https://stimporter.queue.core.windows.net/reconcile-requests-poison",
         "https://stimporter.blob.core.windows.net/locks",
         "https://stimporter.table.core.windows.net/runs",
     )

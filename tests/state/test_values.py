@@ -1,8 +1,7 @@
-"""Value types and codec: strict request JSON, run validation, wire text, keys, fitting to limits."""
+"""Value types and codec: strict request JSON, run validation, keys, fitting to limits."""
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from typing import Any
@@ -11,16 +10,7 @@ import pytest
 
 from importer.model import ErrorKind, InvalidInput, NotFound, TransientError
 from importer.run import Outcome, Run, Trigger
-from importer.state.codec import (
-    CHANGES_BUDGET,
-    account_hash,
-    decode_wire,
-    dumps,
-    encode_wire,
-    fit_changes,
-    fit_run,
-    timeline_key,
-)
+from importer.state.codec import CHANGES_BUDGET, account_hash, dumps, fit_changes, fit_run, timeline_key
 from importer.state.ports import InvalidRequest, LockBusy, ReconcileRequest, RunNotFound
 from tests.state.conftest import account
 
@@ -124,30 +114,6 @@ def test_error_types_follow_the_three_kinds() -> None:
     missing = RunNotFound("no run 'x'")
     assert isinstance(missing, KeyError) and isinstance(missing, NotFound)
     assert str(missing) == "no run 'x'"
-
-
-class TestWire:
-    def test_wire_is_base64_of_utf8_json(self) -> None:
-        req = request(reason="café")
-        assert base64.b64decode(encode_wire(req), validate=True).decode("utf-8") == req.to_json()
-        assert decode_wire(encode_wire(req)) == req
-
-    def test_wire_matches_the_sdk_text_base64_encode_policy(self) -> None:
-        from azure.storage.queue import TextBase64EncodePolicy
-
-        req = request(reason="naïve ✓")
-        encode = TextBase64EncodePolicy()
-        encode.configure(require_encryption=False, key_encryption_key=None, resolver=None)
-        assert encode(req.to_json()) == encode_wire(req)
-
-    @pytest.mark.parametrize("text", [
-        '{"account": "/x"}',  # plain JSON: the producer forgot base64
-        base64.b64encode(b"\xff\xfe").decode(),  # not UTF-8
-        base64.b64encode(b'{"account": 1}').decode(),  # JSON, not a request
-    ])
-    def test_decode_rejects(self, text: str) -> None:
-        with pytest.raises(InvalidRequest):
-            decode_wire(text)
 
 
 class TestKeys:
