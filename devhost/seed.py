@@ -104,17 +104,23 @@ def create_system_topic(clients: Any, sub: str = SUBSCRIPTION, rg: str = APIM_GR
     return _arm_put(clients, sub, topic, body, EVENTGRID_API_VERSION)
 
 
-def create_event_subscription(clients: Any, topic_id: str, name: str, subject_prefix: str = "") -> Any:
+def create_event_subscription(clients: Any, topic_id: str, name: str, subject_prefix: str = "",
+                              operations: list[str] | None = None) -> Any:
     """An event subscription on a system topic, filtered the way infra/modules/event-subscriptions.bicep
-    filters (the destination is a placeholder function id: the stand-in delivers nothing)."""
+    filters (the destination is a placeholder function id: the stand-in delivers nothing);
+    ``operations``: the data.operationName values it lets through (None: no such filter)."""
     sub, _rg, _name = _parts(topic_id)
+    flt: dict[str, Any] = {"includedEventTypes": ["Microsoft.Resources.ResourceWriteSuccess",
+                                                  "Microsoft.Resources.ResourceDeleteSuccess"],
+                           "subjectBeginsWith": subject_prefix, "isSubjectCaseSensitive": False}
+    if operations is not None:
+        flt["advancedFilters"] = [{"operatorType": "StringIn", "key": "data.operationName",
+                                   "values": operations}]
     body = {"properties": {
         "destination": {"endpointType": "AzureFunction", "properties": {
             "resourceId": f"/subscriptions/{sub}/resourceGroups/rg-importer/providers/Microsoft.Web/sites/"
                           "func-importer/functions/on_resource_event"}},
-        "filter": {"includedEventTypes": ["Microsoft.Resources.ResourceWriteSuccess",
-                                          "Microsoft.Resources.ResourceDeleteSuccess"],
-                   "subjectBeginsWith": subject_prefix, "isSubjectCaseSensitive": False}}}
+        "filter": flt}}
     return _arm_put(clients, sub, f"{topic_id}/eventSubscriptions/{name}", body, EVENTGRID_API_VERSION)
 
 

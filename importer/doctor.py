@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from importer.events import OWNED_OPERATIONS
 from importer.model import (
     Account,
     ApimRef,
@@ -518,6 +519,23 @@ def _system_topic(t: Target, where: str) -> dict[str, Any] | None:
                  .rstrip("/").lower() == where), None)
 
 
+# The operations on the importer's APIM objects that the `-apim` event subscription must let through.
+APIM_EVENT_OPERATIONS = tuple(sorted(op for op in OWNED_OPERATIONS
+                                     if op.startswith("microsoft.apimanagement/")))
+
+
+def _unwatched_operations(props: dict[str, Any]) -> list[str]:
+    """The importer's APIM operations an event subscription's operation-name filter leaves out (none
+    when it has no such filter: then every operation on the instance is delivered)."""
+    filters = (props.get("filter") or {}).get("advancedFilters") or []
+    names = [f for f in filters if str(f.get("key", "")).lower() == "data.operationname"
+             and str(f.get("operatorType", "")) == "StringIn"]
+    if not names:
+        return []
+    allowed = {str(v).lower() for f in names for v in (f.get("values") or [])}
+    return [op for op in APIM_EVENT_OPERATIONS if op not in allowed]
+
+
 def _apim_events(t: Target, c: Check) -> Iterator[Finding]:
     """The event subscription on the APIM instance's objects (repair of hand edits by event)."""
     assert t.apim is not None
@@ -538,6 +556,9 @@ def _apim_events(t: Target, c: Check) -> Iterator[Finding]:
     elif not prefix or not t.apim.id.lower().startswith(prefix):
         yield _finding(c, FAIL, f"{name} filters subjects on {prefix or 'nothing'!r}, not on the APIM "
                        f"instance {t.apim.id}", EVENTS_FIX, where)
+    elif missing := _unwatched_operations(props):
+        yield _finding(c, WARN, f"{name} leaves out {', '.join(missing)}: hand edits of those objects "
+                       "wait for the timer (a deployment from before they were watched)", EVENTS_FIX, where)
     else:
         yield _finding(c, PASS, f"{name} on system topic {topic.get('name') if topic else '?'} covers "
                        f"{t.apim.id}", target=where)

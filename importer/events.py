@@ -31,6 +31,7 @@ OPERATIONS = {
 OWNED_TYPES = {
     "microsoft.apimanagement/service/apis": "api",
     "microsoft.apimanagement/service/apis/policies": "policy",
+    "microsoft.apimanagement/service/apis/diagnostics": "diagnostic",
     "microsoft.apimanagement/service/backends": "backend",
     "microsoft.apimanagement/service/products/apis": "product_link",
     "microsoft.apimanagement/service/subscriptions": "subscription",
@@ -138,7 +139,7 @@ def _owned_object(resource: str, kind: str, apim: ApimRef | None, scopes: tuple[
         return _drop(f"{resource[:200]} is not in the importer's APIM instance {apim}", event_id, operation)
     parts = resource[len(prefix):].strip("/").split("/")
     key = ""
-    if kind in ("api", "policy") and len(parts) >= 2 and parts[0].lower() == "apis":
+    if kind in ("api", "policy", "diagnostic") and len(parts) >= 2 and parts[0].lower() == "apis":
         key = api_key(parts[1])
     elif kind == "backend" and len(parts) == 2 and parts[0].lower() == "backends":
         key = backend_key(parts[1])

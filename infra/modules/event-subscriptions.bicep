@@ -43,12 +43,14 @@ var accountSubjects = [
   '/providers/Microsoft.CognitiveServices/accounts/'
 ]
 
-// The APIM objects the importer makes (an API's policy is its own resource type).
+// The APIM objects the importer makes (an API's policy and its diagnostics are their own resource types).
 var apimOperationNames = [
   'Microsoft.ApiManagement/service/apis/write'
   'Microsoft.ApiManagement/service/apis/delete'
   'Microsoft.ApiManagement/service/apis/policies/write'
   'Microsoft.ApiManagement/service/apis/policies/delete'
+  'Microsoft.ApiManagement/service/apis/diagnostics/write'
+  'Microsoft.ApiManagement/service/apis/diagnostics/delete'
   'Microsoft.ApiManagement/service/backends/write'
   'Microsoft.ApiManagement/service/backends/delete'
   'Microsoft.ApiManagement/service/products/apis/write'

@@ -32,10 +32,11 @@ PRODUCT = "ai-consumers"
 OID = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 
 
-def _host(world: World, state: Any, queue: RequestQueue, monkeypatch: pytest.MonkeyPatch) -> Host:
+def _host(world: World, state: Any, queue: RequestQueue, monkeypatch: pytest.MonkeyPatch,
+          **extra: str) -> Host:
     env = {"IMPORTER_ARM_ENDPOINT": world.sim.url, "IMPORTER_APIM_ID": world.apim,
            "IMPORTER_SCOPES": f"/subscriptions/{SUB}", "IMPORTER_PRODUCTS": PRODUCT,
-           "IMPORTER_PROBE": "off"}
+           "IMPORTER_PROBE": "off", **extra}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     settings = Settings.from_env(env)
@@ -135,6 +136,40 @@ def test_a_hand_edit_raises_exactly_one_request_and_the_worker_repairs_it(import
     assert rec.reconcile(ref, dry_run=True).plan.empty  # ... completely
     assert rec.reconcile(AccountRef.parse(FOUNDRY), dry_run=True).plan.empty
     assert deliver_all(host) == []  # and the repair's own events raise nothing
+
+
+@pytest.mark.parametrize("edit", ["turned off", "deleted"])
+def test_a_hand_edit_of_an_api_diagnostic_is_repaired_by_event(
+        world: World, storage_state: Any, storage_queue: RequestQueue, monkeypatch: pytest.MonkeyPatch,
+        edit: str) -> None:
+    """LLM message logging on (IMPORTER_LLM_LOGGING): a person turns it off on the API's azuremonitor
+    diagnostic, or deletes the diagnostic; the event names the API, so the index finds the account."""
+    from azure.mgmt.apimanagement.models import DiagnosticContract
+
+    host = _host(world, storage_state, storage_queue, monkeypatch, IMPORTER_LLM_LOGGING="true")
+    try:
+        world.sim.clear_events()
+        assert host.timer() == 2
+        host.pump()
+        ref, rec = AccountRef.parse(AOAI), service.get_service().reconciler
+        assert rec.reconcile(ref, dry_run=True).plan.empty
+        diagnostics = world.apim_client().api_diagnostic
+        if edit == "deleted":
+            diagnostics.delete(world.rg, world.svc, api_id(ref), "azuremonitor", if_match="*")
+        else:
+            diagnostics.create_or_update(world.rg, world.svc, api_id(ref), "azuremonitor", DiagnosticContract(
+                logger_id=f"{world.apim}/loggers/azuremonitor"), if_match="*")
+        drift = rec.reconcile(ref, dry_run=True).plan
+        assert [(c.kind, c.id) for c in drift.changes] == [("diagnostic", "azuremonitor")]
+        requests = deliver_all(host)
+        assert [(r["account"].lower(), r["trigger"]) for r in requests] == [(AOAI.lower(), "event")]
+        reason = requests[0]["reason"]  # the diagnostic is the API's: its key is the API's
+        assert "changed by hand" in reason and "/apis/diagnostics/" in reason
+        host.pump()
+        assert host.raised == [] and rec.reconcile(ref, dry_run=True).plan.empty
+        assert deliver_all(host) == []  # the repair's own events raise nothing
+    finally:
+        service.reset_service()
 
 
 def test_an_edit_of_the_probe_key_subscription_raises_one_request(imported: Host) -> None:

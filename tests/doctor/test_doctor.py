@@ -390,3 +390,22 @@ def test_the_apim_event_subscription_is_checked(healthy: Healthy) -> None:
     seed.create_event_subscription(clients, TOPIC, EVENT_SUBSCRIPTION + "-apim", subject_prefix="/other")
     [found] = [f for f in healthy.run().findings if f.id == "events.apim"]
     assert found.status == doctor.FAIL and "'/other'" in found.evidence and found.fix
+
+
+def test_an_apim_event_subscription_without_diagnostics_is_a_warning(healthy: Healthy) -> None:
+    """The operation names infra deploys (tests/infra checks the Bicep list) all pass; the list an
+    older deployment holds (no API diagnostics) is named, with the fix."""
+    from tests.infra.bicep import load
+
+    deployed = load("modules/event-subscriptions.bicep").var("apimOperationNames").body
+    clients, name = healthy.world.clients, EVENT_SUBSCRIPTION + "-apim"
+    prefix = healthy.world.apim + "/"
+    seed.create_event_subscription(clients, TOPIC, name, subject_prefix=prefix, operations=deployed)
+    assert {f.id: f.status for f in healthy.run().findings}["events.apim"] == doctor.PASS
+    older = [op for op in deployed if "/diagnostics/" not in op]
+    seed.create_event_subscription(clients, TOPIC, name, subject_prefix=prefix, operations=older)
+    [found] = [f for f in healthy.run().findings if f.id == "events.apim"]
+    assert found.status == doctor.WARN and found.fix
+    assert "microsoft.apimanagement/service/apis/diagnostics/write" in found.evidence
+    assert "microsoft.apimanagement/service/apis/diagnostics/delete" in found.evidence
+    assert "policies" not in found.evidence

@@ -80,7 +80,8 @@ def test_apim_event_subscription_watches_only_the_importers_kinds_of_object() ->
     bicep = load("modules/event-subscriptions.bicep")
     assert bicep.var("apimOperationNames").body == [
         f"Microsoft.ApiManagement/service/{kind}/{action}"
-        for kind in ("apis", "apis/policies", "backends", "products/apis", "subscriptions")
+        for kind in ("apis", "apis/policies", "apis/diagnostics", "backends", "products/apis",
+                     "subscriptions")
         for action in ("write", "delete")
     ]
     sub = bicep.resource("apimEventSubscription")
