@@ -64,6 +64,8 @@ APIM_KEY_ACTIONS: tuple[str, ...] = (
     "Microsoft.ApiManagement/service/subscriptions/listSecrets/action",
 )
 APIM_IDENTITY_ACTION = "Microsoft.ApiManagement/service/write"  # IMPORTER_ENABLE_APIM_IDENTITY=true
+# The API diagnostics: written when IMPORTER_APIM_LOGGER (with token metrics) or IMPORTER_LLM_LOGGING asks.
+APIM_DIAGNOSTIC_ACTION = "Microsoft.ApiManagement/service/apis/diagnostics/write"
 # At an AI account: read it, and give APIM's identity its role there (and take it back).
 ACCOUNT_ACTIONS: tuple[str, ...] = (
     "Microsoft.CognitiveServices/accounts/read",
@@ -351,6 +353,9 @@ def _apim_access(t: Target, c: Check) -> Iterator[Finding]:
     required = list(APIM_ACTIONS)
     if t.options is not None and t.options.enable_apim_identity:
         required.append(APIM_IDENTITY_ACTION)
+    if t.options is not None and ((t.options.token_metrics is not None and t.options.apim_logger)
+                                  or t.options.llm_logging):
+        required.append(APIM_DIAGNOSTIC_ACTION)
     missing = missing_actions(grants, required)
     fix = f"grant the importer's identity {APIM_CONTRIBUTOR} on {t.apim.id} ({_PROVISION})"
     if missing:

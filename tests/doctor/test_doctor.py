@@ -409,3 +409,33 @@ def test_an_apim_event_subscription_without_diagnostics_is_a_warning(healthy: He
     assert "microsoft.apimanagement/service/apis/diagnostics/write" in found.evidence
     assert "microsoft.apimanagement/service/apis/diagnostics/delete" in found.evidence
     assert "policies" not in found.evidence
+
+
+@pytest.mark.parametrize(("env", "needs_diagnostics"), [
+    ({}, False),
+    ({"IMPORTER_LLM_LOGGING": "true"}, True),
+    ({"IMPORTER_TOKEN_METRICS": "true", "IMPORTER_APIM_LOGGER": "appi"}, True),
+    ({"IMPORTER_TOKEN_METRICS": "true"}, False),  # no logger named: no diagnostic of ours
+])
+def test_apim_access_asks_for_diagnostics_write_only_when_the_options_write_diagnostics(
+        env: dict[str, str], needs_diagnostics: bool) -> None:
+    """A least-privilege role without apis/diagnostics/write passes unless a diagnostic is to be written."""
+    from importer.azure.preflight import Grant
+    from importer.config import resolve_options
+    from importer.model import ApimRef
+
+    grant = Grant(doctor.APIM_ACTIONS + doctor.APIM_KEY_ACTIONS, ())
+
+    class Permissions:
+        def permissions(self, scope: str) -> list[Grant]:
+            return [grant]
+
+    settings = Settings.from_env(env)
+    target = doctor.Target(settings, pre=Permissions(), options=resolve_options(settings, {}, None),
+                           apim=ApimRef(SUB, "rg-apim", "contoso-apim"))
+    [check] = [c for c in doctor.CHECKS if c.id == "access.apim"]
+    [finding] = list(check.run(target, check))
+    if needs_diagnostics:
+        assert finding.status == doctor.FAIL and doctor.APIM_DIAGNOSTIC_ACTION in finding.evidence
+    else:
+        assert finding.status == doctor.PASS, finding
