@@ -3,6 +3,7 @@ membership follows deployments and accounts, concurrent workers lose nothing, a 
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -138,6 +139,28 @@ def test_eight_concurrent_workers_lose_no_member(world: World) -> None:
     world.sim.log.clear()
     assert sum(workers[0].reconcile(r, trigger="event").writes for r in refs) == 0
     assert not leases.held(f"{workers[0].apim.id.lower()}/pools")
+
+
+def test_the_pools_lease_holds_another_instance_off_the_pools(world: World) -> None:
+    """The lease (not only this process's lock) decides who writes the pools: while another instance
+    holds it, a run writes the account's own objects and then waits; the pool follows the release."""
+    _leave_out_seeded(world)
+    ref = _account(world, "acct-a")
+    leases = MemoryLocks()  # the lease store the instances share
+    rec = world.reconciler(**POOL)
+    rec.locks = leases
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with leases.hold(f"{rec.apim.id.lower()}/pools", wait=False):  # another instance's sync
+            future = pool.submit(rec.reconcile, ref, trigger="event")
+            deadline = time.monotonic() + 20
+            while not any(b.name == backend_id(ref) for b in world.apim_client().backend.list_by_service(
+                    world.rg, world.svc)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)  # the run reached the pools and waits there
+            assert not future.done() and not _pool_exists(world)
+        run = future.result(timeout=30)
+    assert run.ok, run.error
+    assert set(_members(world)) == {backend_id(ref)}
 
 
 def test_a_pool_changed_between_read_and_write_is_re_read_and_re_planned(world: World, mocker: Any) -> None:
