@@ -71,7 +71,7 @@ class TestReconcileRequest:
             ReconcileRequest.from_json(text)
 
 
-class TestRunRecord:
+class TestStoredRun:
     def test_dict_round_trip_and_unknown_fields_ignored(self) -> None:
         rec = run(probe={"ok": True}, error="boom", error_kind="transient", request_id=str(uuid.uuid4()))
         assert Run.from_dict({**rec.to_dict(), "future_field": 1}) == rec
