@@ -209,7 +209,7 @@ def read_actual(arm: AzureArm, apim: ApimRef, desired: Desired, snapshot: Snapsh
     if _needs_diagnostics(desired, backends):
         for api in desired.apis:
             if api.api_id.lower() in present:
-                diagnostics += [d for d, _ in arm.list_diagnostics(apim, api.api_id)]
+                diagnostics += arm.list_diagnostics(apim, api.api_id)
     return Actual(apis=apis, path_clashes=tuple(clashes), path_clash_owners=tuple(clash_owners),
                   backends=backends, policies=tuple(policies), product_links=tuple(links),
                   role_assignments=roles, diagnostics=tuple(diagnostics))

@@ -539,7 +539,6 @@ class Actual:
     role_assignments: tuple[RoleAssignmentSpec, ...] = ()
     subscription: ActualSubscription | None = None  # read only when offboarding
     diagnostics: tuple[DiagnosticSpec, ...] = ()  # read only when the desired state names some
-    diagnostic_etags: tuple[tuple[str, str | None], ...] = ()  # (name, etag)
 
     def api(self, api_id: str) -> ActualApi | None:
         return next((a for a in self.apis if a.spec.api_id.lower() == api_id.lower()), None)

@@ -264,19 +264,24 @@ def diagnostic_diff(actual: DiagnosticSpec | None, desired: DiagnosticSpec) -> t
     return tuple(out)
 
 
+def _diagnostic_key(d: DiagnosticSpec) -> tuple[str, str]:
+    return d.api_id.lower(), d.name.lower()  # each API has its own diagnostics of the same names
+
+
 def _diagnostic_changes(desired: Desired, actual: Actual) -> list[Change]:
-    have = {d.name.lower(): d for d in actual.diagnostics} if actual.api is not None else {}
-    etags = dict(actual.diagnostic_etags)
+    """Diagnostics are listed (no ETags): an update is a PATCH with If-Match * of the importer's own
+    fields only (azure/arm.py), so a write never clobbers what others set on the diagnostic."""
+    have = {_diagnostic_key(d): d for d in actual.diagnostics}
     out: list[Change] = []
     for want in desired.diagnostics:
-        old = have.get(want.name.lower())
+        old = have.get(_diagnostic_key(want))
         lines = diagnostic_diff(old, want)
         if not lines:
             continue
         action = Action.CREATE if old is None else Action.UPDATE
-        out.append(Change(action, Kind.DIAGNOSTIC, want.name,
+        out.append(Change(action, Kind.DIAGNOSTIC, f"{want.api_id}/{want.name}",
                           reason="diagnostic missing" if old is None else "diagnostic drifted",
-                          diff=lines, before=old, after=want, etag=etags.get(want.name.lower())))
+                          diff=lines, before=old, after=want))
     return out
 
 

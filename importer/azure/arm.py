@@ -420,7 +420,7 @@ class AzureArm:
 
     # -- diagnostics and loggers -------------------------------------------------------------------
 
-    def list_diagnostics(self, apim: ApimRef, api_id: str) -> tuple[tuple[DiagnosticSpec, str | None], ...]:
+    def list_diagnostics(self, apim: ApimRef, api_id: str) -> tuple[DiagnosticSpec, ...]:
         """The API's diagnostics (the listing carries no ETags; writes send If-Match *)."""
         rest = self.json(apim.subscription)
         try:
@@ -428,7 +428,7 @@ class AzureArm:
                          lambda: list(rest.list(f"{apim.id}/apis/{api_id}/diagnostics")))
         except NotFound:
             return ()
-        return tuple((diagnostic_from_json(api_id, o), None) for o in items)
+        return tuple(diagnostic_from_json(api_id, o) for o in items)
 
     def put_diagnostic(self, apim: ApimRef, spec: DiagnosticSpec, etag: str | None, *, create: bool) -> None:
         rest = self.json(apim.subscription)

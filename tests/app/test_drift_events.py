@@ -160,7 +160,7 @@ def test_a_hand_edit_of_an_api_diagnostic_is_repaired_by_event(
             diagnostics.create_or_update(world.rg, world.svc, api_id(ref), "azuremonitor", DiagnosticContract(
                 logger_id=f"{world.apim}/loggers/azuremonitor"), if_match="*")
         drift = rec.reconcile(ref, dry_run=True).plan
-        assert [(c.kind, c.id) for c in drift.changes] == [("diagnostic", "azuremonitor")]
+        assert [(c.kind, c.id) for c in drift.changes] == [("diagnostic", f"{api_id(ref)}/azuremonitor")]
         requests = deliver_all(host)
         assert [(r["account"].lower(), r["trigger"]) for r in requests] == [(AOAI.lower(), "event")]
         reason = requests[0]["reason"]  # the diagnostic is the API's: its key is the API's

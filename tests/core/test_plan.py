@@ -24,6 +24,7 @@ from importer.model import (
     ContentSafety,
     Deployment,
     Desired,
+    DiagnosticSpec,
     Mode,
     Options,
     Plan,
@@ -436,3 +437,20 @@ def test_link_mode_create_names_the_document() -> None:
     d = desired(Options(openapi=OpenApi.OFFICIAL), linked=LinkedDocument(link, (("GET", "/a"),)))
     api = next(c for c in plan.diff(d, Actual()).changes if c.kind == "api")
     assert api.diff == (f"path: {d.api.path}", "operations: 1", f"document: {link}")
+
+
+def test_each_apis_diagnostic_is_compared_with_its_own() -> None:
+    """Two modes: two APIs, each with an azuremonitor diagnostic. LLM logging turned off by hand on
+    the first API is drift of that API's diagnostic alone (the second's must not hide it)."""
+    d = desired(Options(modes=(Mode.AZURE_OPENAI, Mode.AZURE_OPENAI_V1), llm_logging=True))
+    first, second = (a.api_id for a in d.apis)
+    monitor = [x for x in d.diagnostics if x.name == "azuremonitor"]
+    assert [x.api_id for x in monitor] == [first, second]
+    held = actual_from(d)
+    assert plan.diff(d, held).empty
+    off = replace(held, diagnostics=tuple(replace(x, llm_logging=False) if x.api_id == first else x
+                                         for x in held.diagnostics))
+    p = plan.diff(d, off)
+    assert [(c.action.value, c.kind, c.id) for c in p.changes] == [
+        ("update", "diagnostic", f"{first}/azuremonitor")]
+    assert p.changes[0].spec(DiagnosticSpec).api_id == first

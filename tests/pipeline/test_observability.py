@@ -110,7 +110,7 @@ def test_metrics_turned_off_on_the_diagnostic_is_repaired_keeping_the_rest(gatew
                                                verbosity="error"))
     run = rec.reconcile(ref)
     assert [(c.action.value, c.kind, c.id) for c in run.plan.changes] == [
-        ("update", "diagnostic", "applicationinsights")]
+        ("update", "diagnostic", f"{api_id(ref)}/applicationinsights")]
     diag = _diagnostic(gateway_world, "applicationinsights")
     assert diag is not None and diag["metrics"] is True and diag["verbosity"] == "error"
 
