@@ -56,6 +56,7 @@ class EventDecision:
     operation: str = ""
     key: str = ""  # an owned-object key (see owned_keys) still to be looked up
     scope_account: AccountRef | None = None  # a role assignment's scope: its owner must be this one
+    edited: str = ""  # a hand edit of one of our objects: its kind of key (KEY_KINDS)
 
     @property
     def accepted(self) -> bool:
@@ -71,6 +72,10 @@ def _drop(reason: str, event_id: str = "", operation: str = "") -> EventDecision
 
 
 # -- the importer's own objects: ownership keys -------------------------------------------------
+
+
+# The kinds of ownership key (the part before the first ':'): what a hand edit was made to.
+KEY_KINDS = ("api", "backend", "link", "subscription", "role")
 
 
 def api_key(api_id: str) -> str:
@@ -174,7 +179,7 @@ def owned_by_index(decision: EventDecision, owner: str | None,
     if not in_scopes(ref, scopes):
         return replace(decision, reason=f"{ref} is outside the watched scopes", key="")
     return replace(decision, account=ref, reason=f"{HAND_EDIT.format(what)}: {decision.reason}",
-                   key="")
+                   key="", edited=what)
 
 
 # -- the rule for both schemas -----------------------------------------------------------------

@@ -214,7 +214,8 @@ class Reconciler:
                   overrides: Mapping[str, object] | None = None, trigger: Trigger = Trigger.CLI,
                   request_id: str = "", lock_wait: bool = True,
                   account: Account | None = None,
-                  snapshot: discover.Snapshot | None = None, pools: bool | None = None) -> Run:
+                  snapshot: discover.Snapshot | None = None, pools: bool | None = None,
+                  repair_probe_key: bool = False) -> Run:
         """One run for ``ref``. ``account`` (from a listing) and ``snapshot`` (bulk listings of a
         fleet pass) save reads; they never decide a write: a plan with changes is re-read fresh.
         ``pools``: also reconcile the shared pools (default: unless the timer's pass, which does it
@@ -226,6 +227,8 @@ class Reconciler:
             self.check_scope(ref)
             with self._lock(ref, lock_wait):
                 target = self._run(run, ref, dry_run, overrides, account, snapshot)
+                if repair_probe_key and not dry_run and run.outcome in (Outcome.NOOP, Outcome.APPLIED):
+                    self._repair_probe_key(run, ref)
             if target is not None and run.changed_routing():
                 self._probe(run, target)
         except ImporterError as exc:
@@ -253,6 +256,27 @@ class Reconciler:
         if self.publish is not None and not dry_run:
             self.publish(run)
         return run
+
+    def _repair_probe_key(self, run: Run, ref: AccountRef) -> None:
+        """A hand edit of the importer's APIM subscription (the key ``test`` and the probes use): the
+        plan does not hold that key (it is made on first use), so it is put back here, under the
+        account's lock: active again, on the API it was scoped to. A deleted key is left gone: its
+        next use makes it again. Best effort: the next use of the key re-activates it anyway."""
+        want = identity.probe_subscription(ref)
+        try:
+            have = self.arm.get_subscription(self.apim, want.sid)
+            if (have is None or not identity.owns_subscription(have.spec, ref)
+                    or have.spec.state.lower() == "active"):
+                return
+            scope = "/apis/" + have.spec.scope.rstrip("/").rsplit("/apis/", 1)[-1]
+            self.arm.put_subscription(self.apim, replace(want, scope=scope), have.etag)
+        except ImporterError as exc:
+            run.notes.append(f"could not re-activate the probe key {want.sid}: {exc}")
+            return
+        run.writes += 1
+        run.outcome = Outcome.APPLIED
+        run.notes.append(f"re-activated the probe key {want.sid} (it was {have.spec.state})")
+        logger.info("run %s account %s: re-activated the probe key %s", run.run_id, ref, want.sid)
 
     def _missing_parent(self, exc: NotFound) -> ImporterError:
         """A read under the APIM service found nothing: when the service itself is missing, say

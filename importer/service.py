@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from importer.events import HAND_EDIT, decide_cloudevent, decide_eventgrid, owned_by_index
+from importer.events import decide_cloudevent, decide_eventgrid, owned_by_index
 from importer.model import AccountRef, ErrorKind, ImporterError, InvalidInput, Scope
 from importer.options import JSON_TYPES
 from importer.run import Outcome, Run, Trigger
@@ -103,11 +103,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _request(account: AccountRef, trigger: Trigger, reason: str, offboard: bool = False) -> Any:
+def _request(account: AccountRef, trigger: Trigger, reason: str, offboard: bool = False,
+             edited: str = "") -> Any:
     from importer.state.ports import ReconcileRequest
 
     return ReconcileRequest(account=account.id, trigger=trigger, reason=reason[:500],
-                            request_id=uuid.uuid4().hex, enqueued_at=_now(), offboard=offboard)
+                            request_id=uuid.uuid4().hex, enqueued_at=_now(), offboard=offboard,
+                            edited=edited)
 
 
 # -- Event Grid -------------------------------------------------------------------------------------
@@ -134,7 +136,7 @@ def on_event(event: Mapping[str, Any], *, cloud: bool, scopes: tuple[Scope, ...]
         return None
     logger.info("event %s: reconcile %s (%s)", decision.event_id or "-", decision.account,
                 decision.reason)
-    text: str = _request(decision.account, Trigger.EVENT, decision.reason).to_json()
+    text: str = _request(decision.account, Trigger.EVENT, decision.reason, edited=decision.edited).to_json()
     return text
 
 
@@ -167,50 +169,24 @@ def on_queue_message(svc: Service, body: str | bytes, *, dequeue_count: int = 1,
     except (ValueError, ImporterError) as exc:
         logger.warning("queue message rejected (poisoned, not retried): %s", exc)
         return {"outcome": "rejected", "error": str(exc), "poison": rejected_entry(body, str(exc))}
-    served = _served_by(svc, ref, req)
+    # A hand edit of the probe key: the run repairs it (the plan does not hold the key), so it is never
+    # coalesced into a run that did not.
+    probe_key = req.edited == "subscription"
+    served = None if probe_key else _served_by(svc, ref, req)
     if served is not None:
         logger.info("request %s for %s (%s) already served by run %s, which started %s, after it "
                     "was enqueued at %s: nothing to do", req.request_id, ref, req.reason,
                     served.run_id, served.started_at, req.enqueued_at)
         return {"outcome": "coalesced", "account": ref.id, "servedBy": served.run_id,
                 "requestId": req.request_id}
-    run = svc.reconciler.reconcile(ref, trigger=req.trigger, request_id=req.request_id)
+    run = svc.reconciler.reconcile(ref, trigger=req.trigger, request_id=req.request_id,
+                                   repair_probe_key=probe_key)
     if run.retry:
         logger.warning("run %s account %s: %s failure, try %d of %d: %s", run.run_id, ref,
                        run.error_kind, dequeue_count, max_dequeue, run.error)
         raise Transient(f"{run.error_kind}: {run.error}")
-    if req.reason.startswith(PROBE_KEY_EDITED) and run.outcome in (Outcome.NOOP, Outcome.APPLIED):
-        _repair_probe_key(svc, ref, run)
     result: dict[str, Any] = run.to_json()
     return result
-
-
-# The reason events.owned_by_index gives a hand edit of the importer's APIM subscription (the key
-# ``test`` and the probes use). The run's plan does not hold that key (it is made on first use), so
-# the worker puts it back: active again, on the API it was scoped to. A deleted key is left gone:
-# its next use makes it again.
-PROBE_KEY_EDITED = HAND_EDIT.format("subscription")
-
-
-def _repair_probe_key(svc: Service, ref: AccountRef, run: Run) -> None:
-    from dataclasses import replace
-
-    from importer.identity import owns_subscription, probe_subscription
-
-    arm, apim = svc.reconciler.arm, svc.reconciler.apim
-    want = probe_subscription(ref)
-    try:
-        have = arm.get_subscription(apim, want.sid)
-        if have is None or not owns_subscription(have.spec, ref) or have.spec.state.lower() == "active":
-            return
-        scope = "/apis/" + have.spec.scope.rstrip("/").rsplit("/apis/", 1)[-1]
-        arm.put_subscription(apim, replace(want, scope=scope), have.etag)
-    except ImporterError as exc:  # the next use of the key (test, probe) re-activates it anyway
-        run.notes.append(f"could not re-activate the probe key {want.sid}: {exc}")
-        return
-    run.writes += 1
-    run.notes.append(f"re-activated the probe key {want.sid} (it was {have.spec.state})")
-    logger.info("run %s account %s: re-activated the probe key %s", run.run_id, ref, want.sid)
 
 
 # A run that started this long after a request was enqueued has seen what the request announced:

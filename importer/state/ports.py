@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+from importer.events import KEY_KINDS
 from importer.model import InvalidInput, NotFound, TransientError
 from importer.run import MAX_ACCOUNT_CHARS, TRIGGERS, Run, Trigger, parse_time
 
@@ -81,6 +82,9 @@ class ReconcileRequest:
     request_id: str
     enqueued_at: str
     offboard: bool = False
+    # A hand edit of one of the importer's objects raised it: that object's kind (events.KEY_KINDS).
+    # The worker repairs what the plan does not hold (the probe key, "subscription") from it.
+    edited: str = ""
 
     def __post_init__(self) -> None:
         _require(isinstance(self.account, str) and self.account.startswith("/")
@@ -98,6 +102,8 @@ class ReconcileRequest:
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
         _require(isinstance(self.offboard, bool), "offboard: expected true or false")
+        _require(self.edited == "" or self.edited in KEY_KINDS,
+                 f"edited: {self.edited!r} not one of {list(KEY_KINDS)}")
 
     @classmethod
     def new(cls, account: str, trigger: Trigger, reason: str, *, offboard: bool = False) -> ReconcileRequest:
@@ -112,7 +118,10 @@ class ReconcileRequest:
         return self.account.lower()
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.edited:  # most requests: the message stays as before the field existed
+            del out["edited"]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
@@ -124,7 +133,7 @@ class ReconcileRequest:
             raise InvalidRequest(f"expected a JSON object, got {type(data).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
-        missing = sorted(n for n in names - set(data) if n != "offboard")
+        missing = sorted(n for n in names - set(data) if n not in ("offboard", "edited"))
         _require(not unknown, f"unknown fields: {unknown}")
         _require(not missing, f"missing fields: {missing}")
         for name in ("account", "trigger", "reason", "request_id", "enqueued_at"):

@@ -23,6 +23,7 @@ from importer.azure.clients import LOCAL_PRINCIPAL_ID
 from importer.model import AccountRef
 from importer.reconcile import build_reconciler
 from importer.render import api_id, backend_id, probe_subscription_id
+from importer.run import Trigger
 from importer.settings import Settings
 from importer.state.factory import memory_state
 from tests.app.conftest import Host
@@ -172,9 +173,11 @@ def test_a_hand_edit_of_an_api_diagnostic_is_repaired_by_event(
         service.reset_service()
 
 
-def test_an_edit_of_the_probe_key_subscription_raises_one_request(imported: Host) -> None:
+def test_an_edit_of_the_probe_key_subscription_raises_one_request(imported: Host,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The key's subscription is made by the prober on first use; a hand edit (suspended) raises one
-    request, and the worker re-activates it on the API it was scoped to."""
+    request, and the worker re-activates it on the API it was scoped to, in the run it records. The
+    request says so in a field, not in its text, and is never coalesced into a run that did not."""
     from azure.mgmt.apimanagement.models import SubscriptionUpdateParameters
 
     from importer.prober import Prober
@@ -189,12 +192,17 @@ def test_an_edit_of_the_probe_key_subscription_raises_one_request(imported: Host
     w.apim_client().subscription.update(w.rg, w.svc, sid, if_match="*",
                                         parameters=SubscriptionUpdateParameters(state="suspended"))
     requests = deliver_all(host)
-    assert [r["account"].lower() for r in requests] == [AOAI.lower()]
+    assert [(r["account"].lower(), r["edited"]) for r in requests] == [(AOAI.lower(), "subscription")]
+    # A good run of the account after the request was enqueued would coalesce any other request.
+    monkeypatch.setattr(service, "COALESCE_MARGIN_S", -3600.0)
+    assert rec.reconcile(ref, trigger=Trigger.HTTP).outcome == "noop"
     before = w.writes()
     host.pump()
     assert host.raised == []
     stored = w.sim.resource(f"{w.apim}/subscriptions/{sid}") or {}
     assert stored["properties"]["state"] == "active" and w.writes() == before + 1  # the worker's repair
+    last = host.state.history.last_for(AOAI)
+    assert (last.trigger, last.outcome, last.writes) == ("event", "applied", 1)  # recorded with its run
     assert stored["properties"]["scope"].endswith(f"/apis/{api_id(ref)}")
     _key, remade = prober.key(ref)
     assert not remade  # nothing left for the next use to fix

@@ -31,6 +31,13 @@ def run(run_id: str = "r1", **overrides: object) -> Run:
 
 
 class TestReconcileRequest:
+    def test_a_hand_edit_is_a_typed_field_left_out_when_empty(self) -> None:
+        assert "edited" not in request().to_dict()  # messages without it stay as they were
+        edited = request(edited="subscription")
+        assert ReconcileRequest.from_json(edited.to_json()) == edited and edited.edited == "subscription"
+        with pytest.raises(InvalidRequest, match="edited"):
+            request(edited="policy; drop")
+
     def test_json_round_trip(self) -> None:
         req = request(offboard=True, reason="ünïcode ✓")
         assert ReconcileRequest.from_json(req.to_json()) == req
