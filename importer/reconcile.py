@@ -57,6 +57,7 @@ from importer.render import (
     owns_safety_grant,
     render,
     routable_deployments,
+    safety_resource_id,
     safety_resource_of,
 )
 from importer.run import Outcome, Run, Trigger
@@ -522,11 +523,12 @@ class Reconciler:
             found = {r.scope for sub in sorted({s.subscription.lower() for s in self.scopes})
                      for r in self.arm.list_role_assignments_in_subscription(sub, principal)
                      if owns_safety_grant(r.description, self.apim)}
-            configured = self.settings.get("IMPORTER_CONTENT_SAFETY_ID").strip()
-            candidates = found | ({configured} if configured else set())
+            candidates = found | {self.settings.get("IMPORTER_CONTENT_SAFETY_ID")}
+        # Only Content Safety account ids reach ARM's URLs (a scope there is not quoted).
+        checked = {s for c in candidates if (s := safety_resource_id(c)) is not None}
         gone: list[str] = []
-        for scope in sorted({c for c in candidates if c.lower() not in in_use}):
-            sub = scope.split("/")[2] if scope.count("/") >= 2 else ""
+        for scope in sorted(s for s in checked if s.lower() not in in_use):
+            sub = AccountRef.parse(scope).subscription
             try:
                 roles = self.arm.list_role_assignments(scope, sub, principal)
             except NotFound:

@@ -56,6 +56,7 @@ from importer.model import (
     TokenLimit,
     TokenMetrics,
 )
+from importer.options import check_content_safety_id
 
 # Built-in roles granted to APIM's system identity at the account's scope.
 ROLE_OPENAI_USER = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"  # Cognitive Services OpenAI User
@@ -433,11 +434,21 @@ SAFETY_RESOURCE_LINE = "Content Safety resource: "
 
 
 def safety_resource_of(description: str | None) -> str | None:
-    """The Content Safety resource id a safety backend's description names (render writes it)."""
+    """The Content Safety resource id a safety backend's description names (render writes it), in
+    canonical form; None when there is none or it is not an account id (a description is anyone's
+    to edit in APIM: what it says reaches ARM URLs only once checked)."""
     for line in (description or "").splitlines():
         if line.strip().startswith(SAFETY_RESOURCE_LINE):
-            return line.strip()[len(SAFETY_RESOURCE_LINE):].strip() or None
+            return safety_resource_id(line.strip()[len(SAFETY_RESOURCE_LINE):])
     return None
+
+
+def safety_resource_id(value: str) -> str | None:
+    """``value`` as a Content Safety resource id (canonical), or None when it is not one."""
+    try:
+        return check_content_safety_id(value, "Content Safety resource") if value.strip() else None
+    except InvalidInput:
+        return None
 
 
 def safety_grant(apim: ApimService, resource_id: str) -> RoleAssignmentSpec:

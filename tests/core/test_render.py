@@ -246,3 +246,15 @@ def test_official_document_must_have_been_fetched_for_its_link(linked: LinkedDoc
 def test_a_bad_base_url_built_some_other_way_is_refused() -> None:
     with pytest.raises(InvalidInput, match="openapi_base_url"):
         desired(Options(openapi=OpenApi.OFFICIAL, openapi_base_url="https://x.example.com/a\"b/"))
+
+
+@pytest.mark.parametrize("named", [
+    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/a/../../x",
+    "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/a?api-version=1",
+    "https://evil.example/", "/subscriptions/s", "",
+])
+def test_a_safety_backend_description_names_a_resource_only_if_it_is_an_account_id(named: str) -> None:
+    """The description is anyone's to edit in APIM; what it names reaches ARM URLs (the sweep of
+    unused grants) only when it parses as a Content Safety account id."""
+    assert render.safety_resource_of(f"x\n{render.SAFETY_RESOURCE_LINE}{named}\nmark") is None
+    assert render.safety_resource_of(f"x\n{render.SAFETY_RESOURCE_LINE}{SAFETY}/\nmark") == SAFETY
