@@ -113,7 +113,7 @@ def take_snapshot(arm: AzureArm, apim: ApimRef, principal_id: str | None, subscr
                     product_apis)
 
 
-def _path_clash(others: Iterable[ApiSpec], api: ApiSpec) -> ApiSpec | None:
+def path_clash(others: Iterable[ApiSpec], api: ApiSpec) -> ApiSpec | None:
     """Another API already on ``api``'s path."""
     path = api.path.strip("/").lower()
     for other in others:
@@ -145,7 +145,7 @@ class Prefetch:
     apis: Future[list[ApiSpec]] | None = None  # every API: a path clash, when ours is absent
 
 
-def _operations(arm: AzureArm, apim: ApimRef, aid: str) -> tuple[tuple[str, str], ...]:
+def operations(arm: AzureArm, apim: ApimRef, aid: str) -> tuple[tuple[str, str], ...]:
     try:
         return arm.list_operations(apim, aid)
     except NotFound:  # no API (yet)
@@ -163,14 +163,14 @@ def prefetch(arm: AzureArm, apim: ApimRef, ref: AccountRef, *, modes: Iterable[M
     ids = [api_id(ref, m) for m in modes]
     if snapshot is not None:
         ids = [aid for aid in ids if aid.lower() in snapshot.apis]
-        return Prefetch(operations={a: arm.submit(_operations, arm, apim, a) for a in ids},
+        return Prefetch(operations={a: arm.submit(operations, arm, apim, a) for a in ids},
                         policy={a: arm.submit(arm.get_policy, apim, a) for a in ids})
     role_read: Future[tuple[RoleAssignmentSpec, ...]] | None = None
     if roles:
         role_read = arm.submit(arm.list_role_assignments, ref.id, ref.subscription, principal)
     prefix = account_prefix(ref)
     return Prefetch(mine=arm.submit(arm.list_apis_named, apim, prefix),
-                    operations={a: arm.submit(_operations, arm, apim, a) for a in ids},
+                    operations={a: arm.submit(operations, arm, apim, a) for a in ids},
                     policy={a: arm.submit(arm.get_policy, apim, a) for a in ids},
                     backends=arm.submit(arm.list_backends_named, apim, prefix),
                     links={a: arm.submit(arm.list_product_links, apim, a) for a in ids} if links else {},
@@ -220,7 +220,7 @@ def _with_operations(arm: AzureArm, apim: ApimRef, desired: Desired, listed: lis
     """The listed APIs, with the operations of the desired ones (an API about to be deleted needs
     none): those not prefetched are read together."""
     wanted_ids = {a.api_id.lower() for a in desired.apis}
-    reads = {a.api_id: pf.operations.get(a.api_id) or arm.submit(_operations, arm, apim, a.api_id)
+    reads = {a.api_id: pf.operations.get(a.api_id) or arm.submit(operations, arm, apim, a.api_id)
              for a in listed if a.api_id.lower() in wanted_ids}
     return tuple(_own_api(ActualApi(spec=replace(
         a, operations=reads[a.api_id].result() if a.api_id in reads else ())), desired.account, apim)
@@ -242,7 +242,7 @@ def _clashes(arm: AzureArm, apim: ApimRef, desired: Desired, present: set[str],
     others = list(listing.apis.values() if listing else pf.apis.result() if pf.apis
                   else arm.list_apis(apim))
     for a in missing:
-        other = _path_clash(others, a)
+        other = path_clash(others, a)
         if other is not None:
             clashes.append((a.api_id, other.api_id))
             if (owner := owned_account(other.description, apim)) is not None:

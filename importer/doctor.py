@@ -549,7 +549,7 @@ def _apim_events(t: Target, c: Check) -> Iterator[Finding]:
         yield _finding(c, SKIP, "IMPORTER_EVENT_SUBSCRIPTION is empty: hand edits of APIM objects are "
                        "repaired by the timer's pass only")
         return
-    where, name = f"/subscriptions/{t.apim.subscription}", f"{base}-apim"
+    where, name = f"/subscriptions/{t.apim.subscription.lower()}", f"{base}-apim"  # as topics name it
     topic = _system_topic(t, where)
     subs = t.pre.list_json(f"{topic['id']}/eventSubscriptions", EVENTGRID_API_VERSION) if topic else []
     found = next((x for x in subs if str(x.get("name", "")).lower() == name.lower()), None)

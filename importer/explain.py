@@ -12,7 +12,15 @@ from typing import Any, NoReturn
 
 from importer.config import enabled, resolve_options
 from importer.identity import api_id
-from importer.model import MODES_BY_KIND, AccountRef, ImporterError, Kind, NotFound, RoleAssignmentSpec
+from importer.model import (
+    AccountRef,
+    ImporterError,
+    Kind,
+    NotFound,
+    RoleAssignmentSpec,
+    in_scopes,
+    modes_for_kind,
+)
 from importer.reconcile import Reconciler
 from importer.render import routable_deployments
 from importer.run import Outcome, Trigger
@@ -78,7 +86,7 @@ class _Walk:
 
 def _check_scope(w: _Walk) -> None:
     scopes = w.rec.scopes
-    if scopes and not any(s.contains(w.ref) for s in scopes):
+    if scopes and not in_scopes(w.ref, scopes):
         w.fail("scope", f"{w.ref} is outside the watched scopes (IMPORTER_SCOPES): the importer "
                         "never looks at it. Add its subscription or resource group.")
     w.ex.add("scope", True, "inside the watched scopes" if scopes else "no scopes set (CLI use)")
@@ -92,7 +100,7 @@ def _note_last_run(w: _Walk) -> None:
     if last is None:
         w.ex.add("last run", None, "no run recorded for this account yet")
         return
-    w.ex.add("last run", last.outcome not in ("failed", "conflict"),
+    w.ex.add("last run", last.outcome not in (Outcome.FAILED, Outcome.CONFLICT),
              f"{last.outcome} at {last.finished_at} (trigger {last.trigger}, {last.writes} writes)"
              + (f": {last.error}" if last.error else ""))
     if last.probe:
@@ -104,7 +112,7 @@ def _check_account(w: _Walk) -> None:
         account = w.account = w.rec.arm.get_account(w.ref)
     except NotFound:
         w.fail("account", f"account {w.ref} does not exist (or the importer cannot read it)")
-    if account.kind not in MODES_BY_KIND:
+    if modes_for_kind(account.kind) is None:
         w.fail("kind", f"account kind is {account.kind!r}; only OpenAI and AIServices are imported")
     w.ex.add("account", True, f"kind {account.kind}, endpoint {account.endpoint}")
 
@@ -126,7 +134,7 @@ def _check_opt_in(w: _Walk) -> None:
 def _check_modes(w: _Walk) -> None:
     kind = w.account.kind
     for mode in w.options.modes:
-        if mode not in MODES_BY_KIND[kind]:
+        if mode not in (modes_for_kind(kind) or ()):
             w.fail("mode", f"mode {mode.value} cannot be served by a {kind} account")
     w.ex.add("mode", True, ", ".join(m.value for m in w.options.modes))
 

@@ -78,7 +78,13 @@ def probe_subscription_id(ref: AccountRef) -> str:
 
 def listing_filter(ref: AccountRef) -> str:
     """The OData filter that lists every API, backend or subscription the account may own."""
-    return f"startswith(name,'{account_prefix(ref)}')"  # the prefix holds no quote
+    return prefix_filter(account_prefix(ref))
+
+
+def prefix_filter(prefix: str) -> str:
+    """The OData filter for names starting with ``prefix`` (a quote in it doubled, as OData wants)."""
+    quoted = prefix.replace("'", "''")
+    return f"startswith(name,'{quoted}')"
 
 
 def mode_of_api(ref: AccountRef, object_id: str) -> Mode | None:

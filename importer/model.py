@@ -257,6 +257,11 @@ MODES_BY_KIND: dict[str, tuple[Mode, ...]] = {
 }
 
 
+def modes_for_kind(kind: str) -> tuple[Mode, ...] | None:
+    """The modes an account kind can serve (ARM's kind, in any case); None for a kind not imported."""
+    return {k.lower(): v for k, v in MODES_BY_KIND.items()}.get(kind.lower())
+
+
 @dataclass(frozen=True)
 class Deployment:
     name: str

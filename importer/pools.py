@@ -21,7 +21,6 @@ from lxml import etree
 from importer import config, openapi, policyxml
 from importer.identity import backend_id
 from importer.model import (
-    MODES_BY_KIND,
     OWNER_MARK,
     Account,
     Action,
@@ -29,12 +28,12 @@ from importer.model import (
     ApiSpec,
     Change,
     ChangeSet,
-    Desired,
     InvalidInput,
     Kind,
     Mode,
     Options,
     PolicySpec,
+    modes_for_kind,
 )
 from importer.plan import api_diff, policy_differs
 from importer.render import (
@@ -259,8 +258,7 @@ def pool_policy(mode: Mode, options: Options, pools: Iterable[PoolSpec]) -> str:
 
 
 def _supports(account: Account, mode: Mode) -> bool:
-    kinds = {k.lower(): v for k, v in MODES_BY_KIND.items()}
-    return mode in kinds.get(account.kind.lower(), ())
+    return mode in (modes_for_kind(account.kind) or ())
 
 
 def _members(mode: Mode, name: str, entries: list[tuple[Source, Any]],
@@ -351,14 +349,6 @@ def render_pools(path: str, sources: Iterable[Source], defaults: Options,
             key_bearer=mode in BEARER_MODES))  # the same key names as the per-account APIs
         policies.append(PolicySpec(aid, pool_policy(mode, replace(options, modes=(mode,)), in_mode)))
     return DesiredPools(tuple(pools), tuple(apis), tuple(policies), tuple(left), notes)
-
-
-def with_member_breaker(desired: Desired) -> Desired:
-    """The account's own backend, as a pool member, trips its circuit breaker on 429/5xx and honours
-    Retry-After (the adapter's breaker rule)."""
-    mains = {backend_id(desired.account, "main", Mode(m)).lower() for m in Mode}
-    return replace(desired, backends=tuple(replace(b, circuit_breaker=True) if b.backend_id.lower() in mains
-                                           else b for b in desired.backends))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -500,17 +490,3 @@ def waves(plan: PoolPlan) -> list[list[Change]]:
     for change in plan.writes:
         out.setdefault(_order(change)[0], []).append(change)
     return [out[k] for k in sorted(out)]
-
-
-def describe(plan: PoolPlan) -> str:
-    if not plan.changes and not plan.notes:
-        return "pools: no changes"
-    counts: dict[str, int] = {}
-    for c in plan.changes:
-        counts[c.action.value] = counts.get(c.action.value, 0) + 1
-    lines = ["pools: " + (", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "no changes")]
-    for c in plan.changes:
-        lines.append(f"  {c.action.value:8} {c.kind.value:15} {c.id}  ({c.reason})")
-        lines += [f"      {d}" for d in c.diff]
-    lines += [f"  note: {n}" for n in plan.notes]
-    return "\n".join(lines)

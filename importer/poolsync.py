@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from importer import discover
 from importer import pools as P
 from importer.azure import pools as adapter
 from importer.config import enabled, resolve_options
@@ -96,19 +97,12 @@ def read_sources(rec: Reconciler, notes: list[str] | None = None) -> list[P.Sour
     return out
 
 
-def _operations(rec: Reconciler, api_id: str) -> tuple[tuple[str, str], ...]:
-    try:
-        return rec.arm.list_operations(rec.apim, api_id)
-    except NotFound:
-        return ()
-
-
 def _unified(rec: Reconciler, mode: Mode) -> Callable[[], tuple[ActualApi | None,
                                                              tuple[PolicySpec | None, str | None]]]:
     """Start reading a unified API, its operations and its policy together (their ids are known)."""
     arm, aid = rec.arm, P.unified_api_id(mode)
     api = arm.submit(arm.get_api, rec.apim, aid, operations=False)
-    operations = arm.submit(_operations, rec, aid)
+    operations = arm.submit(discover.operations, arm, rec.apim, aid)
     policy = arm.submit(arm.get_policy, rec.apim, aid)
 
     def collect() -> tuple[ActualApi | None, tuple[PolicySpec | None, str | None]]:
@@ -148,13 +142,8 @@ def _collect(backends: Future[tuple[list[P.ActualPool], frozenset[str]]], apis: 
 
 def clashes_for(desired: P.DesiredPools, every: list[ApiSpec]) -> dict[str, str]:
     """Unified API id → the id of another API already serving its path."""
-    out: dict[str, str] = {}
-    for api in desired.apis:
-        for other in every:
-            if other.api_id.lower() != api.api_id.lower() and \
-                    other.path.strip("/").lower() == api.path.strip("/").lower():
-                out[api.api_id] = other.api_id
-    return out
+    return {api.api_id: other.api_id for api in desired.apis
+            if (other := discover.path_clash(every, api)) is not None}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -56,15 +56,6 @@ def operation_for(deployment: str, model_name: str = "") -> str | None:
     return CHAT
 
 
-def mode_from_path(api_path: str) -> Mode | None:
-    """The mode an API path was made for (``…/openai/v1``, ``…/openai``, ``…/models``)."""
-    path = "/" + api_path.strip("/").lower()
-    for mode in (Mode.AZURE_OPENAI_V1, Mode.AZURE_OPENAI, Mode.AZURE_AI):
-        if path.endswith("/" + mode.suffix):
-            return mode
-    return None
-
-
 @dataclass(frozen=True)
 class ProbeRequest:
     """One request below the API's path. Carries no key: the adapter adds it as a header."""

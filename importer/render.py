@@ -55,6 +55,7 @@ from importer.model import (
     SemanticCache,
     TokenLimit,
     TokenMetrics,
+    modes_for_kind,
 )
 from importer.options import check_content_safety_id
 
@@ -342,8 +343,7 @@ def _endpoint(account: Account) -> str:
 
 
 def _check_mode(account: Account, mode: Mode) -> None:
-    kinds = {k.lower(): v for k, v in MODES_BY_KIND.items()}
-    supported = kinds.get(account.kind.lower())
+    supported = modes_for_kind(account.kind)
     if supported is None:
         raise InvalidInput(f"account {account.ref.name} is of kind {account.kind!r}: the importer serves "
                            "kinds " + ", ".join(MODES_BY_KIND))

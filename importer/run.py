@@ -43,8 +43,6 @@ class Outcome(StrEnum):
 
 
 TRIGGERS: frozenset[str] = frozenset(Trigger)
-OUTCOMES: frozenset[str] = frozenset(Outcome)
-ERROR_KINDS: frozenset[str] = frozenset(ErrorKind)
 
 # Run ids become table keys and URL segments: a conservative alphabet, as uuid4/ULID/timestamps use.
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -198,6 +196,6 @@ _E = TypeVar("_E", bound=StrEnum)
 
 def _enum(of: type[_E], value: object, what: str) -> _E:
     try:
-        return of(str(value)) if isinstance(value, str) else of(value)  # type: ignore[arg-type]
+        return of(value)  # type: ignore[arg-type]
     except ValueError:
         raise ValueError(f"{what} {value!r} not one of {sorted(m.value for m in of)}") from None

@@ -19,7 +19,7 @@ from importer.events import decide_cloudevent, decide_eventgrid, owned_by_index
 from importer.model import AccountRef, ErrorKind, ImporterError, InvalidInput, Scope
 from importer.options import JSON_TYPES
 from importer.run import Outcome, Run, Trigger
-from importer.settings import Settings
+from importer.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +60,6 @@ class Service:
                     return frozenset()
             self._own_ids = frozenset({found} if found else ())
         return self._own_ids
-
-    @property
-    def owned(self) -> Any:
-        return getattr(self.state, "owned", None)
 
 
 _lock = threading.Lock()
@@ -128,7 +124,7 @@ def on_event(event: Mapping[str, Any], *, cloud: bool, scopes: tuple[Scope, ...]
     decide = decide_cloudevent if cloud else decide_eventgrid
     decision = decide(event, scopes, own_ids=own, apim=apim)
     if decision.needs_owner:
-        index = svc.owned if svc is not None else None
+        index = svc.reconciler.owned if svc is not None else None
         owner = index.owner(decision.key) if index is not None else None
         decision = owned_by_index(decision, owner, scopes)
     if decision.account is None:
@@ -366,7 +362,7 @@ def http_doctor() -> tuple[int, dict[str, Any]]:
     try:
         svc = get_service()
         settings, arm = svc.settings, svc.reconciler.arm
-    except ImporterError:  # the settings are what is wrong: the report says which
+    except (ImporterError, SettingsError):  # the settings are what is wrong: the report says which
         settings, arm = Settings.from_env(), None
     report = diagnose(settings, arm=arm)
     return (503 if report.status == FAIL else 200), report.to_json()

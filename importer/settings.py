@@ -98,7 +98,7 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 # Settings the importer no longer reads. Set to anything but empty, they stop every run with this
-# advice rather than being silently ignored (config.check_retired).
+# advice rather than being silently ignored (Settings.retired, checked by config when options resolve).
 RETIRED: dict[str, str] = {
     "IMPORTER_CONTENT_SAFETY_ENDPOINT": "set IMPORTER_CONTENT_SAFETY_ID to the Content Safety resource's "
     "id instead: the importer reads the endpoint from it and grants APIM's identity the role the "

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 from importer.azure.clients import Clients
 from importer.azure.errors import arm_call, call, translate
 from importer.azure.rest import ArmJson, JsonBody
+from importer.identity import prefix_filter
 from importer.model import (
     Account,
     AccountRef,
@@ -307,10 +308,9 @@ class AzureArm:
     def list_apis_named(self, apim: ApimRef, prefix: str) -> list[ApiSpec]:
         """APIs whose name starts with ``prefix`` (one account's, every mode) in one read, without
         operations or ETags."""
-        quoted = prefix.replace("'", "''")
         rest = self.json(apim.subscription)
         items = call(f"list APIs named {prefix}*", lambda: list(rest.list(
-            f"{apim.id}/apis", {"$filter": f"startswith(name,'{quoted}')"})))
+            f"{apim.id}/apis", {"$filter": prefix_filter(prefix)})))
         return [api_from_json(o) for o in items]
 
     def put_api(self, apim: ApimRef, spec: ApiSpec, etag: str | None, *,
@@ -386,10 +386,9 @@ class AzureArm:
     def list_backends_named(self, apim: ApimRef, prefix: str) -> list[ActualBackend]:
         """Backends whose name starts with ``prefix`` (one account's: main, embeddings, safety) in
         one read. A listing carries no ETags: a write decided on it re-reads the backend first."""
-        quoted = prefix.replace("'", "''")
         rest = self.json(apim.subscription)
         items = call(f"list backends named {prefix}*", lambda: list(rest.list(
-            f"{apim.id}/backends", {"$filter": f"startswith(name,'{quoted}')"})))
+            f"{apim.id}/backends", {"$filter": prefix_filter(prefix)})))
         specs = [backend_from_json(o) for o in items]
         return [ActualBackend(spec=s) for s in specs]
 

@@ -12,9 +12,8 @@ from typing import Any
 
 from importer.azure.arm import AzureArm
 from importer.azure.errors import arm_call, call, translate
-from importer.model import ApimRef, NotFound
+from importer.model import ApimRef
 
-PERMISSIONS_API_VERSION = "2022-04-01"
 MAX_PAGES = 50  # a generic listing stops here: doctor reads a handful of objects, never a fleet
 
 
@@ -57,15 +56,6 @@ class PreflightArm:
         return tuple(Grant(tuple(i.actions or ()), tuple(i.not_actions or ())) for i in items)
 
     # -- APIM objects a setting names ------------------------------------------------------------
-
-    def fragment_exists(self, apim: ApimRef, fragment_id: str) -> bool:
-        client = self.clients.apim(apim.subscription)
-        try:
-            call(f"read policy fragment {fragment_id}", lambda: client.policy_fragment.get(
-                apim.resource_group, apim.name, fragment_id))
-        except NotFound:
-            return False
-        return True
 
     def cache_ids(self, apim: ApimRef) -> list[str]:
         client = self.clients.apim(apim.subscription)

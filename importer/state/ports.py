@@ -211,9 +211,3 @@ class OwnedIndex(Protocol):
 
     def owner(self, key: str) -> str | None:
         """The account id recorded for ``key``, or None when the importer never made it."""
-
-
-def as_trigger(value: str) -> Trigger:
-    if value not in TRIGGERS:
-        raise InvalidRequest(f"trigger: {value!r} not one of {sorted(TRIGGERS)}")
-    return Trigger(value)

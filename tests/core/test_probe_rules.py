@@ -72,14 +72,6 @@ def test_the_routing_probe_names_a_deployment_that_does_not_exist() -> None:
     assert probe.routing_request(Mode.AZURE_OPENAI, taken).deployment == probe.ROUTING_PROBE_DEPLOYMENT + "-3"
 
 
-@pytest.mark.parametrize("path, mode", [
-    ("contoso/openai", Mode.AZURE_OPENAI), ("/ai/contoso/openai/v1/", Mode.AZURE_OPENAI_V1),
-    ("contoso/models", Mode.AZURE_AI), ("contoso", None), ("openai", Mode.AZURE_OPENAI),
-])
-def test_the_mode_is_read_from_the_api_path(path: str, mode: Mode | None) -> None:
-    assert probe.mode_from_path(path) == mode
-
-
 def test_token_limit_header_names_come_from_the_policy() -> None:
     xml = ('<policies><inbound><base/><llm-token-limit counter-key="@(context.Subscription.Id)" '
            'tokens-per-minute="10" estimate-prompt-tokens="true" remaining-tokens-header-name="x-left" '

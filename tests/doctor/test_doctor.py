@@ -439,3 +439,22 @@ def test_apim_access_asks_for_diagnostics_write_only_when_the_options_write_diag
         assert finding.status == doctor.FAIL and doctor.APIM_DIAGNOSTIC_ACTION in finding.evidence
     else:
         assert finding.status == doctor.PASS, finding
+
+
+def test_get_doctor_reports_a_bad_storage_setting_instead_of_failing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GET /api/doctor with a storage account name the state factory refuses (SettingsError, not an
+    ImporterError): the report, not a 500 from an escaped exception."""
+    from importer import service
+
+    monkeypatch.setenv("AzureWebJobsStorage__accountName", "BAD!")
+    monkeypatch.setenv("IMPORTER_APIM_ID", f"/subscriptions/{SUB}/resourceGroups/rg-apim/providers/"
+                       "Microsoft.ApiManagement/service/contoso-apim")
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    service.reset_service()
+    try:
+        with pytest.raises(ValueError):
+            service.get_service()  # what used to escape http_doctor
+        status, report = service.http_doctor()
+    finally:
+        service.reset_service()
+    assert status == 503 and report["status"] == doctor.FAIL and report["findings"]
