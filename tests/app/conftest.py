@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,15 +76,33 @@ class Host:
         return resp.status_code, json.loads(resp.get_body() or b"null")
 
 
-@pytest.fixture
-def host(world: World, storage_state: Any, storage_queue: RequestQueue,
-         monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
+def make_host(world: World, state: Any, queue: RequestQueue, monkeypatch: pytest.MonkeyPatch,
+              **extra: str) -> Host:
+    """Install the product's service (settings from the environment, as the host gives them: the
+    stand-in, its APIM, the subscription, and ``extra``) over ``state``; ``queue`` is the host's."""
     env = {"IMPORTER_ARM_ENDPOINT": world.sim.url, "IMPORTER_APIM_ID": world.apim,
-           "IMPORTER_SCOPES": f"/subscriptions/{SUB}"}
+           "IMPORTER_SCOPES": f"/subscriptions/{SUB}", **extra}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     settings = Settings.from_env(env)
-    rec = build_reconciler(settings, state=storage_state, apim_ttl_s=0)
-    service.install(service.Service(settings, rec, storage_state))
-    yield Host(world, storage_state, storage_queue, settings)
-    service.reset_service()
+    rec = build_reconciler(settings, state=state, apim_ttl_s=0)
+    service.install(service.Service(settings, rec, state))
+    return Host(world, state, queue, settings)
+
+
+@contextmanager
+def hosted(world: World, state: Any, queue: RequestQueue, monkeypatch: pytest.MonkeyPatch,
+           **extra: str) -> Iterator[Host]:
+    """``make_host``, and the service uninstalled on the way out (whatever happened inside)."""
+    host = make_host(world, state, queue, monkeypatch, **extra)
+    try:
+        yield host
+    finally:
+        service.reset_service()
+
+
+@pytest.fixture
+def host(world: World, storage_state: Any, storage_queue: RequestQueue,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
+    with hosted(world, storage_state, storage_queue, monkeypatch) as h:
+        yield h

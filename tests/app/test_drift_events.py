@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -21,42 +22,33 @@ from devhost.queues.memory import MemoryQueue
 from importer import service
 from importer.azure.clients import LOCAL_PRINCIPAL_ID
 from importer.model import AccountRef
-from importer.reconcile import build_reconciler
 from importer.render import api_id, backend_id, probe_subscription_id
 from importer.run import Trigger
 from importer.settings import Settings
 from importer.state.factory import memory_state
-from tests.app.conftest import Host
+from tests.app.conftest import Host, hosted
 from tests.fixtures.world import AOAI, FOUNDRY, SUB, World
 
 PRODUCT = "ai-consumers"
 OID = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 
 
-def _host(world: World, state: Any, queue: RequestQueue, monkeypatch: pytest.MonkeyPatch,
-          **extra: str) -> Host:
-    env = {"IMPORTER_ARM_ENDPOINT": world.sim.url, "IMPORTER_APIM_ID": world.apim,
-           "IMPORTER_SCOPES": f"/subscriptions/{SUB}", "IMPORTER_PRODUCTS": PRODUCT,
-           "IMPORTER_PROBE": "off", **extra}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    settings = Settings.from_env(env)
-    rec = build_reconciler(settings, state=state, apim_ttl_s=0)
-    service.install(service.Service(settings, rec, state))
-    return Host(world, state, queue, settings)
+def _hosted(world: World, state: Any, queue: RequestQueue, monkeypatch: pytest.MonkeyPatch,
+            **extra: str) -> AbstractContextManager[Host]:
+    """The app linking to the product, probes off (``extra`` on top)."""
+    return hosted(world, state, queue, monkeypatch, IMPORTER_PRODUCTS=PRODUCT, IMPORTER_PROBE="off", **extra)
 
 
 @pytest.fixture
 def imported(world: World, storage_state: Any, storage_queue: RequestQueue,
              monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
     """Both accounts imported (linked to the product) by the timer and the worker, on Azurite."""
-    host = _host(world, storage_state, storage_queue, monkeypatch)
-    world.sim.clear_events()
-    assert host.timer() == 2
-    host.pump()
-    assert host.raised == []
-    yield host
-    service.reset_service()
+    with _hosted(world, storage_state, storage_queue, monkeypatch) as host:
+        world.sim.clear_events()
+        assert host.timer() == 2
+        host.pump()
+        assert host.raised == []
+        yield host
 
 
 def deliver_all(host: Host) -> list[dict[str, Any]]:
@@ -147,8 +139,7 @@ def test_a_hand_edit_of_an_api_diagnostic_is_repaired_by_event(
     diagnostic, or deletes the diagnostic; the event names the API, so the index finds the account."""
     from azure.mgmt.apimanagement.models import DiagnosticContract
 
-    host = _host(world, storage_state, storage_queue, monkeypatch, IMPORTER_LLM_LOGGING="true")
-    try:
+    with _hosted(world, storage_state, storage_queue, monkeypatch, IMPORTER_LLM_LOGGING="true") as host:
         world.sim.clear_events()
         assert host.timer() == 2
         host.pump()
@@ -169,8 +160,6 @@ def test_a_hand_edit_of_an_api_diagnostic_is_repaired_by_event(
         host.pump()
         assert host.raised == [] and rec.reconcile(ref, dry_run=True).plan.empty
         assert deliver_all(host) == []  # the repair's own events raise nothing
-    finally:
-        service.reset_service()
 
 
 def test_an_edit_of_the_probe_key_subscription_raises_one_request(imported: Host,
@@ -283,8 +272,7 @@ def test_foreign_objects_raise_no_request(imported: Host) -> None:
 def test_a_storm_of_1000_events_on_owned_objects_coalesces(world: World,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     state = memory_state()
-    host = _host(world, state, MemoryQueue(), monkeypatch)
-    try:
+    with _hosted(world, state, MemoryQueue(), monkeypatch) as host:
         assert host.timer() == 2
         host.pump()
         w = world
@@ -309,5 +297,3 @@ def test_a_storm_of_1000_events_on_owned_objects_coalesces(world: World,
         rec = service.get_service().reconciler
         assert rec.reconcile(AccountRef.parse(AOAI), dry_run=True).plan.empty
         assert rec.reconcile(AccountRef.parse(FOUNDRY), dry_run=True).plan.empty
-    finally:
-        service.reset_service()

@@ -101,7 +101,7 @@ def test_output_to_a_pipe_is_never_wrapped(world: World) -> None:
     # The allow-list expression is one long line; a wrapped copy would split it (and its +).
     expression = [ln for ln in lines if "ai-requested-deployment" in ln and "ToLowerInvariant" in ln]
     assert len(expression) == 1 and expression[0].lstrip().startswith("+") and len(expression[0]) > 300
-    assert any(AOAI in ln for ln in lines) or any("scope: " + AOAI in ln for ln in lines)
+    assert f"      scope: {AOAI}" in lines  # the role assignment's diff line, whole: the id not split
 
 
 def test_apply_json_lists_each_change_once_with_plain_text_policy(world: World,

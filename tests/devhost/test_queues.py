@@ -184,11 +184,10 @@ class TestBuildQueue:
 
     def test_nothing_set_means_memory(self) -> None:
         queue = build_queue(Settings.from_env({}))
-        assert isinstance(queue, MemoryQueue) and isinstance(queue, RequestQueue)
+        assert isinstance(queue, MemoryQueue)
 
     @pytest.mark.parametrize("connection", ["UseDevelopmentStorage=true", "usedevelopmentstorage=True;"])
     def test_development_storage_means_azurite_default_ports(self, connection: str) -> None:
-        assert isinstance(build_queue(Settings.from_env({"AzureWebJobsStorage": connection})), RequestQueue)
         assert self.urls(AzureWebJobsStorage=connection) == (
             "http://127.0.0.1:10001/devstoreaccount1/reconcile-requests",
             "http://127.0.0.1:10001/devstoreaccount1/reconcile-requests-poison")

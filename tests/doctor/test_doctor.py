@@ -166,7 +166,14 @@ def _gateway_down(h: Healthy) -> None:
 
 
 def _delete_event_subscription(h: Healthy) -> None:
-    h.sim.state.store.delete(f"{TOPIC}/eventSubscriptions/{EVENT_SUBSCRIPTION}")
+    """Over ARM (the stand-in's DELETE route), through the management pipeline as seed's PUT goes:
+    no installed SDK models Event Grid. 200: it was there and is gone (204 would mean it never was)."""
+    from azure.core.rest import HttpRequest
+
+    request = HttpRequest("DELETE", f"{TOPIC}/eventSubscriptions/{EVENT_SUBSCRIPTION}",
+                          params={"api-version": seed.EVENTGRID_API_VERSION})
+    response = h.world.clients.apim(SUB)._send_request(request)
+    assert response.status_code == 200, response.text()
 
 
 def _untouched(h: Healthy) -> None:

@@ -6,14 +6,45 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from importer.model import Mode
 from tests.expressions import csharp, policies
 
 REPORT: list[str] = []
+
+
+@dataclass(frozen=True)
+class Family:
+    """Rendered policies and their distinct XMLs, each compiled as one class (``prefix`` + number)."""
+    rendered: list[policies.Rendered]
+    classes: dict[str, str]  # class name -> policy XML (distinct policies)
+    class_of: dict[str, str]  # policy XML -> class name
+
+    @classmethod
+    def of(cls, rendered: list[policies.Rendered], prefix: str) -> Family:
+        classes: dict[str, str] = {}
+        class_of: dict[str, str] = {}
+        for r in rendered:
+            if r.xml not in class_of:
+                class_of[r.xml] = f"{prefix}{len(classes)}"
+                classes[class_of[r.xml]] = r.xml
+        return cls(rendered, classes, class_of)
+
+    @cached_property
+    def _modes(self) -> dict[str, frozenset[Mode]]:
+        out: dict[str, set[Mode]] = {}
+        for r in self.rendered:
+            out.setdefault(self.class_of[r.xml], set()).add(r.mode)
+        return {name: frozenset(modes) for name, modes in out.items()}
+
+    def modes(self, name: str) -> frozenset[Mode]:
+        """The modes whose rendered policies compiled to class ``name``."""
+        return self._modes[name]
 
 
 @dataclass(frozen=True)
@@ -22,13 +53,9 @@ class Build:
     mcs: str
     compiled: csharp.Compiled
     workdir: Path
-    rendered: list[policies.Rendered]
-    classes: dict[str, str]  # class name -> policy XML (distinct policies)
-    class_of: dict[str, str]  # policy XML -> class name
+    account: Family  # the account APIs' policies (classes P0, P1, ...)
     # The unified pool APIs' policies (IMPORTER_POOL_PATH), compiled in the same run: the same shapes.
-    pool_rendered: list[policies.Rendered]
-    pool_classes: dict[str, str]
-    pool_class_of: dict[str, str]
+    pool: Family  # classes Pool0, Pool1, ...
 
 
 # Expressions that the allowed-types check must refuse (a test of the check), compiled alongside.
@@ -54,32 +81,21 @@ def mono_tools() -> tuple[str, str]:
 @pytest.fixture(scope="session")
 def build(mono_tools: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Build:
     mcs, mono = mono_tools
-    rendered = policies.every_policy()
-    classes: dict[str, str] = {}
-    class_of: dict[str, str] = {}
-    for r in rendered:
-        if r.xml not in class_of:
-            class_of[r.xml] = f"P{len(classes)}"
-            classes[class_of[r.xml]] = r.xml
-    pool_rendered = policies.every_pool_policy()
-    pool_classes: dict[str, str] = {}
-    pool_class_of: dict[str, str] = {}
-    for r in pool_rendered:
-        if r.xml not in pool_class_of:
-            pool_class_of[r.xml] = f"Pool{len(pool_classes)}"
-            pool_classes[pool_class_of[r.xml]] = r.xml
+    account = Family.of(policies.every_policy(), "P")
+    pool = Family.of(policies.every_pool_policy(), "Pool")
     workdir = tmp_path_factory.mktemp("expressions")
-    compiled = csharp.compile_policies({**classes, **pool_classes, "Canary": CANARY_POLICY}, workdir, mcs)
+    compiled = csharp.compile_policies({**account.classes, **pool.classes, "Canary": CANARY_POLICY}, workdir,
+                                       mcs)
+    rendered, classes = account.rendered, account.classes
     occurrences = sum(len(csharp.expressions(r.xml)) for r in rendered)
     distinct = {e.text for r in rendered for e in csharp.expressions(r.xml)}
     compiled_count = sum(len(csharp.expressions(x)) for x in classes.values())
     REPORT.append(f"policy expressions: {len(rendered)} rendered policies ({len(classes)} distinct), "
                   f"{occurrences} expressions in them ({compiled_count} in the distinct policies, "
                   f"{len(distinct)} distinct texts); one mcs run compiled them in "
-                  f"{compiled.seconds:.2f} s; with them {len(pool_rendered)} unified pool API policies "
-                  f"({len(pool_classes)} distinct)")
-    return Build(mono, mcs, compiled, workdir, rendered, classes, class_of, pool_rendered, pool_classes,
-                 pool_class_of)
+                  f"{compiled.seconds:.2f} s; with them {len(pool.rendered)} unified pool API policies "
+                  f"({len(pool.classes)} distinct)")
+    return Build(mono, mcs, compiled, workdir, account, pool)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

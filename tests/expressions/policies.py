@@ -6,6 +6,7 @@ options they keep."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,14 +60,20 @@ def render_one(mode: Mode, overrides: dict[str, Any]) -> str:
     return render.render(account(), apim(), options, linked, safety_endpoint=endpoint).policy.xml
 
 
-def every_policy() -> list[Rendered]:
-    """3 modes × 2^6 combinations of the policy's options."""
+def _every(options: dict[str, tuple[Any, ...]],
+           render_fn: Callable[[Mode, dict[str, Any]], str]) -> list[Rendered]:
+    """Each mode × each combination of the ``options``' values, rendered by ``render_fn``."""
     out = []
     for mode in Mode:
-        for values in itertools.product(*POLICY_OPTIONS.values()):
-            overrides = tuple(zip(POLICY_OPTIONS, values, strict=True))
-            out.append(Rendered(mode, overrides, render_one(mode, dict(overrides))))
+        for values in itertools.product(*options.values()):
+            overrides = tuple(zip(options, values, strict=True))
+            out.append(Rendered(mode, overrides, render_fn(mode, dict(overrides))))
     return out
+
+
+def every_policy() -> list[Rendered]:
+    """3 modes × 2^6 combinations of the policy's options."""
+    return _every(POLICY_OPTIONS, render_one)
 
 
 def defaults(mode: Mode) -> str:
@@ -92,9 +99,4 @@ def render_pool(mode: Mode, overrides: dict[str, Any]) -> str:
 
 def every_pool_policy() -> list[Rendered]:
     """3 modes × 2^4 combinations of the options the unified policy keeps."""
-    out = []
-    for mode in Mode:
-        for values in itertools.product(*POOL_POLICY_OPTIONS.values()):
-            overrides = tuple(zip(POOL_POLICY_OPTIONS, values, strict=True))
-            out.append(Rendered(mode, overrides, render_pool(mode, dict(overrides))))
-    return out
+    return _every(POOL_POLICY_OPTIONS, render_pool)

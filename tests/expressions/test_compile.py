@@ -21,11 +21,11 @@ def _expected_count(r: policies.Rendered) -> int:
 
 def test_every_expression_of_every_rendered_policy_compiles(build: Build) -> None:
     assert build.compiled.ok, build.compiled.output
-    assert len(build.rendered) == len(Mode) * 2 ** len(policies.POLICY_OPTIONS)
+    assert len(build.account.rendered) == len(Mode) * 2 ** len(policies.POLICY_OPTIONS)
     # Each mode's policy names its own backend (ids differ per mode), so no two modes share one; the
     # token limit has four shapes (off, per minute, quota, both).
-    assert len(build.classes) == len(Mode) * 4 * 2 ** 4
-    for r in build.rendered:
+    assert len(build.account.classes) == len(Mode) * 4 * 2 ** 4
+    for r in build.account.rendered:
         found = csharp.expressions(r.xml)
         assert len(found) == _expected_count(r), (r.mode, r.overrides)
         fixed = {*render.REQUESTED_EXPRESSION.values(), render.COUNTER_KEY, render.INVALID_JSON_CONDITION,
@@ -37,8 +37,8 @@ def test_every_expression_of_every_unified_pool_policy_compiles(build: Build) ->
     """The unified pool APIs' policies (IMPORTER_POOL_PATH) compile in the same run: the account
     policy's expressions for the same options, plus the pool choice and the retry condition."""
     assert build.compiled.ok, build.compiled.output
-    assert len(build.pool_rendered) == len(Mode) * 2 ** len(policies.POOL_POLICY_OPTIONS)
-    for r in build.pool_rendered:
+    assert len(build.pool.rendered) == len(Mode) * 2 ** len(policies.POOL_POLICY_OPTIONS)
+    for r in build.pool.rendered:
         found = sorted(e.text for e in csharp.expressions(r.xml))
         same = [e.text for e in csharp.expressions(policies.render_one(r.mode, dict(r.overrides)))]
         assert found == sorted([*same, pools.POOL_EXPRESSION, pools.RETRY_CONDITION]), (r.mode, r.overrides)
@@ -59,7 +59,7 @@ def test_no_expression_uses_a_type_outside_microsofts_list(build: Build) -> None
     found = csharp.check_types(build.mono, build.compiled.exe, build.workdir)
     ours = [f for f in found if not f["method"].startswith("Canary.")]
     assert len([f for f in ours if "." not in f["method"].split(".", 1)[1]]) == sum(
-        len(csharp.expressions(x)) for x in [*build.classes.values(), *build.pool_classes.values()])
+        len(csharp.expressions(x)) for x in [*build.account.classes.values(), *build.pool.classes.values()])
     assert any(f["method"].startswith("Pool") for f in ours)  # the unified pool policies are checked too
     assert [f for f in ours if f["disallowed"]] == []
     # The check refuses what APIM refuses: file access, reflection, the environment.

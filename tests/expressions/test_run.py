@@ -17,75 +17,65 @@ from importer import policyxml, pools
 from importer.model import AccountRef, Mode
 from importer.render import INVALID_JSON_BODY, NOT_FOUND_MESSAGE, api_id
 from tests.expressions import csharp, policies, table
-from tests.expressions.conftest import Build
+from tests.expressions.conftest import Build, Family
 from tests.fixtures.world import World
 
 DECISION = {None: "pass", 404: "deny", 400: "invalid-json"}
 
 
-def _modes_of(build: Build) -> dict[str, set[Mode]]:
-    out: dict[str, set[Mode]] = {}
-    for r in build.rendered:
-        out.setdefault(build.class_of[r.xml], set()).add(r.mode)
-    return out
+def _run_table(build: Build, classes: list[str]) -> list[dict[str, Any]]:
+    """The compiled ``classes`` on every row of every mode's table: one mono run."""
+    assert build.compiled.ok, build.compiled.output
+    requests = [row.request(mode) for mode in Mode for row in table.rows(mode)]
+    return csharp.run(build.mono, build.compiled.exe, classes, requests, build.workdir)
+
+
+def _decide_the_table(family: Family, lines: list[dict[str, Any]]) -> list[tuple[Mode, dict[str, Any]]]:
+    """Each line of a ``family`` class on a row of a mode it was rendered for: no expression threw and
+    it decided as the table says; every such row is there. Returns them, with their modes."""
+    expected = {row.request(mode)["id"]: row.expected for mode in Mode for row in table.rows(mode)}
+    checked = []
+    for line in lines:
+        mode = Mode(line["request"].split(":", 1)[0])
+        if mode not in family.modes(line["policy"]):
+            continue
+        assert line["error"] is None, line
+        assert DECISION[line["status"]] == expected[line["request"]], line
+        checked.append((mode, line))
+    assert len(checked) == sum(len(table.rows(m)) * sum(m in family.modes(c) for c in family.classes)
+                               for m in Mode)
+    return checked
 
 
 @pytest.fixture(scope="module")
 def results(build: Build) -> list[dict[str, Any]]:
     """Every compiled policy (and the canary) on every row of every mode's table: one mono run."""
-    assert build.compiled.ok, build.compiled.output
-    requests = [row.request(mode) for mode in Mode for row in table.rows(mode)]
-    return csharp.run(build.mono, build.compiled.exe, [*build.classes, "Canary"], requests, build.workdir)
+    return _run_table(build, [*build.account.classes, "Canary"])
 
 
 def test_the_compiled_policies_decide_the_table_and_never_throw(build: Build,
                                                                results: list[dict[str, Any]]) -> None:
-    expected = {row.request(mode)["id"]: row.expected for mode in Mode for row in table.rows(mode)}
-    modes = _modes_of(build)
-    checked = 0
-    for line in results:
-        if line["policy"] == "Canary":
-            continue
-        mode = Mode(line["request"].split(":", 1)[0])
-        if mode not in modes[line["policy"]]:
-            continue
-        assert line["error"] is None, line
-        assert DECISION[line["status"]] == expected[line["request"]], line
-        checked += 1
-    assert checked == sum(len(table.rows(m)) * sum(m in ms for ms in modes.values()) for m in Mode)
+    _decide_the_table(build.account, [line for line in results if line["policy"] != "Canary"])
 
 
 @pytest.fixture(scope="module")
 def pool_results(build: Build) -> list[dict[str, Any]]:
     """Every compiled unified pool policy on every row of every mode's table: one mono run."""
-    assert build.compiled.ok, build.compiled.output
-    requests = [row.request(mode) for mode in Mode for row in table.rows(mode)]
-    return csharp.run(build.mono, build.compiled.exe, list(build.pool_classes), requests, build.workdir)
+    return _run_table(build, list(build.pool.classes))
 
 
 def test_the_unified_pool_policies_decide_the_table_and_pick_the_requested_deployments_pool(
         build: Build, pool_results: list[dict[str, Any]]) -> None:
     """The same allow-list decisions as the account policies, no expression throws, and a request
     that passes goes to the pool of the deployment it names (the first pool when it names none)."""
-    expected = {row.request(mode)["id"]: row.expected for mode in Mode for row in table.rows(mode)}
-    modes: dict[str, set[Mode]] = {}
-    for r in build.pool_rendered:
-        modes.setdefault(build.pool_class_of[r.xml], set()).add(r.mode)
     first = min(d.lower() for d in table.DEPLOYMENTS)
-    checked = routed = 0
-    for line in pool_results:
-        mode = Mode(line["request"].split(":", 1)[0])
-        if mode not in modes[line["policy"]]:
-            continue
-        assert line["error"] is None, line
-        assert DECISION[line["status"]] == expected[line["request"]], line
-        checked += 1
+    routed = 0
+    for mode, line in _decide_the_table(build.pool, pool_results):
         if line["status"] is None:
             requested = line["variables"]["ai-requested-deployment"] or first
             chosen = line["values"]["inbound/set-backend-service/@backend-id"]
             assert chosen == pools.pool_id(mode, requested), line
             routed += 1
-    assert checked == sum(len(table.rows(m)) * sum(m in ms for ms in modes.values()) for m in Mode)
     assert routed > 0
 
 
@@ -142,7 +132,7 @@ def test_the_stand_ins_gateway_decides_as_the_compiled_policy(build: Build, resu
         stored = apim.api_policy.get(rg, svc, api_id(ref, mode), "policy").value
         # The stand-in holds the very policy that was compiled for this mode with default options.
         assert policyxml.equal(stored, policies.defaults(mode))
-        name = build.class_of[policies.defaults(mode)]
+        name = build.account.class_of[policies.defaults(mode)]
         apim.subscription.create_or_update(rg, svc, f"k-{mode.value}", models.SubscriptionCreateParameters(
             scope=f"/apis/{api_id(ref, mode)}", display_name=mode.value, state="active"))
         key = str(apim.subscription.list_secrets(rg, svc, f"k-{mode.value}").primary_key)

@@ -149,13 +149,18 @@ def test_the_pools_lease_holds_another_instance_off_the_pools(world: World) -> N
     leases = MemoryLocks()  # the lease store the instances share
     rec = world.reconciler(**POOL)
     rec.locks = leases
+
+    def backend_written() -> bool:
+        return any(b.name == backend_id(ref)
+                   for b in world.apim_client().backend.list_by_service(world.rg, world.svc))
+
     with ThreadPoolExecutor(max_workers=1) as pool:
         with leases.hold(f"{rec.apim.id.lower()}/pools", wait=False):  # another instance's sync
             future = pool.submit(rec.reconcile, ref, trigger="event")
             deadline = time.monotonic() + 20
-            while not any(b.name == backend_id(ref) for b in world.apim_client().backend.list_by_service(
-                    world.rg, world.svc)) and time.monotonic() < deadline:
+            while not backend_written() and time.monotonic() < deadline:
                 time.sleep(0.05)
+            assert backend_written(), "the run never wrote the account's own backend"
             time.sleep(0.3)  # the run reached the pools and waits there
             assert not future.done() and not _pool_exists(world)
         run = future.result(timeout=30)
