@@ -36,11 +36,16 @@ if TYPE_CHECKING:
 
 # The measured subprocess imports only the importer: armsim (and werkzeug) load lazily, in this
 # process, so they never count towards the importer's peak RSS.
-SUB = "00000000-0000-0000-0000-000000000001"  # devhost.seed.SUBSCRIPTION
-APIM_GROUP, APIM_NAME = "rg-apim", "contoso-apim"  # devhost.seed defaults
-APIM_ID = (f"/subscriptions/{SUB}/resourceGroups/{APIM_GROUP}/providers/Microsoft.ApiManagement/service/"
-           f"{APIM_NAME}")
-AI_GROUP = "rg-ai"
+# devhost.seed's names (importing it loads no armsim, SDK or importer module).
+from devhost.seed import (  # noqa: E402
+    AI_GROUP,
+    APIM_GROUP,
+    APIM_NAME,
+    apim_id,  # noqa: E402
+)
+from devhost.seed import SUBSCRIPTION as SUB  # noqa: E402
+
+APIM_ID = apim_id()
 PRODUCT = "ai-consumers"
 DEPLOYMENTS = (("gpt-4o", "gpt-4o", "2024-11-20"), ("gpt-4o-mini", "gpt-4o-mini", "2024-07-18"),
                ("text-embedding-3-small", "text-embedding-3-small", "1"))

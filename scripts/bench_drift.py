@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from importer.events import OID_CLAIM as OID  # noqa: E402 - after the path set-up
 from scripts.bench import (  # noqa: E402 - after the path set-up, like the other scripts
     APIM_GROUP,
     APIM_NAME,
@@ -47,7 +48,6 @@ from scripts.bench import (  # noqa: E402 - after the path set-up, like the othe
     settings_env,
 )
 
-OID = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 KINDS = ("policy edited", "backend deleted", "role assignment deleted")
 EDITED_POLICY = ("<policies><inbound><base /><set-header name=\"x-edited-in-portal\" "
                  "exists-action=\"override\"><value>yes</value></set-header></inbound><backend><base />"
@@ -177,7 +177,7 @@ def bench(n: int, edits: int, latency: float, workers: int, interval: float = 0.
           timer: bool = True) -> dict[str, Any]:
     from armsim.server import start
     from devhost import seed
-    from devhost.host import user_function
+    from devhost.host import fire_timer
     from devhost.queues.memory import MemoryQueue
     from importer import service
     from importer.azure.clients import LOCAL_PRINCIPAL_ID, Clients, StaticCredential
@@ -186,7 +186,6 @@ def bench(n: int, edits: int, latency: float, workers: int, interval: float = 0.
     from importer.reconcile import build_reconciler
     from importer.settings import Settings
     from importer.state.factory import memory_state
-    from importer.state.ports import ReconcileRequest
 
     sim = start(page_size=100)
     result: dict[str, Any] = {"accounts": n, "edits": edits, "edit_interval_s": interval,
@@ -278,12 +277,7 @@ def bench(n: int, edits: int, latency: float, workers: int, interval: float = 0.
                             write_rate=WRITE_RATE)
         host = Host(sim, queue, workers)
         started = time.perf_counter()
-        box: dict[str, Any] = {}
-        out = type("Out", (), {"set": lambda self, v: box.__setitem__("v", v)})()
-        from azure.functions.timer import TimerRequest
-
-        user_function("drift_timer")(TimerRequest(past_due=False), out)
-        queue.send_many([ReconcileRequest.from_json(t) for t in box["v"]])
+        enqueued = fire_timer(queue)  # the timer's messages on the queue, as the host would put them
         host.start()
         while queue.count() and time.perf_counter() - started < 1800:
             time.sleep(0.2)
@@ -295,7 +289,7 @@ def bench(n: int, edits: int, latency: float, workers: int, interval: float = 0.
         sim.throttle.disable()
         reads = sum(1 for e in entries if e.kind == "read")
         result["timer"] = {
-            "enqueued": len(box["v"]), "wall_s": round(wall, 1), "arm_reads": reads,
+            "enqueued": enqueued, "wall_s": round(wall, 1), "arm_reads": reads,
             "reads_per_account": round(reads / n, 2),
             "arm_writes": sum(1 for e in entries if e.kind == "write"),
             "throttled_429": sum(1 for e in entries if e.status == 429),
