@@ -13,36 +13,12 @@ from typing import Any
 import azure.functions as func
 
 from importer import service
-from importer.model import Scope
 
 app = func.FunctionApp()
 logger = logging.getLogger("importer.functions")
 
 QUEUE = service.QUEUE_NAME
 CONNECTION = "AzureWebJobsStorage"
-
-
-def _scopes() -> tuple[Scope, ...]:
-    from importer.model import InvalidInput
-    from importer.settings import Settings
-
-    try:
-        return tuple(Scope.parse(s) for s in Settings.from_env().scopes)
-    except InvalidInput:
-        logger.exception("IMPORTER_SCOPES is invalid; dropping events until it is fixed")
-        return ()
-
-
-def _service_for_events() -> service.Service | None:
-    """The importer's own id and its owned-object index (no ARM read). Without them (a setting the
-    service needs is wrong) AI account events still go through; only hand edits of the importer's
-    own objects, which need the index, are dropped until the settings are fixed."""
-    try:
-        return service.get_service()
-    except Exception:
-        logger.exception("the service could not be built: events on the importer's own objects are "
-                         "dropped until its settings are fixed")
-        return None
 
 
 @app.function_name("on_resource_event")
@@ -54,15 +30,14 @@ def on_resource_event(event: func.EventGridEvent, msg: func.Out[str]) -> None:
     An AI account or deployment change, or a hand edit of one of the importer's own objects; the
     importer's own writes are ignored (no loops)."""
     try:
-        svc = _service_for_events()
         if isinstance(event, func.CloudEvent):
             payload = {"specversion": event.specversion, "id": event.id, "type": event.type,
                        "subject": event.subject, "source": event.source, "data": event.get_json()}
-            text = service.on_event(payload, cloud=True, scopes=_scopes(), svc=svc)
+            text = service.on_trigger_event(payload, cloud=True)
         else:
             payload = {"id": event.id, "eventType": event.event_type, "subject": event.subject,
                        "data": event.get_json()}
-            text = service.on_event(payload, cloud=False, scopes=_scopes(), svc=svc)
+            text = service.on_trigger_event(payload, cloud=False)
     except Exception:  # a raise would make Event Grid retry for 24 h
         logger.exception("event dropped: could not be read")
         return

@@ -32,6 +32,7 @@ from importer.model import (
     RoleAssignmentSpec,
 )
 from importer.plan import api_diff
+from importer.render import DIAGNOSTIC_APP_INSIGHTS
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +96,6 @@ def preflight(arm: AzureArm, apim: ApimRef, plan: Plan, known_products: frozense
 
 def check_logger(arm: AzureArm, apim: ApimRef, diag: DiagnosticSpec) -> None:
     """The logger a diagnostic is about to name exists and is of the kind it needs."""
-    from importer.render import DIAGNOSTIC_APP_INSIGHTS
-
     if diag.name != DIAGNOSTIC_APP_INSIGHTS:
         return  # azuremonitor: APIM's built-in logger
     kind = arm.logger_type(apim, diag.logger)

@@ -124,10 +124,15 @@ def owner_description(ref: AccountRef, apim: ApimRef, text: str) -> str:
     return f"{body}\n{owner_mark(ref, apim)}" if body else owner_mark(ref, apim)
 
 
+def last_line(description: str | None) -> str:
+    """A description's final non-blank line, stripped: where every mark of the importer lives."""
+    lines = [line.strip() for line in (description or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
 def read_mark(description: str | None) -> Mark | None:
     """The mark on the description's final line, or None."""
-    lines = [line.strip() for line in (description or "").splitlines() if line.strip()]
-    m = _MARK_LINE.fullmatch(lines[-1]) if lines else None
+    m = _MARK_LINE.fullmatch(last_line(description))
     return Mark(m.group(1), m.group(2)) if m else None
 
 

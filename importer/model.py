@@ -581,9 +581,6 @@ class Kind(StrEnum):
 
 KIND_ORDER: tuple[Kind, ...] = tuple(Kind)
 
-_S = TypeVar("_S")
-
-
 @dataclass(frozen=True)
 class Change:
     """One planned write, as Terraform shows one: what APIM holds (``before``: update, delete, and a
@@ -600,7 +597,7 @@ class Change:
     after: object = field(default=None, compare=False, repr=False)
     etag: str | None = field(default=None, compare=False, repr=False)
 
-    def spec(self, of: type[_S]) -> _S:
+    def spec(self, of: type[_SpecT]) -> _SpecT:
         """The object the write acts on, typed: ``after`` for a create or update (and a conflict),
         ``before`` for a delete. A change holding another type is a bug, named here."""
         subject = self.before if self.action is Action.DELETE else self.after

@@ -19,7 +19,7 @@ from typing import Any
 from lxml import etree
 
 from importer import config, openapi, policyxml
-from importer.identity import backend_id
+from importer.identity import backend_id, last_line
 from importer.model import (
     OWNER_MARK,
     Account,
@@ -163,8 +163,7 @@ class PoolPlan(ChangeSet):
 
 def owns(description: str | None) -> bool:
     """The shared pool mark on the description's final line."""
-    lines = [line.strip() for line in (description or "").splitlines() if line.strip()]
-    return bool(lines) and lines[-1] == POOL_MARK
+    return last_line(description) == POOL_MARK
 
 
 def marked(text: str) -> str:

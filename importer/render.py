@@ -16,7 +16,7 @@ from typing import Any
 
 from lxml import etree
 
-from importer import config, openapi
+from importer import config, identity, openapi
 from importer.identity import (  # noqa: F401 - the names every stage imports from here
     BACKEND_ROLES,
     api_id,
@@ -426,8 +426,7 @@ def safety_grant_mark(apim: ApimRef) -> str:
 
 
 def owns_safety_grant(description: str | None, apim: ApimRef) -> bool:
-    lines = [line.strip() for line in (description or "").splitlines() if line.strip()]
-    return bool(lines) and lines[-1].lower() == safety_grant_mark(apim).lower()
+    return identity.last_line(description).lower() == safety_grant_mark(apim).lower()
 
 
 SAFETY_RESOURCE_LINE = "Content Safety resource: "

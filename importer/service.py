@@ -136,6 +136,28 @@ def on_event(event: Mapping[str, Any], *, cloud: bool, scopes: tuple[Scope, ...]
     return text
 
 
+def on_trigger_event(event: Mapping[str, Any], *, cloud: bool) -> str | None:
+    """What the Event Grid trigger calls: ``on_event`` with the process's service and its scopes.
+    Without a service (a setting it needs is wrong) AI account events still go through, with the
+    scopes read from the settings; only hand edits of the importer's own objects, which need the
+    owned-object index, are dropped until the settings are fixed."""
+    try:
+        svc: Service | None = get_service()
+    except Exception:
+        logger.exception("the service could not be built: events on the importer's own objects are "
+                         "dropped until its settings are fixed")
+        svc = None
+    if svc is not None:
+        scopes = svc.reconciler.scopes
+    else:
+        try:
+            scopes = tuple(Scope.parse(s) for s in Settings.from_env().scopes)
+        except InvalidInput:
+            logger.exception("IMPORTER_SCOPES is invalid; dropping events until it is fixed")
+            scopes = ()
+    return on_event(event, cloud=cloud, scopes=scopes, svc=svc)
+
+
 # -- queue worker -----------------------------------------------------------------------------------
 
 

@@ -68,7 +68,7 @@ class RequestQueue(Protocol):
     def poison_messages(self, max_messages: int = 32) -> list[PoisonMessage]:
         """Peek the poison queue (nothing is removed)."""
 
-    def redrive(self, max_messages: int = 32) -> list[ReconcileRequest]:
+    def redrive(self, max_messages: int = 100) -> list[ReconcileRequest]:
         """Move decodable poison messages back as fresh ``redrive`` requests; returns what was sent.
 
         Undecodable messages stay in the poison queue for a human.
