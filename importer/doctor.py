@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from importer.events import OWNED_OPERATIONS
+from importer.events import OPERATIONS, OWNED_OPERATIONS
 from importer.model import (
     Account,
     ApimRef,
@@ -524,21 +524,25 @@ def _system_topic(t: Target, where: str) -> dict[str, Any] | None:
                  .rstrip("/").lower() == where), None)
 
 
-# The operations on the importer's APIM objects that the `-apim` event subscription must let through.
+# The operations the event subscriptions must let through: on the importer's APIM objects (`-apim`);
+# on AI accounts, deployments and the role assignments at them (the scopes' subscriptions).
 APIM_EVENT_OPERATIONS = tuple(sorted(op for op in OWNED_OPERATIONS
                                      if op.startswith("microsoft.apimanagement/")))
+SCOPE_EVENT_OPERATIONS = tuple(sorted(OPERATIONS | {op for op in OWNED_OPERATIONS
+                                                    if op.startswith("microsoft.authorization/")}))
 
 
-def _unwatched_operations(props: dict[str, Any]) -> list[str]:
-    """The importer's APIM operations an event subscription's operation-name filter leaves out (none
-    when it has no such filter: then every operation on the instance is delivered)."""
+def _unwatched_operations(props: dict[str, Any],
+                          wanted: tuple[str, ...] = APIM_EVENT_OPERATIONS) -> list[str]:
+    """The operations of ``wanted`` an event subscription's operation-name filter leaves out (none
+    when it has no such filter: then every operation under its subject prefix is delivered)."""
     filters = (props.get("filter") or {}).get("advancedFilters") or []
     names = [f for f in filters if str(f.get("key", "")).lower() == "data.operationname"
              and str(f.get("operatorType", "")) == "StringIn"]
     if not names:
         return []
     allowed = {str(v).lower() for f in names for v in (f.get("values") or [])}
-    return [op for op in APIM_EVENT_OPERATIONS if op not in allowed]
+    return [op for op in wanted if op not in allowed]
 
 
 def _apim_events(t: Target, c: Check) -> Iterator[Finding]:
@@ -600,6 +604,12 @@ def _event_subscriptions(t: Target, c: Check) -> Iterator[Finding]:
         if uncovered:
             yield _finding(c, FAIL, f"on system topic {topic.get('name')}: ours ({base}*): {names}; no event "
                            f"subscription covers {', '.join(uncovered)}", EVENTS_FIX, where)
+            continue
+        missing = sorted({op for s in ours
+                          for op in _unwatched_operations(s.get("properties") or {}, SCOPE_EVENT_OPERATIONS)})
+        if missing:
+            yield _finding(c, WARN, f"on system topic {topic.get('name')}: {names} leave out "
+                           f"{', '.join(missing)}: those changes wait for the timer", EVENTS_FIX, where)
             continue
         yield _finding(c, PASS, f"on system topic {topic.get('name')}: {names}", target=where)
 

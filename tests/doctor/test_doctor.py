@@ -465,3 +465,20 @@ def test_get_doctor_reports_a_bad_storage_setting_instead_of_failing(monkeypatch
     finally:
         service.reset_service()
     assert status == 503 and report["status"] == doctor.FAIL and report["findings"]
+
+
+def test_a_scope_event_subscription_without_role_assignment_operations_is_a_warning(healthy: Healthy) -> None:
+    """The operation names infra deploys on a scope's subscription pass; a filter from before role
+    assignments were watched is named, with the fix."""
+    from tests.infra.bicep import load
+
+    deployed = load("modules/event-subscriptions.bicep").var("operationNames").body
+    clients = healthy.world.clients
+    seed.create_event_subscription(clients, TOPIC, EVENT_SUBSCRIPTION, operations=deployed)
+    assert {f.id: f.status for f in healthy.run().findings}["events.subscription"] == doctor.PASS
+    older = [op for op in deployed if "roleAssignments" not in op]
+    seed.create_event_subscription(clients, TOPIC, EVENT_SUBSCRIPTION, operations=older)
+    [found] = [f for f in healthy.run().findings if f.id == "events.subscription"]
+    assert found.status == doctor.WARN and found.fix
+    assert "microsoft.authorization/roleassignments/write" in found.evidence
+    assert "deployments" not in found.evidence
