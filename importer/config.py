@@ -25,50 +25,25 @@ from importer.options import (
     BY_TAG,
     FROM_SETTINGS,
     KEYS,
-    MAX_BASE_PATH,
-    MAX_DISPLAY_NAME,
-    MAX_INT,
-    MAX_URL,
-    QUOTA_PERIODS,
     TAG_ENABLED,
     TAG_PREFIX,
     TAGS,
     Source,
-    Src,
-    _fail,
-    _setting_flag,
     check_base_path,
     check_content_safety_id,
     check_deployment_name,
     check_display_name,
     check_fragment_id,
-    check_https_endpoint,
     check_logger_id,
     check_namespace,
     check_openapi_base_url,
     check_product_id,
-    check_products,
+    fail,
     parse_enabled,
-    parse_mode,
-    parse_modes,
     parse_openapi,
-    parse_quota,
-    parse_tpm,
+    setting_flag,
 )
 from importer.settings import Settings
-
-# The validators live with the option table; these names stay importable from here.
-__all__ = [
-    "MAX_BASE_PATH", "MAX_DISPLAY_NAME", "MAX_INT", "MAX_URL", "OVERRIDE_KEYS", "QUOTA_PERIODS",
-    "TAGS", "TAG_ENABLED", "TAG_PREFIX", "Source", "Src", "check_base_path", "check_content_safety_id",
-    "check_deployment_name", "check_display_name", "check_fragment_id", "check_https_endpoint",
-    "check_logger_id", "check_namespace", "check_openapi_base_url", "check_options", "check_product_id",
-    "check_products", "enabled", "parse_mode", "parse_modes", "parse_openapi", "parse_quota", "parse_tpm",
-    "resolve_base_path", "resolve_options",
-]
-
-OVERRIDE_KEYS: tuple[str, ...] = KEYS
-
 
 # ---------------------------------------------------------------------------------------------
 # Layers
@@ -131,7 +106,7 @@ def _apply_tags(values: Values, tags: dict[str, str], where: str, s: Settings) -
         src = Source(f"tag {tag}", where)
         value = raw.strip()
         if not value:
-            raise _fail(src, raw, "a value (see docs/tags.md; 'off' turns a feature off)")
+            raise fail(src, raw, "a value (see docs/tags.md; 'off' turns a feature off)")
         option = BY_TAG[tag]
         values[option.field] = option.from_tag(value, src, s)
 
@@ -140,7 +115,7 @@ def _apply_overrides(values: Values, overrides: Mapping[str, object]) -> None:
     unknown = sorted(k for k in overrides if k not in BY_KEY)
     if unknown:
         raise InvalidInput(f"unknown option(s) {', '.join(map(repr, unknown))}: expected "
-                           + ", ".join(OVERRIDE_KEYS))
+                           + ", ".join(KEYS))
     for key, value in overrides.items():
         option = BY_KEY[key]
         values[option.field] = option.parse(value, Source(f"option {key}"))
@@ -150,7 +125,7 @@ def enabled(settings: Settings, tags: Mapping[str, str], account: str = "") -> b
     """The opt-in/opt-out rule alone: IMPORTER_OPT_IN=true imports only accounts tagged
     ``apim-importer=enabled``; otherwise every account unless tagged ``apim-importer=disabled``."""
     where = f" on account {account}" if account else ""
-    opt_in = _setting_flag(settings.get("IMPORTER_OPT_IN").strip(), Source("setting IMPORTER_OPT_IN"))
+    opt_in = setting_flag(settings.get("IMPORTER_OPT_IN").strip(), Source("setting IMPORTER_OPT_IN"))
     # Read only this tag: a disabled account's other tags, even bad ones, must not block offboarding.
     found = {"" if v is None else str(v) for k, v in tags.items() if str(k).strip().lower() == TAG_ENABLED}
     if len(found) > 1:

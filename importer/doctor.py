@@ -588,30 +588,32 @@ def _event_subscriptions(t: Target, c: Check) -> Iterator[Finding]:
     for scope in t.scopes:
         by_sub.setdefault(scope.subscription.lower(), []).append(scope)
     for sub, scopes in sorted(by_sub.items()):
-        where = f"/subscriptions/{sub}"
-        topic = _system_topic(t, where)
-        if topic is None:
-            yield _finding(c, FAIL, "the subscription has no Microsoft.Resources.Subscriptions system topic",
-                           EVENTS_FIX, where)
-            continue
-        subs = t.pre.list_json(f"{topic['id']}/eventSubscriptions", EVENTGRID_API_VERSION)
-        ours = [s for s in subs if is_ours(str(s.get("name", "")), base)
-                and str((s.get("properties") or {}).get("provisioningState", "")) == "Succeeded"]
-        prefixes = [str(((s.get("properties") or {}).get("filter") or {}).get("subjectBeginsWith") or "")
-                    for s in ours]
-        uncovered = [s.id for s in scopes if not any(_covers(p, s) for p in prefixes)]
-        names = ", ".join(sorted(str(s.get("name")) for s in ours)) or "none"
-        if uncovered:
-            yield _finding(c, FAIL, f"on system topic {topic.get('name')}: ours ({base}*): {names}; no event "
-                           f"subscription covers {', '.join(uncovered)}", EVENTS_FIX, where)
-            continue
-        missing = sorted({op for s in ours
-                          for op in _unwatched_operations(s.get("properties") or {}, SCOPE_EVENT_OPERATIONS)})
-        if missing:
-            yield _finding(c, WARN, f"on system topic {topic.get('name')}: {names} leave out "
-                           f"{', '.join(missing)}: those changes wait for the timer", EVENTS_FIX, where)
-            continue
-        yield _finding(c, PASS, f"on system topic {topic.get('name')}: {names}", target=where)
+        yield _subscription_events(t, c, base, f"/subscriptions/{sub}", scopes)
+
+
+def _subscription_events(t: Target, c: Check, base: str, where: str, scopes: list[Scope]) -> Finding:
+    """One subscription's system topic: our event subscriptions cover its watched scopes and let
+    every operation the importer reacts to through."""
+    topic = _system_topic(t, where)
+    if topic is None:
+        return _finding(c, FAIL, "the subscription has no Microsoft.Resources.Subscriptions system topic",
+                        EVENTS_FIX, where)
+    subs = t.pre.list_json(f"{topic['id']}/eventSubscriptions", EVENTGRID_API_VERSION)
+    ours = [s for s in subs if is_ours(str(s.get("name", "")), base)
+            and str((s.get("properties") or {}).get("provisioningState", "")) == "Succeeded"]
+    prefixes = [str(((s.get("properties") or {}).get("filter") or {}).get("subjectBeginsWith") or "")
+                for s in ours]
+    uncovered = [s.id for s in scopes if not any(_covers(p, s) for p in prefixes)]
+    names = ", ".join(sorted(str(s.get("name")) for s in ours)) or "none"
+    if uncovered:
+        return _finding(c, FAIL, f"on system topic {topic.get('name')}: ours ({base}*): {names}; no event "
+                        f"subscription covers {', '.join(uncovered)}", EVENTS_FIX, where)
+    missing = sorted({op for s in ours
+                      for op in _unwatched_operations(s.get("properties") or {}, SCOPE_EVENT_OPERATIONS)})
+    if missing:
+        return _finding(c, WARN, f"on system topic {topic.get('name')}: {names} leave out "
+                        f"{', '.join(missing)}: those changes wait for the timer", EVENTS_FIX, where)
+    return _finding(c, PASS, f"on system topic {topic.get('name')}: {names}", target=where)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -353,7 +353,7 @@ class ContentSafety:
 @dataclass(frozen=True)
 class Options:
     enabled: bool = True
-    # Every mode the account is published in, each as its own API; canonical order (config.parse_modes).
+    # Every mode the account is published in, each as its own API; canonical order (options.parse_modes).
     modes: tuple[Mode, ...] = (Mode.AZURE_OPENAI,)
     base_path: str = "{account}"  # resolved by config.resolve_base_path
     products: tuple[str, ...] = ()

@@ -62,7 +62,7 @@ class Source(NamedTuple):
 Src = str | Source
 
 
-def _fail(source: Src, value: object, expected: str) -> InvalidInput:
+def fail(source: Src, value: object, expected: str) -> InvalidInput:
     name, where = (source.name, source.where) if isinstance(source, Source) else (source, "")
     return InvalidInput(f"{name}={value!r}{where}: expected {expected}")
 
@@ -74,7 +74,7 @@ def _choice(kind: type[E], value: object, source: Src) -> E:
         for member in kind:
             if text.strip().lower() == member.value:
                 return member
-    raise _fail(source, value, "one of " + ", ".join(m.value for m in kind))
+    raise fail(source, value, "one of " + ", ".join(m.value for m in kind))
 
 
 def parse_mode(value: object, source: Src) -> Mode:
@@ -88,11 +88,11 @@ def parse_modes(value: object, source: Src) -> tuple[Mode, ...]:
     if isinstance(value, Mode):
         items = [value]
     if not isinstance(items, (list, tuple)) or not items:
-        raise _fail(source, value, "one or more of " + ", ".join(m.value for m in Mode)
+        raise fail(source, value, "one or more of " + ", ".join(m.value for m in Mode)
                     + ", separated by commas")
     modes = [_choice(Mode, item, source) for item in items]
     if len(set(modes)) != len(modes):
-        raise _fail(source, value, "each mode at most once")
+        raise fail(source, value, "each mode at most once")
     return tuple(m for m in Mode if m in modes)
 
 
@@ -100,11 +100,11 @@ def check_base_path(value: object, source: Src) -> str:
     expected = ("path segments of letters, digits and ._~- separated by '/', no leading or trailing "
                 f"'/', at most {MAX_BASE_PATH} characters; '{{account}}' may stand for the account name")
     if not isinstance(value, str) or not value or len(value) > MAX_BASE_PATH:
-        raise _fail(source, value, expected)
+        raise fail(source, value, expected)
     for segment in value.split("/"):
         bare = segment.replace("{account}", "a")
         if not _SEGMENT.fullmatch(bare) or segment in (".", ".."):
-            raise _fail(source, value, expected)
+            raise fail(source, value, expected)
     return value
 
 
@@ -112,7 +112,7 @@ def _matching(pattern: re.Pattern[str], expected: str) -> Callable[[object, Src]
     """A check that a value is a string ``pattern`` matches whole; else ``expected`` in the error."""
     def check(value: object, source: Src) -> str:
         if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise _fail(source, value, expected)
+            raise fail(source, value, expected)
         return value
     return check
 
@@ -132,7 +132,7 @@ def check_products(value: object, source: Src) -> tuple[str, ...]:
     elif isinstance(value, (list, tuple)):
         items = list(value)
     else:
-        raise _fail(source, value, "a comma-separated list (or JSON array) of product ids")
+        raise fail(source, value, "a comma-separated list (or JSON array) of product ids")
     return tuple(sorted({check_product_id(p, source) for p in items}))
 
 
@@ -141,13 +141,13 @@ def check_content_safety_id(value: object, source: Src) -> str:
     expected = ("the resource id of an Azure AI Content Safety resource: /subscriptions/<sub>/"
                 "resourceGroups/<rg>/providers/Microsoft.CognitiveServices/accounts/<name>")
     if not isinstance(value, str):
-        raise _fail(source, value, expected)
+        raise fail(source, value, expected)
     try:
         ref = AccountRef.parse(value.strip())
     except InvalidInput as exc:
-        raise _fail(source, value, expected) from exc
+        raise fail(source, value, expected) from exc
     if ref.key != value.strip().rstrip("/").lower() and ref.key != value.strip().lower():
-        raise _fail(source, value, expected)
+        raise fail(source, value, expected)
     return ref.id
 
 
@@ -156,12 +156,12 @@ def _split_url(value: object, source: Src, expected: str, max_len: int,
     """(value, parts, host, port) of a URL whose every character is in ``chars``. The whole-string
     check comes first: urlsplit silently drops tabs and newlines."""
     if not isinstance(value, str) or len(value) > max_len or not chars.fullmatch(value):
-        raise _fail(source, value, expected)
+        raise fail(source, value, expected)
     try:
         parts = urlsplit(value)
         port = parts.port
     except ValueError as exc:
-        raise _fail(source, value, expected) from exc
+        raise fail(source, value, expected) from exc
     return value, parts, parts.hostname or "", port
 
 
@@ -172,7 +172,7 @@ def check_https_endpoint(value: object, source: Src) -> str:
             or parts.username is not None or parts.password is not None or not _HOST.fullmatch(host)
             or not _URL_PATH.fullmatch(parts.path) or (port is not None and not 0 < port < 65536)
             or value != value.strip()):
-        raise _fail(source, value, expected)
+        raise fail(source, value, expected)
     return value
 
 
@@ -191,29 +191,29 @@ def check_openapi_base_url(value: object, source: Src) -> str:
     if (not scheme_ok or parts.username is not None or parts.password is not None or "@" in parts.netloc
             or not _HOST.fullmatch(host) or (port is not None and not 0 < port < 65536)
             or not parts.path.startswith("/") or not value.endswith("/")):
-        raise _fail(source, value, expected)
+        raise fail(source, value, expected)
     return value
 
 
 def check_display_name(value: object, source: Src) -> str:
     if (not isinstance(value, str) or not value.strip() or len(value) > MAX_DISPLAY_NAME
             or not value.isprintable()):
-        raise _fail(source, value, f"printable text of 1-{MAX_DISPLAY_NAME} characters without control "
+        raise fail(source, value, f"printable text of 1-{MAX_DISPLAY_NAME} characters without control "
                     "characters")
     return value
 
 
 def _positive_int(value: object, source: Src, what: str = "a positive integer") -> int:
     if isinstance(value, bool):
-        raise _fail(source, value, what)
+        raise fail(source, value, what)
     if isinstance(value, int):
         number = value
     elif isinstance(value, str) and _INT.fullmatch(value.strip()):
         number = int(value.strip())
     else:
-        raise _fail(source, value, what)
+        raise fail(source, value, what)
     if not 0 < number <= MAX_INT:
-        raise _fail(source, value, what)
+        raise fail(source, value, what)
     return number
 
 
@@ -226,13 +226,13 @@ def _switch(value: object, source: Src) -> bool:
             return True
         if text in _OFF:
             return False
-    raise _fail(source, value, "'on' or 'off'")
+    raise fail(source, value, "'on' or 'off'")
 
 
-def _setting_flag(value: str, source: Src) -> bool:
+def setting_flag(value: str, source: Src) -> bool:
     on = parse_flag(value)
     if on is None:
-        raise _fail(source, value, "true or false")
+        raise fail(source, value, "true or false")
     return on
 
 
@@ -250,15 +250,15 @@ def parse_quota(value: object, source: Src) -> tuple[int, str] | None:
         return None
     expected = "N/Period with Period one of " + ", ".join(QUOTA_PERIODS) + ", or 'off'"
     if not isinstance(value, str) or value.count("/") != 1:
-        raise _fail(source, value, expected)
+        raise fail(source, value, expected)
     number, period = (p.strip() for p in value.split("/"))
     for p in QUOTA_PERIODS:
         if period.lower() == p.lower():
             try:
                 return _positive_int(number, source, expected), p
             except InvalidInput:
-                raise _fail(source, value, expected) from None  # echo the whole value, not its number
-    raise _fail(source, value, expected)
+                raise fail(source, value, expected) from None  # echo the whole value, not its number
+    raise fail(source, value, expected)
 
 
 def _optional(check: Callable[[object, Src], T]) -> Callable[[object, Src], T | None]:
@@ -270,7 +270,7 @@ def _optional(check: Callable[[object, Src], T]) -> Callable[[object, Src], T | 
 def _strict_bool(value: object, source: Src) -> bool:
     if isinstance(value, bool):
         return value
-    raise _fail(source, value, "true or false")
+    raise fail(source, value, "true or false")
 
 
 def parse_products(value: object, source: Src) -> tuple[str, ...]:
@@ -287,7 +287,7 @@ def parse_enabled(value: object, source: Src) -> bool:
     """The opt-in/opt-out tag's value: 'enabled' or 'disabled' (any case)."""
     text = value.strip().lower() if isinstance(value, str) else value
     if text not in ("enabled", "disabled"):
-        raise _fail(source, value, "'enabled' or 'disabled'")
+        raise fail(source, value, "'enabled' or 'disabled'")
     return text == "enabled"
 
 
@@ -346,7 +346,7 @@ def _tag_switch(value: str, source: Source, settings: Settings) -> bool:
 
 def flag(field: str, **where: str) -> Option:
     """An on/off option: a setting reads true/false words, a tag on/off words, JSON only a boolean."""
-    return Option(field, _strict_bool, json=bool, values="`on` \\| `off`", parse_setting=_setting_flag,
+    return Option(field, _strict_bool, json=bool, values="`on` \\| `off`", parse_setting=setting_flag,
                   parse_tag=_tag_switch, **where)
 
 

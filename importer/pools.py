@@ -18,7 +18,7 @@ from typing import Any
 
 from lxml import etree
 
-from importer import config, openapi, policyxml
+from importer import openapi, policyxml
 from importer.identity import backend_id, last_line
 from importer.model import (
     OWNER_MARK,
@@ -35,6 +35,7 @@ from importer.model import (
     PolicySpec,
     modes_for_kind,
 )
+from importer.options import check_base_path
 from importer.plan import api_diff, policy_differs
 from importer.render import (
     BEARER_MODES,
@@ -77,7 +78,7 @@ _MODE_KEY = {Mode.AZURE_OPENAI: "openai", Mode.AZURE_OPENAI_V1: "openai-v1", Mod
 
 @dataclass(frozen=True)
 class PoolMember:
-    backend_id: str  # the account's own backend (render.backend_id)
+    backend_id: str  # the account's own backend (identity.backend_id)
     account: str  # account id
     priority: int
     weight: int
@@ -192,7 +193,7 @@ def check_pool_path(value: str) -> str:
     if "{" in value:
         raise InvalidInput(f"IMPORTER_POOL_PATH={value!r}: expected a fixed path ('{{account}}' has no "
                            "meaning for the unified API)")
-    return config.check_base_path(value, "IMPORTER_POOL_PATH")
+    return check_base_path(value, "IMPORTER_POOL_PATH")
 
 
 # ---------------------------------------------------------------------------------------------

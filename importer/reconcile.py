@@ -23,7 +23,7 @@ from importer import discover, identity, poolsync
 from importer.apply import ApplyError, apply
 from importer.azure import fetch
 from importer.azure.arm import AzureArm
-from importer.config import enabled, parse_modes, resolve_options
+from importer.config import enabled, resolve_options
 from importer.events import owned_keys
 from importer.identity import api_id
 from importer.model import (
@@ -48,6 +48,7 @@ from importer.model import (
     Scope,
     in_scopes,
 )
+from importer.options import parse_modes
 from importer.plan import diff, offboard
 from importer.probe_rules import token_limit_headers
 from importer.prober import Prober, Target

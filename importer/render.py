@@ -17,16 +17,10 @@ from typing import Any
 from lxml import etree
 
 from importer import config, identity, openapi
-from importer.identity import (  # noqa: F401 - the names every stage imports from here
-    BACKEND_ROLES,
+from importer.identity import (
     api_id,
     backend_id,
-    owned_account,
     owner_description,
-    owner_mark,
-    owns_subscription,
-    probe_subscription,
-    probe_subscription_id,
     role_assignment_name,
 )
 from importer.model import (
@@ -57,7 +51,17 @@ from importer.model import (
     TokenMetrics,
     modes_for_kind,
 )
-from importer.options import check_content_safety_id
+from importer.options import (
+    MAX_INT,
+    QUOTA_PERIODS,
+    check_content_safety_id,
+    check_deployment_name,
+    check_fragment_id,
+    check_https_endpoint,
+    check_logger_id,
+    check_namespace,
+    check_openapi_base_url,
+)
 
 # Built-in roles granted to APIM's system identity at the account's scope.
 ROLE_OPENAI_USER = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"  # Cognitive Services OpenAI User
@@ -172,7 +176,7 @@ def policy_family(mode: Mode) -> str:
 
 def allow_list_value(deployments: Iterable[str]) -> str:
     """``|a|b|``: sorted, lower-cased, de-duplicated; every name must be a valid deployment name."""
-    names = sorted({config.check_deployment_name(n, "deployment name").lower() for n in deployments})
+    names = sorted({check_deployment_name(n, "deployment name").lower() for n in deployments})
     return "|" + "".join(f"{n}|" for n in names)
 
 
@@ -196,21 +200,21 @@ def _check_token_limit(limit: TokenLimit) -> None:
         raise InvalidInput(f"token limit counter key {limit.counter_key!r}: the counter key is fixed to "
                            f"{COUNTER_KEY}")
     for value, what in ((limit.tokens_per_minute, "tokens per minute"), (limit.quota, "token quota")):
-        if value is not None and (isinstance(value, bool) or not 0 < value <= config.MAX_INT):
+        if value is not None and (isinstance(value, bool) or not 0 < value <= MAX_INT):
             raise InvalidInput(f"{what} {value!r}: expected a positive integer")
     if limit.tokens_per_minute is None and limit.quota is None:
         raise InvalidInput("token limit: set tokens per minute, a quota, or both")
     if (limit.quota is None) != (limit.quota_period is None) or (
-            limit.quota_period is not None and limit.quota_period not in config.QUOTA_PERIODS):
+            limit.quota_period is not None and limit.quota_period not in QUOTA_PERIODS):
         raise InvalidInput(f"token quota period {limit.quota_period!r}: a quota needs a period, one of "
-                           + ", ".join(config.QUOTA_PERIODS))
+                           + ", ".join(QUOTA_PERIODS))
     for header in (limit.remaining_tokens_header, limit.consumed_tokens_header, limit.retry_after_header):
         if header is not None and not _HEADER_NAME.fullmatch(header):
             raise InvalidInput(f"token limit header name {header!r}: expected 1-64 letters, digits or '-'")
 
 
 def _check_metrics(metrics: TokenMetrics) -> None:
-    config.check_namespace(metrics.namespace, "token metrics namespace")
+    check_namespace(metrics.namespace, "token metrics namespace")
     dims = metrics.dimensions
     if len(dims) > MAX_DIMENSIONS or len(set(dims)) != len(dims) or any(
             d not in BUILTIN_DIMENSIONS for d in dims):
@@ -228,7 +232,7 @@ def _check_cache(cache: SemanticCache) -> None:
 
 
 def _check_safety(safety: ContentSafety) -> None:
-    config.check_content_safety_id(safety.resource_id, "content safety resource id")
+    check_content_safety_id(safety.resource_id, "content safety resource id")
     names = [name for name, _ in safety.categories]
     if not names or len(set(names)) != len(names):
         raise InvalidInput(f"content safety categories {names!r}: expected distinct names")
@@ -311,7 +315,7 @@ def render_policy(mode: Mode, options: Options, *, backend: str, deployments: It
 
     if options.policy_fragment is not None:
         _sub(inbound, "include-fragment",
-             [("fragment-id", config.check_fragment_id(options.policy_fragment, "policy fragment id"))])
+             [("fragment-id", check_fragment_id(options.policy_fragment, "policy fragment id"))])
 
     _sub(_sub(root, "backend"), "base")
     outbound = _sub(root, "outbound")
@@ -338,7 +342,7 @@ def _endpoint(account: Account) -> str:
     endpoint = account.endpoint.strip()
     if not endpoint.endswith("/"):
         endpoint += "/"
-    config.check_https_endpoint(endpoint, f"endpoint of account {account.ref.name}")
+    check_https_endpoint(endpoint, f"endpoint of account {account.ref.name}")
     return endpoint
 
 
@@ -359,7 +363,7 @@ def openapi_link(options: Options, mode: Mode | None = None) -> str | None:
     is imported inline."""
     if OpenApi(options.openapi) is not OpenApi.OFFICIAL:
         return None
-    base = config.check_openapi_base_url(options.openapi_base_url, "setting IMPORTER_OPENAPI_BASE_URL")
+    base = check_openapi_base_url(options.openapi_base_url, "setting IMPORTER_OPENAPI_BASE_URL")
     return base + OFFICIAL_OPENAPI_FILES[Mode(mode or options.mode)]
 
 
@@ -468,7 +472,7 @@ def diagnostics(api: str, options: Options) -> tuple[DiagnosticSpec, ...]:
     out = []
     if options.token_metrics is not None and options.apim_logger is not None:
         out.append(DiagnosticSpec(api, DIAGNOSTIC_APP_INSIGHTS,
-                                  config.check_logger_id(options.apim_logger, "setting IMPORTER_APIM_LOGGER"),
+                                  check_logger_id(options.apim_logger, "setting IMPORTER_APIM_LOGGER"),
                                   metrics=True))
     out.append(DiagnosticSpec(api, DIAGNOSTIC_AZURE_MONITOR, AZURE_MONITOR_LOGGER,
                               llm_logging=options.llm_logging))
@@ -495,7 +499,7 @@ def _safety_backend(ref: AccountRef, apim: ApimService, options: Options,
     if safety_endpoint is None:
         raise ValueError(f"the endpoint of Content Safety resource {resource} was not read: the "
                          "caller reads it before render")
-    url = config.check_https_endpoint(safety_endpoint.strip(), f"endpoint of Content Safety resource "
+    url = check_https_endpoint(safety_endpoint.strip(), f"endpoint of Content Safety resource "
                                                                f"{resource}")
     # llm-content-safety calls this backend with the backend's own credentials: APIM's identity,
     # for Cognitive Services, which needs Cognitive Services User on the resource (granted below).

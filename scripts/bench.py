@@ -128,8 +128,8 @@ def drift(sim: Sim, n: int, k: int = 1) -> dict[str, int]:
     from azure.mgmt.apimanagement.models import PolicyContract
 
     from importer.azure.clients import Clients
+    from importer.identity import api_id, backend_id
     from importer.model import AccountRef
-    from importer.render import api_id, backend_id
     from importer.settings import Settings
 
     clients = Clients(Settings.from_env(settings_env(sim)))
@@ -452,9 +452,9 @@ def bench_event(latency: float, fleet: int = 20) -> dict[str, Any]:
     from importer import service
     from importer.azure.clients import Clients, StaticCredential
     from importer.fleet import enumerate_estate, run_pass
+    from importer.identity import api_id
     from importer.model import AccountRef
     from importer.reconcile import build_reconciler
-    from importer.render import api_id
     from importer.settings import Settings
     from importer.state.factory import memory_state
 

@@ -133,8 +133,8 @@ def make_edits(sim: Any, clients: Any, chosen: list[str], operator: str,
     with the stand-in's latency and throttle). Returns (account, kind, time ARM accepted the edit)."""
     from azure.mgmt.apimanagement.models import PolicyContract
 
+    from importer.identity import api_id, backend_id
     from importer.model import AccountRef
-    from importer.render import api_id, backend_id
 
     roles: dict[str, str] = {}
     for rid in sim.ids("Microsoft.Authorization/roleAssignments"):

@@ -21,8 +21,8 @@ from devhost.queues import RequestQueue
 from devhost.queues.memory import MemoryQueue
 from importer import service
 from importer.azure.clients import LOCAL_PRINCIPAL_ID
+from importer.identity import api_id, backend_id, probe_subscription_id
 from importer.model import AccountRef
-from importer.render import api_id, backend_id, probe_subscription_id
 from importer.run import Trigger
 from importer.settings import Settings
 from importer.state.factory import memory_state

@@ -9,8 +9,8 @@ import pytest
 
 from devhost import seed
 from devhost.host import Out
+from importer.identity import api_id
 from importer.model import AccountRef
-from importer.render import api_id
 from tests.app.conftest import Host
 from tests.fixtures.world import AOAI, FOUNDRY, SUB
 

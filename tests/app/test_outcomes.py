@@ -12,8 +12,8 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from importer.azure.outcomes import OutcomePublisher
+from importer.identity import api_id
 from importer.model import AccountRef
-from importer.render import api_id
 from tests.fixtures.world import AOAI, SUB, World
 
 

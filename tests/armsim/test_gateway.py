@@ -18,8 +18,9 @@ from azure.mgmt.apimanagement import models
 
 from armsim.server import Sim
 from devhost import seed
+from importer.identity import api_id
 from importer.model import AccountRef, Mode
-from importer.render import INVALID_JSON_BODY, api_id, not_found_body
+from importer.render import INVALID_JSON_BODY, not_found_body
 from tests.fixtures.world import AOAI, FOUNDRY, World
 
 ROOT = Path(__file__).resolve().parents[2]

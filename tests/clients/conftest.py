@@ -18,8 +18,8 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.mgmt.apimanagement import models
 
 from devhost import seed
+from importer.identity import api_id
 from importer.model import AccountRef, Mode
-from importer.render import api_id
 from tests.fixtures.world import AOAI, FOUNDRY, World
 
 # What the suite's clients send: the GA api-version is too old for responses, so the Azure OpenAI

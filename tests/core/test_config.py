@@ -18,6 +18,7 @@ from importer.model import (
     TokenLimit,
     TokenMetrics,
 )
+from importer.options import check_openapi_base_url
 from tests.core.factory import REF, SAFETY, settings
 
 INJECTIONS = ['a"b', "a<b", "a&b", "a]]>b", "@(x)", "grüße", "{{secret}}", "a\nb", "a b", "a'b"]
@@ -425,7 +426,7 @@ def test_the_base_url_default_is_the_pinned_ai_gateway_folder() -> None:
     base = resolve().openapi_base_url
     assert base == ("https://raw.githubusercontent.com/Azure-Samples/AI-Gateway/"
                     "561d71992bd660af94efc76a8f2f21df0e6ac8e5/modules/apim/v3/specs/")
-    assert config.check_openapi_base_url(base, "default") == base
+    assert check_openapi_base_url(base, "default") == base
 
 
 @pytest.mark.parametrize("value", ["0/Daily", "-5/Weekly", "abc/Hourly", "99999999999999999999/Monthly"])

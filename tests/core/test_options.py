@@ -38,10 +38,10 @@ PARTS = {"tokens_per_minute", "token_quota", "token_metrics", "metrics_namespace
 
 
 def test_the_contract_names_are_the_tables() -> None:
-    assert options.TAGS == CONTRACT_TAGS == config.TAGS
+    assert options.TAGS == CONTRACT_TAGS
     assert service._IMPORT_FIELDS == CONTRACT_BODY
     assert list(service._IMPORT_FIELDS) == list(CONTRACT_BODY)  # the order type errors are checked in
-    assert config.OVERRIDE_KEYS == tuple(k for k in CONTRACT_BODY if k not in ("account", "dryRun", "wait"))
+    assert options.KEYS == tuple(k for k in CONTRACT_BODY if k not in ("account", "dryRun", "wait"))
     assert options.CLI_FLAGS == {"--mode": "mode", "--openapi": "openapi"}
 
 

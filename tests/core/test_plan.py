@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from lxml import etree
 
-from importer import plan, policyxml, render
+from importer import identity, plan, policyxml, render
 from importer.model import (
     KIND_ORDER,
     Action,
@@ -81,8 +81,8 @@ def apim_reserialised(xml: str) -> str:
 def test_create_everything_from_nothing(mode: Mode) -> None:
     d = desired(replace(FULL, modes=(mode,)))
     p = plan.diff(d, Actual())
-    api = render.api_id(REF, mode)
-    prefix = render.api_id(REF)
+    api = identity.api_id(REF, mode)
+    prefix = identity.api_id(REF)
     role, grant = d.role_assignments[0].name, d.role_assignments[1].name
     assert d.role_assignments[1].scope == SAFETY  # Content Safety: APIM's grant on that resource
     assert _summary(p) == sorted([
@@ -161,7 +161,7 @@ def _with_deployments(deployments: tuple[Deployment, ...]) -> Mutation:
     return mutate
 
 
-API = render.api_id(REF)
+API = identity.api_id(REF)
 DRIFTS: dict[str, tuple[Mutation, tuple[str, str, str], str]] = {
     "policy edited": (lambda d, a: (d, replace(a, policies=_policy(PolicySpec(API, d.policy.xml.replace(
         'tokens-per-minute="1000"', 'tokens-per-minute="9"'))))), ("update", "policy", API),
@@ -343,15 +343,15 @@ def test_offboard_leaves_a_foreign_api_alone() -> None:
 def test_offboard_ignores_marks_of_other_accounts() -> None:
     other = replace(REF, name="other-account")
     d = desired()
-    role = replace(d.role_assignments[0], description=render.owner_description(other, APIM_REF, "x"))
+    role = replace(d.role_assignments[0], description=identity.owner_description(other, APIM_REF, "x"))
     assert _off(Actual(role_assignments=(role,))).changes == ()
 
 
 def test_offboard_deletes_our_probe_subscription_first_and_never_a_foreign_one() -> None:
     d = desired()
-    ours = ActualSubscription(render.probe_subscription(REF), etag='"sub-1"', owned=True)
+    ours = ActualSubscription(identity.probe_subscription(REF), etag='"sub-1"', owned=True)
     p = _off(replace(actual_from(d), subscription=ours))
-    assert _summary(p)[:2] == [("delete", "subscription", render.probe_subscription_id(REF)),
+    assert _summary(p)[:2] == [("delete", "subscription", identity.probe_subscription_id(REF)),
                                ("delete", "api", API)]
     assert p.changes[0].etag == '"sub-1"'
     foreign = replace(ours, owned=False)

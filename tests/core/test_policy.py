@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from importer import policyxml, render
+from importer import identity, policyxml, render
 from importer.model import (
     ContentSafety,
     Deployment,
@@ -91,7 +91,7 @@ def test_statements_in_order_for_every_combination(mode: Mode, on: set[str]) -> 
 def test_every_statement_attribute(mode: Mode) -> None:
     d = desired(_options(mode, set(FEATURES)))
     xml, fam = d.policy.xml, render.policy_family(mode)
-    main, emb, safety = (render.backend_id(REF, r, mode) for r in ("main", "embeddings", "safety"))
+    main, emb, safety = (identity.backend_id(REF, r, mode) for r in ("main", "embeddings", "safety"))
     assert _find(xml, "set-backend-service").attrib == {"backend-id": main}
     assert _find(xml, "authentication-managed-identity").attrib == {
         "resource": "https://cognitiveservices.azure.com"}

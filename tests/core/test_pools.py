@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from importer import policyxml
+from importer.identity import backend_id
 from importer.model import (
     Account,
     AccountRef,
@@ -33,7 +34,6 @@ from importer.pools import (
     unified_api_id,
     weights,
 )
-from importer.render import backend_id
 
 
 def _acct(name: str, *deps: Deployment, kind: str = "OpenAI") -> Account:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from importer import openapi, render
+from importer import identity, openapi, render
 from importer.model import (
     OFFICIAL_OPENAPI_BASE_URL,
     OWNER_MARK,
@@ -53,7 +53,7 @@ MODE_CASES = [
 @pytest.mark.parametrize(("mode", "path", "url", "role"), MODE_CASES)
 def test_desired_objects_per_mode(mode: Mode, path: str, url: str, role: str) -> None:
     d = desired(Options(modes=(mode,), products=("gold", "bronze")))
-    api_id = render.api_id(REF, mode)
+    api_id = identity.api_id(REF, mode)
     assert d.account == REF
     assert d.api == ApiSpec(
         api_id=api_id,
@@ -76,11 +76,11 @@ def test_desired_objects_per_mode(mode: Mode, path: str, url: str, role: str) ->
         title=f"Contoso-AI ({mode.value})", protocol="http", circuit_breaker=False),)
     assert d.product_links == (ProductLinkSpec("bronze", api_id), ProductLinkSpec("gold", api_id))
     assert d.role_assignments == (RoleAssignmentSpec(
-        name=render.role_assignment_name(REF.id, role, PRINCIPAL), scope=REF.id, role_definition_guid=role,
+        name=identity.role_assignment_name(REF.id, role, PRINCIPAL), scope=REF.id, role_definition_guid=role,
         principal_id=PRINCIPAL,
         description=f"API Management contoso-apim calls account Contoso-AI.\n{MARK}"),)
     assert d.policy.api_id == api_id
-    assert render.owned_account(d.api.description) == REF.id
+    assert identity.owned_account(d.api.description) == REF.id
 
 
 def test_display_name_and_base_path_options() -> None:
@@ -100,22 +100,22 @@ def test_cache_and_safety_backends() -> None:
     d = desired(options)
     by_id = {b.backend_id: b for b in d.backends}
     assert [b.backend_id for b in d.backends] == sorted(by_id)
-    emb = by_id[render.backend_id(REF, "embeddings")]
+    emb = by_id[identity.backend_id(REF, "embeddings")]
     assert emb.url == ENDPOINT + "openai/deployments/text-embedding-3-small/embeddings"
-    assert emb.circuit_breaker and render.owned_account(emb.description) == REF.id
-    safety = by_id[render.backend_id(REF, "safety")]
+    assert emb.circuit_breaker and identity.owned_account(emb.description) == REF.id
+    safety = by_id[identity.backend_id(REF, "safety")]
     assert safety.url == SAFETY_ENDPOINT and safety.circuit_breaker
     assert safety.identity_resource == "https://cognitiveservices.azure.com"
-    assert render.owned_account(safety.description) == REF.id
+    assert identity.owned_account(safety.description) == REF.id
     assert render.safety_resource_of(safety.description) == SAFETY
     # APIM's identity gets Cognitive Services User on the Content Safety resource, marked for this
     # APIM instance (the grant is shared by every account that uses the resource).
     grant = next(r for r in d.role_assignments if r.scope == SAFETY)
     assert grant.role_definition_guid == render.ROLE_COGNITIVE_SERVICES_USER
     assert grant.principal_id == PRINCIPAL
-    assert grant.name == render.role_assignment_name(SAFETY, render.ROLE_COGNITIVE_SERVICES_USER, PRINCIPAL)
+    assert grant.name == identity.role_assignment_name(SAFETY, render.ROLE_COGNITIVE_SERVICES_USER, PRINCIPAL)
     assert render.owns_safety_grant(grant.description, APIM_REF)
-    assert render.owned_account(grant.description) is None
+    assert identity.owned_account(grant.description) is None
 
 
 def test_safety_needs_its_endpoint_read_before_render() -> None:
@@ -124,7 +124,7 @@ def test_safety_needs_its_endpoint_read_before_render() -> None:
 
 
 def test_diagnostics_follow_metrics_logger_and_llm_logging() -> None:
-    api = render.api_id(REF)
+    api = identity.api_id(REF)
     off = desired(Options()).diagnostics
     assert off == (DiagnosticSpec(api, "azuremonitor", "azuremonitor", llm_logging=False),)
     # Metrics without a logger: no diagnostic is managed (a service-level one may carry them).
@@ -218,7 +218,7 @@ def test_official_document_is_imported_by_link(mode: Mode) -> None:
     assert d.api == replace(
         bundled.api, import_format="openapi+json-link", import_value=link, operations=LINK_OPS,
         description=bundled.api.description.replace(f"\n{MARK}", f"\nOpenAPI document: {link}\n{MARK}"))
-    assert render.owned_account(d.api.description) == REF.id
+    assert identity.owned_account(d.api.description) == REF.id
     assert (d.backends, d.policy, d.role_assignments) == (bundled.backends, bundled.policy,
                                                           bundled.role_assignments)
 

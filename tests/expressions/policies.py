@@ -21,7 +21,7 @@ ACCOUNT_ID = (f"/subscriptions/{SUB}/resourceGroups/rg-ai/providers/Microsoft.Co
 REF = AccountRef.parse(ACCOUNT_ID)
 EMBEDDINGS = "text-embedding-3-small"
 
-# The override keys (config.OVERRIDE_KEYS) that change the policy, each with its values: off, on.
+# The override keys (options.KEYS) that change the policy, each with its values: off, on.
 POLICY_OPTIONS: dict[str, tuple[Any, ...]] = {
     "tokensPerMinute": ("off", "1000"),
     "tokenQuota": ("off", "100000/Monthly"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from importer import config, pools, render
+from importer import options, pools, render
 from importer.model import Mode
 from tests.expressions import csharp, policies
 from tests.expressions.conftest import Build
@@ -46,7 +46,7 @@ def test_every_expression_of_every_unified_pool_policy_compiles(build: Build) ->
 
 def test_the_options_left_out_do_not_change_the_policy() -> None:
     """The enumeration covers every option: the others leave the policy as it is."""
-    assert set(policies.POLICY_OPTIONS) | set(policies.OTHER_OPTIONS) | {"mode"} == set(config.OVERRIDE_KEYS)
+    assert set(policies.POLICY_OPTIONS) | set(policies.OTHER_OPTIONS) | {"mode"} == set(options.KEYS)
     for mode in Mode:
         for on in ({}, {k: v[1] for k, v in policies.POLICY_OPTIONS.items()}):
             base = policies.render_one(mode, on)

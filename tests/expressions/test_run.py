@@ -16,8 +16,9 @@ from azure.mgmt.apimanagement import models
 from devhost import seed
 from importer import policyxml, pools
 from importer.fleet import enumerate_estate, run_pass
+from importer.identity import api_id
 from importer.model import AccountRef, Mode
-from importer.render import INVALID_JSON_BODY, NOT_FOUND_MESSAGE, api_id
+from importer.render import INVALID_JSON_BODY, NOT_FOUND_MESSAGE
 from tests.expressions import csharp, policies, table
 from tests.expressions.conftest import Build, Family
 from tests.fixtures.world import SUB, World

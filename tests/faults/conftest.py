@@ -24,8 +24,8 @@ from armsim.server import Sim
 from devhost import seed
 from importer.azure.clients import Clients, StaticCredential
 from importer.fleet import enumerate_estate, run_pass
+from importer.identity import owned_account
 from importer.reconcile import Reconciler, build_reconciler
-from importer.render import owned_account
 from importer.run import Run
 from importer.settings import Settings
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from importer.identity import api_id, backend_id
 from importer.model import AccountRef
 from importer.reconcile import MAX_REPLANS
-from importer.render import api_id, backend_id
 from tests.faults.conftest import APIM, FULL, PRODUCT, Estates, FaultWorld, account_id, assert_converged
 
 ALPHA = AccountRef.parse(account_id("alpha"))

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from importer import openapi, policyxml
+from importer.identity import api_id, backend_id
 from importer.model import AccountRef, Mode
-from importer.render import ROLE_COGNITIVE_SERVICES_USER, ROLE_OPENAI_USER, api_id, backend_id
+from importer.render import ROLE_COGNITIVE_SERVICES_USER, ROLE_OPENAI_USER
 from tests.fixtures.world import World
 
 CASES = [

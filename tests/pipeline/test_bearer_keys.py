@@ -14,8 +14,8 @@ import openai
 import pytest
 
 from importer.azure.rest import ArmJson
+from importer.identity import api_id
 from importer.model import AccountRef, Mode
-from importer.render import api_id
 from tests.armsim.test_gateway import _subscription
 from tests.fixtures.world import AOAI, FOUNDRY, World
 

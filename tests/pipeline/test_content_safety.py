@@ -15,14 +15,9 @@ from azure.mgmt.apimanagement import models
 
 from devhost import seed
 from importer.azure.rest import ArmJson
+from importer.identity import api_id, backend_id
 from importer.model import AccountRef, Mode
-from importer.render import (
-    ROLE_COGNITIVE_SERVICES_USER,
-    ROLE_OPENAI_USER,
-    api_id,
-    backend_id,
-    owns_safety_grant,
-)
+from importer.render import ROLE_COGNITIVE_SERVICES_USER, ROLE_OPENAI_USER, owns_safety_grant
 from tests.armsim.test_gateway import CHAT, _call, _subscription
 from tests.fixtures.world import AOAI, FOUNDRY, SUB, World
 

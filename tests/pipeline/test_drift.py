@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 
 from devhost import seed
+from importer.identity import api_id, backend_id
 from importer.model import AccountRef
-from importer.render import api_id, backend_id
 from tests.fixtures.world import AOAI, SUB, World
 
 

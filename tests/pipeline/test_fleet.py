@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from devhost import seed
 from importer.fleet import enumerate_estate, run_pass, summarise
+from importer.identity import api_id
 from importer.model import AccountRef
-from importer.render import api_id
 from tests.fixtures.world import SUB, World
 
 

@@ -14,10 +14,10 @@ import pytest
 from devhost import seed
 from importer.cli import main
 from importer.explain import explain
+from importer.identity import api_id, probe_subscription_id
 from importer.model import AccountRef, ImporterError
 from importer.prober import gateway_test
 from importer.reconcile import Reconciler
-from importer.render import api_id, probe_subscription_id
 from importer.state.memory import MemoryRunHistory
 from tests.fixtures.world import AOAI, FOUNDRY, SUB, World
 

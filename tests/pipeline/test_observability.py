@@ -15,8 +15,8 @@ from azure.mgmt.apimanagement import models
 
 from importer import policyxml
 from importer.azure.rest import PREVIEW_API_VERSION, ArmJson
+from importer.identity import api_id
 from importer.model import AccountRef
-from importer.render import api_id
 from tests.armsim.test_gateway import CHAT, _call, _subscription
 from tests.fixtures.world import AOAI, World
 

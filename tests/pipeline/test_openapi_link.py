@@ -16,6 +16,7 @@ import pytest
 
 from importer import openapi
 from importer.azure import fetch
+from importer.identity import api_id
 from importer.model import (
     OFFICIAL_OPENAPI_FILES,
     AccountRef,
@@ -25,7 +26,6 @@ from importer.model import (
     PermanentError,
     TransientError,
 )
-from importer.render import api_id
 from tests import official
 from tests.fixtures.world import AOAI, FOUNDRY, SUB, World
 

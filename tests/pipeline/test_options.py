@@ -9,8 +9,8 @@ import pytest
 
 from devhost import seed
 from importer import policyxml
+from importer.identity import api_id
 from importer.model import AccountRef, Mode
-from importer.render import api_id
 from tests.fixtures.world import AOAI, FOUNDRY, SUB, World
 
 SAFETY = seed.account_id(SUB, seed.AI_GROUP, "contoso-safety")

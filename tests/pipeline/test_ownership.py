@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from importer.identity import api_id, backend_id
 from importer.model import AccountRef
-from importer.render import api_id, backend_id
 from tests.fixtures.world import AOAI, FOUNDRY, SUB, World
 
 

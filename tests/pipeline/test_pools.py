@@ -10,9 +10,9 @@ from typing import Any
 from devhost import seed
 from importer import poolsync
 from importer.fleet import enumerate_estate, run_pass, summarise
+from importer.identity import backend_id
 from importer.model import AccountRef, Mode
 from importer.pools import owns, pool_id, unified_api_id
-from importer.render import backend_id
 from importer.state.memory import MemoryLocks
 from tests.fixtures.world import SUB, World
 

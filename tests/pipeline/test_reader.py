@@ -8,11 +8,12 @@ from devhost import seed
 from importer.config import resolve_options
 from importer.discover import take_snapshot
 from importer.fleet import enumerate_estate
+from importer.identity import api_id
 from importer.model import AccountRef, Action, Plan
 from importer.plan import diff
 from importer.reader import FreshReader, Hints, SnapshotReader, reader_for
 from importer.reconcile import missing_account
-from importer.render import api_id, render
+from importer.render import render
 from tests.fixtures.world import AOAI, SUB, World
 
 

@@ -7,8 +7,8 @@ with 200 ms added to every request so that requests sent together overlap even o
 from __future__ import annotations
 
 from devhost import seed
+from importer.identity import api_id
 from importer.model import AccountRef
-from importer.render import api_id
 from tests.fixtures.world import SUB, World
 
 LATENCY = 0.2
